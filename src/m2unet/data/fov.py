@@ -1,0 +1,68 @@
+"""Field-of-view (FOV) mask estimated from a fundus image itself, for images that come without one.
+
+Method: the FOV is the bright disk of the fundus camera against a near-black surround. We take the
+per-pixel maximum over R, G, B (the red channel carries most of the fundus signal, the maximum also
+covers bluish or greenish captures), smooth it with a box filter, and threshold it at a fraction of a
+robust background-to-foreground range (Otsu's threshold on the smoothed maximum, bounded below by
+``min_level``). The mask is then made solid: every row and every column is filled between its first and
+last FOV pixel (the FOV is convex), which removes holes from dark lesions, vessels or the fovea.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _box_blur(channel: np.ndarray, radius: int) -> np.ndarray:
+    """Mean filter of size (2r+1)² through a summed-area table (numpy only)."""
+    if radius <= 0:
+        return channel
+    padded = np.pad(channel, radius + 1, mode="edge").astype(np.float64)
+    table = padded.cumsum(0).cumsum(1)
+    k = 2 * radius + 1
+    total = table[k:, k:] - table[:-k, k:] - table[k:, :-k] + table[:-k, :-k]
+    h, w = channel.shape
+    return (total / (k * k))[:h, :w].astype(np.float32)
+
+
+def _otsu(values: np.ndarray, bins: int = 256) -> float:
+    hist, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
+    hist = hist.astype(np.float64)
+    centers = (edges[:-1] + edges[1:]) / 2
+    weight0 = hist.cumsum()
+    weight1 = weight0[-1] - weight0
+    mean0 = (hist * centers).cumsum() / np.maximum(weight0, 1)
+    mean1 = ((hist * centers).sum() - (hist * centers).cumsum()) / np.maximum(weight1, 1)
+    between = weight0 * weight1 * (mean0 - mean1) ** 2
+    return float(centers[int(np.argmax(between))])
+
+
+def _fill_convex(mask: np.ndarray) -> np.ndarray:
+    def fill_rows(m: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(m)
+        any_on = m.any(axis=1)
+        first = np.argmax(m, axis=1)
+        last = m.shape[1] - 1 - np.argmax(m[:, ::-1], axis=1)
+        cols = np.arange(m.shape[1])[None, :]
+        out[any_on] = (cols >= first[any_on, None]) & (cols <= last[any_on, None])
+        return out
+
+    return fill_rows(mask) & fill_rows(mask.T).T
+
+
+def estimate_fov_mask(image: np.ndarray, min_level: float = 0.04) -> np.ndarray:
+    """Boolean H×W FOV mask of an RGB float image in [0, 1] (see the module docstring for the method)."""
+    brightness = image.max(axis=2) if image.ndim == 3 else image
+    h, w = brightness.shape
+    step = max(1, min(h, w) // 512)  # work on ≤ ~512 px for speed; upsample the result
+    small = brightness[::step, ::step]
+    smooth = _box_blur(small, radius=max(1, min(small.shape) // 200))
+    threshold = max(min_level, 0.5 * _otsu(smooth))
+    mask = _fill_convex(smooth > threshold)
+    if not mask.any():
+        return np.ones((h, w), dtype=bool)
+    if step > 1:
+        mask = np.repeat(np.repeat(mask, step, axis=0), step, axis=1)[:h, :w]
+        if mask.shape != (h, w):
+            mask = np.pad(mask, ((0, h - mask.shape[0]), (0, w - mask.shape[1])), mode="edge")
+    return mask

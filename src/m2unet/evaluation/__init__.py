@@ -1,0 +1,1 @@
+"""Evaluation: metrics over confusion counts, curves, figures, reports."""

@@ -1,0 +1,124 @@
+"""Model weights on disk: our own as safetensors with JSON metadata; the authors' .pth through a key map.
+
+Metadata (stored under the safetensors header key ``"m2unet"``) says what the weights are: model name,
+dataset, recipe, epochs, best epoch, validation Dice, the a-priori threshold, metrics, git commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import InputFileError
+from .models import create_model, load_authors_checkpoint
+from .models.pretrained import read_state_dict
+
+DEFAULT_THRESHOLD = 0.5
+METADATA_KEY = "m2unet"
+
+
+def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict | None = None) -> Path:
+    """Write ``model``'s state_dict as safetensors (atomically) with ``metadata`` as JSON."""
+    from safetensors.torch import save_file
+
+    from .data.io import write_atomic
+
+    meta = dict(metadata or {})
+    meta.setdefault("model", getattr(model, "registry_name", "m2unet"))
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return write_atomic(path, lambda tmp: save_file(state, tmp, metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)}))
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The metadata of one of our safetensors files ({} for other files)."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = (handle.metadata() or {}).get(METADATA_KEY)
+    except Exception as error:
+        raise InputFileError(path, f"not a readable safetensors file ({type(error).__name__})") from None
+    return json.loads(raw) if raw else {}
+
+
+def load_weights(path: str | os.PathLike, model_name: str | None = None) -> tuple[nn.Module, dict]:
+    """A model in eval mode and its metadata, from our safetensors file or one of the authors' checkpoints.
+
+    The architecture comes from the metadata (``model``), else ``model_name``, else ``"m2unet"``.
+    """
+    path = Path(path)
+    state = read_state_dict(path)
+    if any(key.startswith(("conv1.", "decode1.")) for key in state):
+        meta = {"model": "m2unet", "source": "authors", "file": path.name, "threshold": None}
+        return load_authors_checkpoint(path), meta
+    meta = read_metadata(path)
+    name = meta.get("model") or model_name or "m2unet"
+    model = create_model(name)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0][:150]
+        raise InputFileError(path, f"weights do not fit model {name!r} ({first})") from None
+    return model.eval(), meta
+
+
+def threshold_of(metadata: dict) -> float:
+    """The a-priori threshold stored with the weights (0.5 where none is stored)."""
+    value = metadata.get("threshold")
+    return float(value) if value is not None else DEFAULT_THRESHOLD
+
+
+def git_commit() -> str | None:
+    """The current git commit of the source tree, for provenance in metadata (None outside a checkout)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+
+
+# Models shipped inside the package (safetensors with metadata), chosen by name.
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+PRETRAINED_NAMES = ("drive", "chase_db1", "hrf")
+# The authors' checkpoints beside a checkout (../shared/weights), the fallback while no model is shipped.
+AUTHORS_FILES = {"drive": "M2UNetDRIVE.pth", "chase_db1": "M2UNetCHASEDB1.pth", "hrf": "M2UNetHRF.pth"}
+
+
+def authors_weights_dir() -> Path | None:
+    for candidate in (Path.cwd().parent / "shared" / "weights" / "m2unet-authors", Path(__file__).resolve().parents[3] / "shared" / "weights" / "m2unet-authors"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def pretrained_path(name: str) -> Path:
+    """The weights file for a pretrained model name: shipped in the package, else the authors' beside it."""
+    from .errors import M2UNetError
+
+    if name not in PRETRAINED_NAMES:
+        raise M2UNetError(f"unknown pretrained model {name!r}; available: {', '.join(PRETRAINED_NAMES)}")
+    shipped = PRETRAINED_DIR / f"{name}.safetensors"
+    if shipped.is_file():
+        return shipped
+    authors = authors_weights_dir()
+    if authors is not None and (authors / AUTHORS_FILES[name]).is_file():
+        return authors / AUTHORS_FILES[name]
+    raise M2UNetError(f"no weights for {name!r}: not shipped in this install and no ../shared/weights/m2unet-authors; pass --weights FILE")
+
+
+def load_pretrained(name: str = "drive") -> nn.Module:
+    """A pretrained M2U-Net in eval mode (``"drive"``, ``"chase_db1"`` or ``"hrf"``); metadata in ``.metadata``."""
+    model, meta = load_weights(pretrained_path(name))
+    model.metadata = meta
+    return model
