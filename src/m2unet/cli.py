@@ -144,5 +144,3 @@ def register_subcommands():
 
 register_subcommands()
 
-if __name__ == "__main__":
-    main()

@@ -130,10 +130,10 @@ def _require_dir(path: Path, dataset: str) -> Path:
 
 def drive(root: str | os.PathLike | None = None, split: str = "test") -> SegmentationDataset:
     """DRIVE: official 20 training (21–40) / 20 test (01–20); centre crop 544×544 (rows 20–563, cols 10–553)."""
-    root = _require_dir(Path(root or default_datasets_root() / "DRIVE"), "DRIVE")
     folder = {"train": "training", "test": "test"}.get(split)
     if folder is None:
         raise M2UNetError(f"DRIVE has splits 'train' and 'test', not {split!r}")
+    root = _require_dir(Path(root or default_datasets_root() / "DRIVE"), "DRIVE")
     numbers = range(21, 41) if split == "train" else range(1, 21)
     items = []
     for n in numbers:
@@ -160,10 +160,10 @@ def chase_db1(root: str | os.PathLike | None = None, split: str = "test", fov_ma
     (it was trained on the last 8 images). CHASE_DB1 has no official FOV masks: the third-party masks in
     ``CHASE_DB1_fov_mask_unofficial`` beside the dataset are used when present, else masks are estimated.
     """
-    root = _require_dir(Path(root or default_datasets_root() / "CHASE_DB1"), "CHASE_DB1")
     splits = {"train": CHASE_NAMES[:8], "test": CHASE_NAMES[8:], "test_01_10": CHASE_NAMES[:20], "train_11_14": CHASE_NAMES[20:]}
     if split not in splits:
         raise M2UNetError(f"CHASE_DB1 has splits {', '.join(splits)}, not {split!r}")
+    root = _require_dir(Path(root or default_datasets_root() / "CHASE_DB1"), "CHASE_DB1")
     masks = Path(fov_masks) if fov_masks else root.parent / "CHASE_DB1_fov_mask_unofficial"
     items = [
         ItemFiles(
@@ -183,10 +183,10 @@ HRF_CATEGORIES = ("h", "g", "dr")
 
 def hrf(root: str | os.PathLike | None = None, split: str = "test") -> SegmentationDataset:
     """HRF: train = images 01–05 of each category (15), test = 06–15 (30); full 3504×2336, no crop."""
-    root = _require_dir(Path(root or default_datasets_root() / "HRF"), "HRF")
     numbers = {"train": range(1, 6), "test": range(6, 16)}.get(split)
     if numbers is None:
         raise M2UNetError(f"HRF has splits 'train' and 'test', not {split!r}")
+    root = _require_dir(Path(root or default_datasets_root() / "HRF"), "HRF")
     items = []
     for category in HRF_CATEGORIES:
         for n in numbers:

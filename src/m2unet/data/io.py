@@ -62,9 +62,12 @@ def _read_tiff(path: Path) -> np.ndarray:
     try:
         import tifffile
 
-        return np.asarray(tifffile.imread(path))
+        array = np.asarray(tifffile.imread(path))
     except Exception as error:
-        raise InputFileError(path, f"cannot decode TIFF ({type(error).__name__})") from None
+        raise InputFileError(path, f"cannot decode TIFF, truncated or corrupt ({type(error).__name__})") from None
+    if array.ndim < 2 or array.size == 0:
+        raise InputFileError(path, "cannot decode TIFF, truncated or corrupt (no pixel data)")
+    return array
 
 
 def _to_unit_float(array: np.ndarray, path: Path) -> np.ndarray:
