@@ -33,3 +33,11 @@ def authors_dir() -> Path:
     if not AUTHORS.is_dir():
         pytest.skip(f"authors' checkpoints not found at {AUTHORS}")
     return AUTHORS
+
+
+@pytest.fixture(scope="session")
+def export_cache(tmp_path_factory) -> Path:
+    """A fresh cache for ONNX/OpenVINO exports (m2unet.export.cached_export), shared by the whole session."""
+    path = tmp_path_factory.mktemp("m2unet-exports")
+    os.environ["M2UNET_CACHE"] = str(path)
+    return path

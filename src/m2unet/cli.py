@@ -5,29 +5,9 @@ This layer only parses options and prints; the work lives in the library modules
 
 from __future__ import annotations
 
-import functools
-import sys
-
 import click
 
-from .errors import M2UNetError
-
-
-def one_line_errors(command):
-    """Turn library errors into one line on stderr and exit status 1, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except M2UNetError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-
-    return wrapper
+from .errors import M2UNetError, one_line_errors
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -43,27 +23,54 @@ def main():
 
 
 @main.command()
-@click.option("--model", "model_name", default="m2unet", show_default=True, help="Registered model name, or 'all'.")
-@click.option("--size", "sizes", multiple=True, default=("544",), show_default=True, help="Input size: N (N×N) or HxW; repeatable.")
+@click.option("--model", "model_name", default="all", show_default=True, help="Registered model name, or 'all'.")
+@click.option("--size", "sizes", multiple=True, default=("544", "960"), show_default=True, help="Input size: N (N×N) or HxW; repeatable.")
 @one_line_errors
 def info(model_name, sizes):
-    """Parameters, size on disk and multiply-adds of a model at an input size (the paper's Table 2 columns).
+    """Parameters, size on disk and multiply-adds of the models, beside the paper's Table 2.
+
+    Our values are computed from the models (MAdds on shapes only, so large sizes cost nothing); the
+    paper's come from m2unet.evaluation.paper; notes below the table explain each difference.
 
     \b
     Example:
-      m2unet info --model m2unet --size 544 --size 960
+      m2unet info --model all --size 544 --size 960
+      m2unet info --model erfnet --size 2336x3504
     """
     from .models import create_model, list_models
-    from .models.complexity import model_summary
+    from .models.paper_table2 import models_in_table_order, table2_notes, table2_rows
 
-    names = list_models() if model_name == "all" else [model_name]
-    click.echo(f"{'model':<10} {'params':>12} {'size MB':>8} {'input':>11} {'GMAdds':>9}")
+    if model_name != "all" and model_name not in list_models():
+        raise M2UNetError(f"unknown model {model_name!r}; available: {', '.join(list_models())}, all")
+    names = models_in_table_order() if model_name == "all" else [model_name]
+    shapes = [_parse_size(size) for size in sizes]
+
+    def fmt(value, spec, missing="–"):
+        return missing if value is None else format(value, spec)
+
+    click.echo(
+        f"{'model':<8} {'params':>11} {'paper':>7} {'Δ%':>6} {'size MB':>8} {'paper':>6} {'input':>9} "
+        f"{'GMAdds':>8} {'paper rule':>10} {'paper':>7} {'Δ%':>7}"
+    )
+    models = {}
     for name in names:
-        model = create_model(name)
-        for size in sizes:
-            h, w = _parse_size(size)
-            s = model_summary(model, h, w)
-            click.echo(f"{name:<10} {s['parameters']:>12,} {s['size_mb']:>8.2f} {f'{w}×{h}':>11} {s['gmadds']:>9.2f}")
+        model = models[name] = create_model(name)
+        multiple = getattr(model, "input_multiple", 1)
+        for h, w in shapes:
+            if h % multiple or w % multiple:
+                raise M2UNetError(f"--size {h}x{w}: {name} needs height and width divisible by {multiple}")
+        for row in table2_rows(name, shapes, model=model):
+            shape = f"{row['height']}×{row['width']}"
+            paper_params = fmt(row["paper_parameters"] and row["paper_parameters"] / 1e6, ".2f") + ("M" if row["paper_parameters"] else "")
+            click.echo(
+                f"{name:<8} {row['parameters']:>11,} {paper_params:>7} {fmt(row['parameters_diff_pct'], '+.2f'):>6} "
+                f"{row['size_mb']:>8.2f} {fmt(row['paper_size_mb'], '.1f'):>6} {shape:>9} "
+                f"{row['gmadds']:>8.2f} {row['gmadds_paper_rule']:>10.2f} {fmt(row['paper_gmadds'], '.2f'):>7} "
+                f"{fmt(row['gmadds_diff_pct'], '+.1f'):>7}"
+            )
+    click.echo("")
+    for note in table2_notes(names, models):
+        click.echo(f"note: {note}")
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -137,9 +144,19 @@ def datasets_check(path, name):
 
 def register_subcommands():
     """Sub-commands that live with their modules."""
+    from .evaluation.cli import compare, evaluate, report
     from .inference.cli import segment
+    from .training.cli import train
 
     main.add_command(segment)
+    from .export.cli import export
+    from .inference.bench import bench
+
+    main.add_command(export)
+    main.add_command(bench)
+    main.add_command(train)
+    for command in (evaluate, compare, report):
+        main.add_command(command)
 
 
 register_subcommands()

@@ -102,3 +102,120 @@ def best_threshold(counts: dict[str, np.ndarray], bins: int = DEFAULT_BINS) -> t
     scores = f1_score(counts["tp"], counts["fp"], counts["fn"])
     index = int(np.argmax(scores))
     return index / bins, float(scores[index])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Curves and summaries over per-threshold counts (arrays of length bins+1, index k ↔ threshold k/bins)
+
+
+def add_true_negatives(counts: dict, extra: int) -> dict:
+    """Counts with ``extra`` more true negatives at every threshold: the pixels a crop removed, which the
+    paper scores as correctly rejected background ("whole crop" protocol)."""
+    out = dict(counts)
+    out["tn"] = np.asarray(counts["tn"]) + int(extra)
+    return out
+
+
+def sum_counts(many) -> dict:
+    """Pool counts (per image) by summing them."""
+    many = list(many)
+    if not many:
+        raise ValueError("no counts to pool")
+    return {key: np.sum([np.asarray(c[key]) for c in many], axis=0) for key in ("tp", "fp", "fn", "tn")}
+
+
+def at_threshold(counts: dict, threshold: float, bins: int | None = None) -> dict:
+    """Scalar counts at ``threshold`` from per-threshold arrays: the grid point k/bins with k = ceil(threshold·bins)
+    (``p ≥ threshold`` ⇔ ``p ≥ k/bins`` for probabilities on the grid)."""
+    size = len(np.asarray(counts["tp"]))
+    bins = size - 1 if bins is None else bins
+    index = int(np.clip(np.ceil(threshold * bins - 1e-9), 0, bins))
+    return {key: int(np.asarray(counts[key])[index]) for key in ("tp", "fp", "fn", "tn")}
+
+
+def roc_curve(counts: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(FPR, TPR) from the highest threshold to the lowest, with (0, 0) and (1, 1) added at the ends."""
+    tp, fp, fn, tn = (np.asarray(counts[k], dtype=np.float64)[::-1] for k in ("tp", "fp", "fn", "tn"))
+    tpr = recall(tp, fp, fn, tn)
+    fpr = _ratio(fp, fp + tn)
+    return np.concatenate([[0.0], fpr, [1.0]]), np.concatenate([[0.0], tpr, [1.0]])
+
+
+def roc_auc(counts: dict) -> float:
+    """Area under the ROC curve: trapezoid over the (FPR, TPR) points of all thresholds.
+
+    With scores on the threshold grid this equals the exact (Mann-Whitney) AUC, ties counted ½; with
+    continuous scores the only error is that pairs inside one bin count ½ (see :func:`roc_auc_bin_error`).
+    """
+    fpr, tpr = roc_curve(counts)
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def roc_auc_bin_error(counts: dict) -> float:
+    """Upper bound of |AUC from binned counts − AUC of the unbinned scores|: ½·Σ_k pos_k·neg_k / (P·N)."""
+    tp, fp = np.asarray(counts["tp"], dtype=np.float64), np.asarray(counts["fp"], dtype=np.float64)
+    pos = tp - np.append(tp[1:], 0.0)  # positives whose score falls in bin k
+    neg = fp - np.append(fp[1:], 0.0)
+    total = tp[0] * fp[0]
+    return float(0.5 * np.sum(pos * neg) / total) if total > 0 else 0.0
+
+
+def pr_curve(counts: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(precision, recall, threshold) at every grid threshold where something is predicted positive,
+    ordered by increasing threshold (as scikit-learn's ``precision_recall_curve`` minus its end point)."""
+    tp, fp, fn = (np.asarray(counts[k], dtype=np.float64) for k in ("tp", "fp", "fn"))
+    bins = len(tp) - 1
+    keep = (tp + fp) > 0
+    return precision(tp, fp)[keep], recall(tp, fp, fn)[keep], (np.arange(bins + 1) / bins)[keep]
+
+
+def average_precision(counts: dict) -> float:
+    """Average precision Σ (R_k − R_{k+1})·P_k over the thresholds (scikit-learn's definition, no interpolation)."""
+    tp, fp, fn = (np.asarray(counts[k], dtype=np.float64) for k in ("tp", "fp", "fn"))
+    rec = recall(tp, fp, fn)
+    prec = precision(tp, fp)
+    rec_above = np.append(rec[1:], 0.0)  # recall at the next higher threshold
+    return float(np.sum((rec - rec_above) * prec))
+
+
+METRICS = {
+    "f1": f1_score,
+    "accuracy": accuracy,
+    "sensitivity": sensitivity,
+    "specificity": specificity,
+    "precision": precision,
+    "jaccard": jaccard,
+    "mcc": mcc,
+}
+
+
+def summary(counts: dict) -> dict[str, float]:
+    """Every binary metric of scalar counts (one operating point), plus the counts themselves."""
+    values = {name: float(function(counts["tp"], counts["fp"], counts["fn"], counts["tn"])) for name, function in METRICS.items()}
+    values.update({key: int(counts[key]) for key in ("tp", "fp", "fn", "tn")})
+    return values
+
+
+def bootstrap_f1(per_image: list[dict], threshold: float | None, resamples: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """Bootstrap interval over images of the pooled F1.
+
+    ``threshold`` fixed: F1 of the resampled images' pooled counts at that threshold. ``None``: the
+    threshold is re-chosen (best F1) inside every resample, i.e. the optimistic protocol's own variance.
+    Returns {"low", "high", "resamples", "level", "seed"}.
+    """
+    n = len(per_image)
+    if n == 0:
+        raise ValueError("no images to resample")
+    stacked = {key: np.stack([np.asarray(c[key], dtype=np.float64) for c in per_image]) for key in ("tp", "fp", "fn")}
+    rng = np.random.default_rng(seed)
+    # multiplicity of each image in each resample (equivalent to drawing n indices with replacement)
+    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+    if threshold is not None:
+        bins = stacked["tp"].shape[1] - 1
+        k = int(np.clip(np.ceil(threshold * bins - 1e-9), 0, bins))
+        stacked = {key: value[:, k : k + 1] for key, value in stacked.items()}
+    pooled = {key: weights @ value for key, value in stacked.items()}
+    scores = f1_score(pooled["tp"], pooled["fp"], pooled["fn"]).max(axis=1)
+    alpha = (1.0 - level) / 2
+    low, high = np.quantile(scores, [alpha, 1.0 - alpha])
+    return {"low": float(low), "high": float(high), "resamples": resamples, "level": level, "seed": seed}

@@ -1,0 +1,71 @@
+"""Peak memory of `m2unet segment` on large images: an HRF photograph (3504×2336) and a 7000×5000 one.
+
+The 7000×5000 JPEG is HRF 01_h resized (made in a temporary folder). Each run is one child process with
+--overlay; its peak RSS (ru_maxrss from wait4) and wall time are recorded with the load average.
+
+    .venv/bin/python benchmarks/bench_memory.py                         # writes results/bench/memory.md
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from m2unet.data import default_datasets_root, write_atomic
+
+OUT = Path(__file__).resolve().parents[1] / "results" / "bench"
+PRECISIONS = ("auto", "int8")
+
+
+def measure(image: Path, precision: str, out: Path) -> dict:
+    command = [sys.executable, "-m", "m2unet", "segment", str(image), "-o", str(out), "--overlay", "--backend", "openvino", "--precision", precision]
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    stdout = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    return {"image": image.name, "size": "×".join(map(str, Image.open(image).size)), "precision": precision, "exit_status": status,
+            "wall_s": time.perf_counter() - start, "peak_rss_mb": usage.ru_maxrss / 1024, "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(), "summary": stdout.strip().splitlines()[-1:]}
+
+
+def main() -> int:
+    hrf = default_datasets_root() / "HRF" / "images" / "01_h.jpg"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        big = Path(tmp) / "hrf_01_h_7000x5000.jpg"
+        Image.open(hrf).resize((7000, 5000), Image.BICUBIC).save(big, quality=92)
+        for image in (hrf, big):
+            for precision in PRECISIONS:
+                measure(image, precision, Path(tmp) / "warm")  # first run exports / quantizes (cached)
+                rows.append(measure(image, precision, Path(tmp) / "out"))
+                print(rows[-1], flush=True)
+    lines = [
+        "# Peak memory of `m2unet segment` on large images",
+        "",
+        "Command: `.venv/bin/python benchmarks/bench_memory.py` — one `m2unet segment IMAGE --overlay --backend openvino "
+        "--precision P` process per row (after a warm-up run that fills the export cache); peak RSS = ru_maxrss of that process.",
+        "Wall time includes start-up (imports, model compile), JPEG decode, FOV mask, tiled inference and writing three PNGs.",
+        "",
+        "| image | size | precision | peak RSS MB | wall s | load avg (1 min) before → after |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['image']} | {r['size']} | {r['precision']} | {r['peak_rss_mb']:.0f} | {r['wall_s']:.1f} | "
+                     f"{r['loadavg_before'][0]:.2f} → {r['loadavg_after'][0]:.2f} |")
+    lines.append("")
+    write_atomic(OUT / "memory.md", lambda tmp: Path(tmp).write_text("\n".join(lines)))
+    write_atomic(OUT / "memory.json", lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=1) + "\n"))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""``m2unet evaluate``, ``m2unet compare`` and ``m2unet report``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import M2UNetError, one_line_errors
+
+
+def _weights_info(path: Path, metadata: dict, label: str | None) -> dict:
+    import hashlib
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    source = metadata.get("source") or "m2unet"
+    return {
+        "file": path.name,
+        "path": str(path),
+        "sha256": digest,
+        "model": metadata.get("model", "m2unet"),
+        "source": source,
+        "label": label or (f"{metadata.get('model', 'm2unet')} ({path.name})"),
+        "metadata": {k: v for k, v in metadata.items() if k not in ("metrics",)},
+    }
+
+
+def _command_line(context: click.Context) -> str:
+    """The command as a user would retype it (options that differ from their defaults), for provenance."""
+    import shlex
+
+    words = [f"m2unet {context.info_name}"]
+    for parameter in context.command.params:
+        value = context.params.get(parameter.name)
+        if not isinstance(parameter, click.Option) or value is None or value == parameter.get_default(context):
+            continue
+        if parameter.is_flag:
+            flags = parameter.opts if value else parameter.secondary_opts
+            if flags:  # a lone flag (no --no-x form) that is off is simply absent
+                words.append(flags[0])
+        else:
+            for item in value if isinstance(value, (tuple, list)) else (value,):  # multiple=True options repeat
+                words.append(f"{parameter.opts[0]} {shlex.quote(str(item))}")
+    return " ".join(words)
+
+
+@click.command()
+@click.option("--dataset", "dataset_name", required=True, help="drive, chase_db1, hrf, or a folder of your own (see the README).")
+@click.option("--split", default="test", show_default=True, help="Split to evaluate (CHASE_DB1 also: test_01_10, train_11_14).")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Weights: our .safetensors or an authors' .pth.")
+@click.option("--model", "model_name", help="Pretrained model instead of --weights: drive, chase_db1 or hrf [default: the dataset's].")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder [default: evaluation/DATASET-SPLIT-WEIGHTS].")
+@click.option("--threshold", type=float, help="A-priori threshold [default: stored with the weights, else chosen on the training split].")
+@click.option("--threshold-split", help="Split on which to choose the a-priori threshold [default: the training split].")
+@click.option("--datasets-root", type=click.Path(file_okay=False), help="Folder with DRIVE/, CHASE_DB1/, HRF/ [default: ../shared/datasets].")
+@click.option("--maps/--no-maps", default=True, show_default=True, help="Save per-image probability maps as 8-bit PNG.")
+@click.option("--npy", is_flag=True, help="Also save the float32 probability maps as .npy.")
+@click.option("--figure-image", help="Image name for Figure 5 [default: the first image].")
+@click.option("--bootstrap", default=2000, show_default=True, type=click.IntRange(100, 100000), help="Bootstrap resamples over images.")
+@click.option("--label", help="Name of this model in tables and plots.")
+@click.option("--second-observer-only", is_flag=True, help="No model: only score the second human observer against the first.")
+@one_line_errors
+def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, threshold_split, datasets_root, maps, npy, figure_image, bootstrap, label, second_observer_only):
+    """Evaluate a model on a labelled split, the paper's way and the honest way.
+
+    Confusion counts at 1001 thresholds are pooled over the split, inside the FOV and over the whole
+    crop (crop-removed pixels as true negatives, as the paper does). F1 is reported at the a-priori
+    threshold and at the best threshold on the split itself (the paper's protocol: optimistic), with
+    accuracy, ROC AUC, sensitivity, specificity, Jaccard, MCC, per-image mean ± std, a bootstrap 95%
+    interval for F1, and the second human observer where the dataset has one.
+
+    Writes OUT/metrics.json, OUT/per_image.csv, OUT/pr_curve.png, OUT/figure5.png and
+    OUT/probability/NAME.png (and .npy with --npy). With --second-observer-only no model is run
+    (e.g. for the paper's CHASE_DB1 test split, where the authors' checkpoint saw some images in training).
+
+    \b
+    Examples:
+      m2unet evaluate --dataset drive --weights ../shared/weights/m2unet-authors/M2UNetDRIVE.pth --out eval/drive
+      m2unet evaluate --dataset chase_db1 --split test_01_10 --model chase_db1 --no-maps
+      m2unet evaluate --dataset chase_db1 --split test --second-observer-only --out eval/chase_observer
+      m2unet evaluate --dataset my_fundus_folder --weights run/best.safetensors --threshold 0.5
+    """
+    from ..data import load_dataset
+    from ..weights import load_weights, pretrained_path, threshold_of
+    from .evaluate import TRAINING_SPLIT, format_table, peak_rss_mb, threshold_on_split
+    from .evaluate import evaluate as run_evaluation
+
+    if weights and model_name:
+        raise M2UNetError("give either --weights or --model, not both")
+    if second_observer_only:
+        dataset = load_dataset(dataset_name, split, root=datasets_root)
+        out = Path(out_dir) if out_dir else Path("evaluation") / f"{dataset.name}-{split}-second-observer"
+        result = run_evaluation(None, dataset, out, a_priori=None, threshold_source="no model", weights_info={"label": "second observer"},
+                                save_maps=False, bootstrap=bootstrap, command=_command_line(click.get_current_context()))
+        if result["second_observer"] is None:
+            raise M2UNetError(f"{dataset_name} {split}: no second observer's labels in this dataset")
+        click.echo(format_table(result))
+        click.echo(f"wrote {out}/")
+        return
+    if not weights and not model_name:  # the pretrained model of that dataset (drive for a folder of one's own)
+        model_name = str(dataset_name).lower() if str(dataset_name).lower() in ("drive", "chase_db1", "hrf") else "drive"
+        click.echo(f"no --weights or --model given: using the pretrained '{model_name}' model", err=True)
+    path = Path(weights) if weights else pretrained_path(model_name)
+    if not path.is_file():
+        raise M2UNetError(f"{path}: no such weights file")
+    model, metadata = load_weights(path)
+    dataset = load_dataset(dataset_name, split, root=datasets_root)
+    if len(dataset) == 0:
+        raise M2UNetError(f"{dataset_name} {split}: no images")
+    if threshold is not None:
+        if not 0.0 <= threshold <= 1.0:
+            raise M2UNetError(f"--threshold {threshold}: must be between 0 and 1")
+        source = "given with --threshold"
+    elif metadata.get("threshold") is not None and not threshold_split:
+        threshold, source = threshold_of(metadata), "stored with the weights"
+    else:
+        train_split = threshold_split or TRAINING_SPLIT.get(split)
+        if train_split is None:
+            raise M2UNetError(f"the weights store no threshold and split {split!r} has no known training split; pass --threshold or --threshold-split")
+        if train_split == split:
+            raise M2UNetError(f"--threshold-split {train_split}: the a-priori threshold must come from other images than the evaluated split")
+        click.echo(f"the weights store no threshold: choosing it on split '{train_split}' (the honest a-priori protocol)", err=True)
+        threshold, source = threshold_on_split(model, dataset_name, train_split, root=datasets_root)
+    out = Path(out_dir) if out_dir else Path("evaluation") / f"{dataset.name}-{split}-{path.stem}"
+    command = _command_line(click.get_current_context())
+    result = run_evaluation(
+        model, dataset, out, a_priori=threshold, threshold_source=source, weights_info=_weights_info(path, metadata, label),
+        save_maps=maps, save_npy=npy, figure_image=figure_image, bootstrap=bootstrap, command=command,
+    )
+    click.echo(format_table(result))
+    runtime = result["runtime"]
+    click.echo(f"{result['images']} images in {runtime['seconds']:.1f} s ({runtime['seconds_per_image']:.2f} s/image), peak memory {peak_rss_mb():.0f} MiB; wrote {out}/")
+    if result["failed"]:
+        click.echo(f"{len(result['failed'])} failed:", err=True)
+        for line in result["failed"]:
+            click.echo(f"  {line}", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", "out_dir", default="comparison", show_default=True, type=click.Path(file_okay=False), help="Folder for comparison.md and pr_curves.png.")
+@click.option("--region", type=click.Choice(["crop", "fov", "crop_only"]), default="crop", show_default=True, help="Pixels the PR curves and table use.")
+@one_line_errors
+def compare(runs, out_dir, region):
+    """One table and one precision–recall plot over several `m2unet evaluate` outputs.
+
+    RUNS are evaluation output folders (or their metrics.json). The table has F1 at the a-priori and at the
+    best threshold (optimistic), its bootstrap interval, accuracy, AUC and average precision; the plot
+    has every model's curve with its operating points and each dataset's second observer.
+
+    \b
+    Example:
+      m2unet compare results/authors/drive evaluation/drive-test-best --out comparison/
+    """
+    from .compare import compare_runs
+
+    table, plot = compare_runs([Path(r) for r in runs], Path(out_dir), region=region)
+    click.echo(table)
+    click.echo(f"wrote {Path(out_dir) / 'comparison.md'} and {plot}")
+
+
+@click.command()
+@click.option("--out", "out_dir", default="report", show_default=True, type=click.Path(file_okay=False), help="Folder for report.md and its PNGs.")
+@click.option("--runs", "runs", multiple=True, type=click.Path(exists=True), help="Evaluation outputs to report (repeatable) [default: every metrics.json under results/].")
+@click.option("--timing-repeats", default=3, show_default=True, type=click.IntRange(0, 50), help="Timed runs per input size (median); 0 skips timing.")
+@click.option("--models", "models", multiple=True, help="Registered models for Table 2 (repeatable) [default: all].")
+@one_line_errors
+def report(out_dir, runs, timing_repeats, models):
+    """One Markdown page reproducing the paper's Table 2, Tables 3–4 and Figure 5 from available results.
+
+    Model size and MAdds are computed for every registered model; F1, accuracy and AUC come from
+    `m2unet evaluate` outputs; time per image is measured on this CPU (eager PyTorch fp32; `m2unet bench` compares backends)
+    and shown beside the paper's published rows (kept in m2unet/evaluation/paper.py).
+
+    \b
+    Example:
+      m2unet report --out report/ --runs results/authors/drive --runs results/authors/hrf
+    """
+    from ..models import list_models
+    from .report import write_report
+
+    unknown = [m for m in models if m not in list_models()]
+    if unknown:
+        raise M2UNetError(f"--models {unknown[0]}: not a registered model ({', '.join(list_models())})")
+    path = write_report(Path(out_dir), [Path(r) for r in runs] or None, timing_repeats=timing_repeats, models=list(models) or None,
+                        command=_command_line(click.get_current_context()))
+    click.echo(f"wrote {path}")

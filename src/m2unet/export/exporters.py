@@ -1,0 +1,228 @@
+"""ONNX / OpenVINO export of M2U-Net and int8 post-training quantization calibrated on training images.
+
+Every exported model takes ``image``: float32 N×3×H×W, RGB in [0, 1], H and W multiples of 16 (dynamic),
+and returns ``probability``: float32 N×1×H×W (the sigmoid is part of the graph, so every runtime returns
+the same quantity as :func:`m2unet.inference.predict.predict_probability`).
+
+Exports are cached per weights file (by content hash) under ``$M2UNET_CACHE`` (default
+``~/.cache/m2unet/exports``), so ``m2unet segment --backend openvino`` and ``m2unet bench`` export once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import M2UNetError
+
+OPSET = 17
+INPUT_NAME, OUTPUT_NAME = "image", "probability"
+CACHE_ENV = "M2UNET_CACHE"
+# Calibration crops: at most this size (centre crop, multiple of 16), so HRF calibration stays cheap.
+CALIBRATION_MAX_SIDE = 1024
+DEFAULT_CALIBRATION = "drive"
+# Layers kept in floating point by int8 quantization: the last decoder block works at full resolution and
+# produces the logits, and quantizing it costs most of the accuracy (DRIVE test F1, OpenVINO: −0.027 with
+# it quantized, −0.0003 without; benchmarks/quantization_f1.py). Matched against node names of the export.
+FLOAT_LAYERS = "decoder.3"
+INT8_TAG = "keep-dec3"  # part of the cached file name: changes when the quantization recipe changes
+
+
+class ProbabilityModel:
+    """Wraps a logits model so the exported graph ends in a sigmoid (built lazily: torch is imported here only)."""
+
+    def __new__(cls, model):
+        import torch
+
+        class _Probability(torch.nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, image):
+                return torch.sigmoid(self.inner(image))
+
+        return _Probability(model).eval()
+
+
+def export_onnx(model, path: str | os.PathLike, opset: int = OPSET, sample_size: tuple[int, int] = (64, 80)) -> Path:
+    """Write an ONNX model with dynamic batch, height and width (opset ``opset`` ≥ 17), atomically."""
+    import torch
+
+    from ..data.io import write_atomic
+
+    if opset < 17:
+        raise M2UNetError(f"opset {opset}: need at least 17")
+    wrapped = ProbabilityModel(model.float().eval())
+    sample = torch.rand(1, 3, *sample_size)
+    dynamic = {0: "batch", 2: "height", 3: "width"}
+
+    def write(tmp):
+        # The TorchScript exporter: the torch.export-based one needs onnxscript, which this project does not depend on.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                wrapped, sample, tmp, opset_version=opset, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic}, dynamo=False,
+            )
+
+    return write_atomic(path, write)
+
+
+def _save_ir(ov_model, xml_path: Path) -> Path:
+    """Save an OpenVINO IR (.xml + .bin) through temporary names, then rename both (bin first)."""
+    import openvino as ov
+
+    xml_path = Path(xml_path)
+    xml_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_xml = xml_path.with_name(f".{xml_path.stem}.{os.getpid()}.tmp.xml")
+    # fp32 weights: the model is tiny (2 MB) and fp16 compression would add rounding to the parity check.
+    ov.save_model(ov_model, str(tmp_xml), compress_to_fp16=False)
+    os.replace(tmp_xml.with_suffix(".bin"), xml_path.with_suffix(".bin"))
+    os.replace(tmp_xml, xml_path)
+    return xml_path
+
+
+def export_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike) -> Path:
+    """Convert an exported ONNX model to OpenVINO IR (dynamic shapes kept; fp32 weights)."""
+    import openvino as ov
+
+    return _save_ir(ov.convert_model(str(onnx_path)), Path(xml_path))
+
+
+def calibration_images(dataset: str = DEFAULT_CALIBRATION, limit: int = 20, root: str | os.PathLike | None = None) -> list[np.ndarray]:
+    """Training images of ``dataset`` (a built-in name or a folder) as N×3×H×W float32 batches of one.
+
+    Each image is centre-cropped to at most ``CALIBRATION_MAX_SIDE`` and to multiples of 16.
+    """
+    from ..data import load_dataset
+
+    try:
+        data = load_dataset(dataset, split="train", root=root)
+    except M2UNetError as error:
+        raise M2UNetError(f"calibration data {dataset!r}: {error}") from None
+    batches = []
+    for index in range(min(limit, len(data))):
+        image = data[index].image
+        h, w = image.shape[:2]
+        ch = min(CALIBRATION_MAX_SIDE, h - h % 16)
+        cw = min(CALIBRATION_MAX_SIDE, w - w % 16)
+        top, left = (h - ch) // 2, (w - cw) // 2
+        crop = image[top : top + ch, left : left + cw]
+        batches.append(np.ascontiguousarray(crop.transpose(2, 0, 1)[None], dtype=np.float32))
+    if not batches:
+        raise M2UNetError(f"calibration data {dataset!r}: no training images found")
+    return batches
+
+
+def quantize_openvino_int8(xml_path: str | os.PathLike, out_xml: str | os.PathLike, batches: list[np.ndarray]) -> Path:
+    """int8 post-training quantization with NNCF (OpenVINO backend), calibrated on ``batches``."""
+    try:
+        import nncf
+    except ImportError:
+        raise M2UNetError("int8 OpenVINO export needs NNCF: pip install nncf (or m2unet[deploy])") from None
+    import logging
+
+    import openvino as ov
+
+    nncf.set_log_level(logging.ERROR)  # it lists every node kept in float
+    model = ov.Core().read_model(str(xml_path))
+    keep_float = nncf.IgnoredScope(patterns=[f".*{FLOAT_LAYERS.replace('.', '[.]')}/.*"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized = nncf.quantize(
+            model, nncf.Dataset(batches), subset_size=len(batches), preset=nncf.QuantizationPreset.MIXED,
+            fast_bias_correction=True, ignored_scope=keep_float,
+        )
+    return _save_ir(quantized, Path(out_xml))
+
+
+def quantize_onnx_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike, batches: list[np.ndarray]) -> Path:
+    """int8 post-training quantization for ONNX Runtime: QDQ format, per-channel weights, calibrated on ``batches``."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from ..data.io import write_atomic
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter(batches)
+
+        def get_next(self):
+            batch = next(self.items, None)
+            return None if batch is None else {INPUT_NAME: batch}
+
+    import logging
+
+    import onnx
+
+    keep_float = [node.name for node in onnx.load(str(onnx_path)).graph.node if f"/{FLOAT_LAYERS}/" in node.name]
+
+    def write(tmp):
+        level = logging.getLogger().level
+        logging.getLogger().setLevel(logging.ERROR)  # quantize_static logs advice through the root logger
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                quantize_static(
+                    str(onnx_path), tmp, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=keep_float,
+                )
+        finally:
+            logging.getLogger().setLevel(level)
+
+    return write_atomic(out_path, write)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cache of exports per weights file
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "m2unet" / "exports")
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def cached_export(weights: str | os.PathLike, kind: str, calibration: str = DEFAULT_CALIBRATION, progress=None) -> Path:
+    """Path of an export of ``weights`` (made on first use): ``kind`` is onnx, onnx-int8, openvino or openvino-int8."""
+    from ..weights import load_weights
+
+    weights = Path(weights)
+    folder = cache_root() / f"{weights.stem}-{_file_digest(weights)}"
+    onnx_path = folder / "model.onnx"
+    say = progress or (lambda message: None)
+    if not onnx_path.is_file():
+        say(f"exporting {weights.name} to ONNX (once, cached in {folder})")
+        model, _ = load_weights(weights)
+        export_onnx(model, onnx_path)
+    if kind == "onnx":
+        return onnx_path
+    tag = calibration if "/" not in str(calibration) else "folder-" + hashlib.sha256(str(Path(calibration).resolve()).encode()).hexdigest()[:8]
+    if kind == "onnx-int8":
+        out = folder / f"model_int8_{tag}_{INT8_TAG}.onnx"
+        if not out.is_file():
+            say(f"quantizing to int8 for ONNX Runtime, calibrated on {calibration} training images (once)")
+            quantize_onnx_int8(onnx_path, out, calibration_images(calibration))
+        return out
+    xml = folder / "model.xml"
+    if not xml.is_file():
+        export_openvino(onnx_path, xml)
+    if kind == "openvino":
+        return xml
+    if kind == "openvino-int8":
+        out = folder / f"model_int8_{tag}_{INT8_TAG}.xml"
+        if not out.is_file():
+            say(f"quantizing to int8 with NNCF, calibrated on {calibration} training images (once)")
+            quantize_openvino_int8(xml, out, calibration_images(calibration))
+        return out
+    raise M2UNetError(f"unknown export kind {kind!r}")

@@ -1,0 +1,161 @@
+"""One runtime abstraction over PyTorch, ONNX Runtime and OpenVINO.
+
+Every backend is called the same way: ``backend(batch)`` with a float32 N×3×H×W array (RGB in [0, 1],
+H and W multiples of 16) returns the vessel probability as float32 N×1×H×W. Padding and tiling live in
+:mod:`m2unet.inference.predict`, so every backend sees the same inputs.
+
+Backend names (``BACKENDS``):
+
+======================  ===========================================================================
+``torch``               PyTorch eager, fp32: the authors' way, the baseline of every benchmark
+``torch-bf16``          PyTorch eager under bf16 autocast with channels_last memory layout
+``onnxruntime``         ONNX Runtime, fp32, exported ONNX graph (dynamic H, W)
+``onnxruntime-int8``    ONNX Runtime, int8 QDQ (static post-training quantization on training images)
+``openvino``            OpenVINO, fp32 (``INFERENCE_PRECISION_HINT=f32``)
+``openvino-bf16``       OpenVINO, bf16 compute on CPUs with AVX-512-BF16 / AMX
+``openvino-int8``       OpenVINO, int8 model quantized with NNCF on training images; the layers kept in
+                        float (the last decoder block) run in bf16 where the CPU has it, else fp32
+======================  ===========================================================================
+
+OpenVINO compiles one model per input shape (a static shape is faster than a dynamic one on CPU) and keeps
+the last few compiled shapes; ``hint`` is OpenVINO's ``PERFORMANCE_HINT`` (LATENCY or THROUGHPUT).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import M2UNetError
+
+BACKENDS = ("torch", "torch-bf16", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-bf16", "openvino-int8")
+RUNTIMES = ("torch", "onnxruntime", "openvino")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+SHAPE_CACHE = 4  # compiled OpenVINO models kept (one per input shape)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (OpenVINO's view; False when OpenVINO is missing)."""
+    try:
+        import openvino as ov
+
+        return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:
+        return False
+
+
+def backend_name(runtime: str, precision: str = "auto") -> str:
+    """The backend for a runtime and a precision; ``auto`` is fp32 for torch and onnxruntime, and for
+    openvino bf16 on CPUs that have it (measured F1 change on DRIVE: results/export/precision_f1.md), else fp32."""
+    if runtime not in RUNTIMES:
+        raise M2UNetError(f"unknown backend {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    if precision == "auto":
+        precision = "bf16" if runtime == "openvino" and cpu_has_bf16() else "fp32"
+    name = runtime if precision == "fp32" else f"{runtime}-{precision}"
+    if name not in BACKENDS:
+        raise M2UNetError(f"backend {runtime} has no {precision} mode; available: {', '.join(BACKENDS)}")
+    return name
+
+
+class TorchBackend:
+    def __init__(self, model, bf16: bool = False):
+        import torch
+
+        self.torch = torch
+        self.bf16 = bf16
+        self.model = model.float().eval()
+        if bf16:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.name = "torch-bf16" if bf16 else "torch"
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        from .predict import predict_logits
+
+        tensor = self.torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        logits = predict_logits(self.model, tensor, bf16=self.bf16, channels_last=self.bf16)
+        return self.torch.sigmoid(logits).numpy()
+
+
+class OnnxRuntimeBackend:
+    def __init__(self, onnx_path: str | os.PathLike, name: str = "onnxruntime", threads: int | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # the exporter leaves unused constants; ORT warns about each
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.name = name
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+
+class OpenVINOBackend:
+    def __init__(self, model_path: str | os.PathLike, precision: str = "f32", hint: str = "LATENCY", name: str = "openvino", threads: int | None = None):
+        import openvino as ov
+
+        self.core = ov.Core()
+        self.model = self.core.read_model(str(model_path))
+        self.config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": hint}
+        if threads:
+            self.config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled: OrderedDict[tuple, object] = OrderedDict()
+        self.name = name
+
+    def request(self, shape: tuple[int, ...]):
+        """An infer request compiled for exactly ``shape`` (cached, least recently used dropped)."""
+        if shape in self.compiled:
+            self.compiled.move_to_end(shape)
+            return self.compiled[shape]
+        self.model.reshape(list(shape))
+        request = self.core.compile_model(self.model, "CPU", self.config).create_infer_request()
+        self.compiled[shape] = request
+        while len(self.compiled) > SHAPE_CACHE:
+            self.compiled.popitem(last=False)
+        return request
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        request = self.request(tuple(batch.shape))
+        request.infer({0: batch})
+        return request.get_output_tensor(0).data.copy()
+
+
+def create_backend(name: str, weights: str | os.PathLike, calibration: str = "drive", hint: str = "LATENCY", threads: int | None = None, progress=None):
+    """A backend ``name`` (see ``BACKENDS``) running the weights file ``weights``; exports are cached."""
+    from ..export import cached_export
+
+    weights = Path(weights)
+    if name not in BACKENDS:
+        raise M2UNetError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name.startswith("torch"):
+        from ..weights import load_weights
+
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        model, _ = load_weights(weights)
+        return TorchBackend(model, bf16=name == "torch-bf16")
+    if name.startswith("onnxruntime"):
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise M2UNetError("backend onnxruntime needs: pip install onnxruntime (or m2unet[deploy])") from None
+        kind = "onnx-int8" if name.endswith("int8") else "onnx"
+        return OnnxRuntimeBackend(cached_export(weights, kind, calibration, progress), name=name, threads=threads)
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        raise M2UNetError("backend openvino needs: pip install openvino (or m2unet[deploy])") from None
+    if name == "openvino-bf16" and not cpu_has_bf16():
+        raise M2UNetError("openvino-bf16: this CPU has no native bf16 (AVX-512-BF16 or AMX); use --precision fp32")
+    kind = "openvino-int8" if name.endswith("int8") else "openvino"
+    precision = "bf16" if name == "openvino-bf16" or (name == "openvino-int8" and cpu_has_bf16()) else "f32"
+    return OpenVINOBackend(cached_export(weights, kind, calibration, progress), precision=precision, hint=hint, name=name, threads=threads)

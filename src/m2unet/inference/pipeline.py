@@ -1,0 +1,175 @@
+"""From an image (array or file) to a vessel probability map: model choice, backend, FOV mask, tiling.
+
+``m2unet.segment(...)`` (the Python API) and ``m2unet segment`` (the CLI) both run through here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import M2UNetError
+from .predict import MAX_TILE, TILE_OVERLAP, predict_tiled
+
+# Native field-of-view diameters (pixels) of the datasets the pretrained models were trained on, measured
+# from the official / unofficial FOV masks (benchmarks/fov_iou.py prints them): DRIVE ≈ 540, CHASE_DB1 ≈ 900,
+# HRF ≈ 3250. The thresholds below sit between them (roughly their geometric means).
+AUTO_MODEL_LIMITS = ((700, "drive"), (1500, "chase_db1"))
+AUTO_MODEL_LARGEST = "hrf"
+
+
+def auto_model_name(fov_width: int) -> str:
+    """The pretrained model for an image whose field of view is ``fov_width`` pixels wide (``--model auto``).
+
+    Rule: the dataset whose native FOV diameter is closest in scale, so vessels have the width the model
+    was trained on: FOV width ≤ 700 px → ``drive``; ≤ 1500 px → ``chase_db1``; wider → ``hrf``.
+    The FOV width is the number of columns spanned by the FOV mask (the image width when no mask is used).
+    """
+    for limit, name in AUTO_MODEL_LIMITS:
+        if fov_width <= limit:
+            return name
+    return AUTO_MODEL_LARGEST
+
+
+def fov_width(mask: np.ndarray | None, image_width: int) -> int:
+    """Columns spanned by the FOV mask (``image_width`` without a mask or with an empty one)."""
+    if mask is None:
+        return image_width
+    columns = np.flatnonzero(mask.any(axis=0))
+    return int(columns[-1] - columns[0] + 1) if columns.size else image_width
+
+
+def default_runtime() -> str:
+    """openvino when installed (the fastest on CPU), else onnxruntime, else torch."""
+    import importlib.util
+
+    for runtime in ("openvino", "onnxruntime"):
+        if importlib.util.find_spec(runtime) is not None:
+            return runtime
+    return "torch"
+
+
+def as_rgb_float(image: np.ndarray) -> np.ndarray:
+    """An image array (H×W gray, H×W×3 RGB or H×W×4 RGBA; uint8, uint16 or float) as float32 H×W×3 in [0, 1]."""
+    from ..data.io import _to_unit_float
+
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise M2UNetError(f"image array of shape {array.shape}: expected H×W, H×W×3 or H×W×4")
+    channels = array.shape[2]
+    array = np.repeat(array[..., :1], 3, axis=2) if channels <= 2 else array[..., :3]
+    if min(array.shape[:2]) < 16:
+        raise M2UNetError(f"image of {array.shape[1]}×{array.shape[0]} px is too small (need at least 16×16)")
+    return np.ascontiguousarray(_to_unit_float(array, "<array>"))
+
+
+class Segmenter:
+    """A loaded model on one backend: ``segmenter(image, mask)`` → probability H×W (0 outside the mask)."""
+
+    def __init__(self, weights: str | os.PathLike, backend: str, calibration: str = "drive", hint: str = "LATENCY",
+                 max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP, progress=None):
+        from .backends import create_backend
+
+        self.weights = Path(weights)
+        self.backend = create_backend(backend, self.weights, calibration=calibration, hint=hint, progress=progress)
+        self.max_tile, self.overlap = max_tile, overlap
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        probability = predict_tiled(self.backend, image, self.max_tile, self.overlap)
+        if mask is not None:
+            probability[~mask] = 0.0
+        return probability
+
+
+_SEGMENTERS: dict[tuple, Segmenter] = {}
+
+
+def get_segmenter(weights: str | os.PathLike, backend: str, **options) -> Segmenter:
+    """A cached :class:`Segmenter` per (weights, backend, options): repeated calls reuse compiled models."""
+    key = (str(Path(weights).resolve()), backend, tuple(sorted(options.items())))
+    if key not in _SEGMENTERS:
+        _SEGMENTERS[key] = Segmenter(weights, backend, **options)
+    return _SEGMENTERS[key]
+
+
+def calibration_for(weights: str | os.PathLike, calibration: str = "auto") -> str:
+    """int8 calibration data for a weights file: ``calibration`` unless ``auto``; for ``auto`` the dataset of a
+    pretrained model (``drive``/``chase_db1``/``hrf``, shipped or the authors'), else ``drive``."""
+    if calibration != "auto":
+        return calibration
+    from ..weights import AUTHORS_FILES
+
+    name = Path(weights).name
+    for dataset, authors_file in AUTHORS_FILES.items():
+        if name in (authors_file, f"{dataset}.safetensors"):
+            return dataset
+    return "drive"
+
+
+def resolve_weights(model: str = "auto", weights: str | os.PathLike | None = None, fov_width_px: int | None = None) -> Path:
+    """The weights file: ``weights`` when given, else the pretrained model ``model`` (``auto``: by FOV width)."""
+    from ..weights import pretrained_path
+
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise M2UNetError(f"{path}: no such weights file")
+        return path
+    if model == "auto":
+        if fov_width_px is None:
+            raise M2UNetError("--model auto needs the image (its FOV width) to choose a model")
+        model = auto_model_name(fov_width_px)
+    return pretrained_path(model)
+
+
+def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = None, backend: str | None = None,
+            precision: str = "auto", fov_mask: bool | np.ndarray = True, max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP) -> np.ndarray:
+    """Vessel probability map (float32 H×W in [0, 1]) of a fundus photograph.
+
+    Args:
+        image: a file path (any format :func:`m2unet.data.read_image` reads) or an array H×W[×3|×4]
+            (uint8, uint16 or float in [0, 1]).
+        model: ``drive``, ``chase_db1``, ``hrf`` or ``auto`` (chosen by FOV width, see :func:`auto_model_name`).
+        weights: a weights file instead of a pretrained model.
+        backend: ``torch``, ``onnxruntime`` or ``openvino`` (default: the fastest installed), or a full
+            backend name such as ``openvino-int8`` (see :mod:`m2unet.inference.backends`).
+        precision: ``auto``, ``fp32``, ``bf16`` or ``int8`` (ignored when ``backend`` is a full name).
+        fov_mask: True (estimate it from the image, probability 0 outside), False (no mask) or a bool H×W array.
+    """
+    from ..data.fov import estimate_fov_mask
+    from ..data.io import read_image
+    from .backends import BACKENDS, backend_name
+
+    rgb = read_image(image) if isinstance(image, (str, os.PathLike)) else as_rgb_float(image)
+    if isinstance(fov_mask, np.ndarray):
+        mask = np.asarray(fov_mask, dtype=bool)
+        if mask.shape != rgb.shape[:2]:
+            raise M2UNetError(f"FOV mask {mask.shape} does not match the image {rgb.shape[:2]}")
+    else:
+        mask = estimate_fov_mask(rgb) if fov_mask else None
+    path = resolve_weights(model, weights, fov_width(mask, rgb.shape[1]))
+    runtime = backend or default_runtime()
+    name = runtime if runtime in BACKENDS and "-" in runtime else backend_name(runtime, precision)
+    return get_segmenter(path, name, calibration=calibration_for(path), max_tile=max_tile, overlap=overlap)(rgb, mask)
+
+
+def overlay(image: np.ndarray, vessels: np.ndarray, mask: np.ndarray | None = None, rows: int = 512) -> np.ndarray:
+    """uint8 RGB picture: the photograph with vessels in green, dimmed outside the FOV mask.
+
+    Built in bands of ``rows`` rows so a 7000×5000 image needs no full-size float temporary.
+    """
+    picture = np.empty(image.shape, dtype=np.uint8)
+    green = np.array([0, 170, 0], dtype=np.uint8)
+    for top in range(0, image.shape[0], rows):
+        band = slice(top, top + rows)
+        part = np.rint(np.clip(image[band], 0.0, 1.0) * 255.0).astype(np.uint8)
+        if mask is not None:
+            part[~mask[band]] //= 3
+        on = vessels[band]
+        part[on] = part[on] // 3 + green
+        picture[band] = part
+    return picture

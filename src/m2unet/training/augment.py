@@ -1,0 +1,119 @@
+"""The paper's augmentations, batched with kornia and applied jointly to image, label and FOV mask.
+
+A batch is one float tensor B×5×H×W: RGB in [0, 1], then the label and the FOV mask as 0/1 channels.
+Geometric transforms move all five channels together (bilinear), after which label and mask are
+re-binarised at 0.5, so they stay binary and aligned with the image; colour jitter touches only RGB.
+
+Order and probabilities (the paper lists the transforms but not their probabilities; these follow the
+common reimplementation in bob.ip.binseg): horizontal flip p=0.5, vertical flip p=0.5, rotation uniform
+in ±15° with p=0.5 (zeros fill the corners: black image, no vessel, outside the FOV), elastic distortion
+(Augmentor's ``random_distortion(grid_width=8, grid_height=8, magnitude=1)``, every sample), colour jitter
+(brightness 0.3, contrast 0.3, saturation 0.02, hue 0.02; torchvision's meaning) with p=0.5.
+
+Elastic distortion with Augmentor's meaning: the image is cut into an 8×8 grid of tiles; every inner
+grid vertex moves by an integer (dx, dy), each drawn uniformly from {−magnitude, …, +magnitude} pixels;
+the border vertices stay; each tile is warped bilinearly onto its moved corners. With magnitude 1 the
+distortion is at most one pixel: a mild jitter of the vessel outlines, as in the paper's recipe.
+Random numbers come from torch's global generator (seeded, and saved in checkpoints for resume).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IMAGE, LABEL, MASK = slice(0, 3), 3, 4
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    hflip: float = 0.5
+    vflip: float = 0.5
+    rotation_degrees: float = 15.0
+    rotation_p: float = 0.5
+    elastic_grid: tuple[int, int] = (8, 8)  # (grid_width, grid_height)
+    elastic_magnitude: int = 1
+    elastic_p: float = 1.0
+    brightness: float = 0.3
+    contrast: float = 0.3
+    saturation: float = 0.02
+    hue: float = 0.02
+    jitter_p: float = 0.5
+
+
+def grid_distortion(batch: torch.Tensor, grid: tuple[int, int] = (8, 8), magnitude: int = 1, p: float = 1.0) -> torch.Tensor:
+    """Augmentor's random_distortion on a B×C×H×W batch (see module doc); one draw per sample."""
+    b, _, h, w = batch.shape
+    gw, gh = grid
+    shift = torch.randint(-magnitude, magnitude + 1, (b, 2, gh + 1, gw + 1)).to(batch.dtype)
+    shift[:, :, 0, :] = shift[:, :, -1, :] = shift[:, :, :, 0] = shift[:, :, :, -1] = 0  # border vertices stay
+    apply = (torch.rand(b) < p).to(batch.dtype).view(b, 1, 1, 1)
+    field = F.interpolate(shift * apply, size=(h, w), mode="bilinear", align_corners=True)  # pixels, (dx, dy)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=batch.dtype), torch.arange(w, dtype=batch.dtype), indexing="ij")
+    # output pixel (x, y) samples the input at (x + dx, y + dy); normalised coordinates for grid_sample
+    sample_x = (xs + field[:, 0]) * (2.0 / (w - 1)) - 1.0
+    sample_y = (ys + field[:, 1]) * (2.0 / (h - 1)) - 1.0
+    coords = torch.stack([sample_x, sample_y], dim=-1)
+    return F.grid_sample(batch, coords, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+class Augmenter(nn.Module):
+    """Batched joint augmentation of B×5×H×W (RGB, label, mask) tensors; returns the same layout."""
+
+    def __init__(self, config: AugmentConfig | None = None):
+        super().__init__()
+        import kornia.augmentation as K
+
+        self.config = c = config or AugmentConfig()
+        self.geometric = nn.Sequential(
+            K.RandomHorizontalFlip(p=c.hflip),
+            K.RandomVerticalFlip(p=c.vflip),
+            K.RandomRotation(degrees=c.rotation_degrees, p=c.rotation_p, resample="bilinear"),
+        )
+        self.colour = K.ColorJitter(brightness=c.brightness, contrast=c.contrast, saturation=c.saturation, hue=c.hue, p=c.jitter_p)
+
+    @torch.no_grad()
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        out = self.geometric(batch)
+        if c.elastic_magnitude > 0 and c.elastic_p > 0:
+            out = grid_distortion(out, c.elastic_grid, c.elastic_magnitude, c.elastic_p)
+        image = self.colour(out[:, IMAGE].clamp(0.0, 1.0)).clamp(0.0, 1.0)
+        binary = (out[:, LABEL:] >= 0.5).to(out.dtype)
+        return torch.cat([image, binary], dim=1)
+
+
+def save_augmentation_grid(path, originals: torch.Tensor, augment: Augmenter, copies: int = 3, max_images: int = 4, size: int = 256) -> None:
+    """A PNG a person can look at: per row one training image, then ``copies`` augmented versions.
+
+    Each tile shows the image with the label drawn in green and the FOV border in red, so that
+    misalignment between image and label would be visible.
+    """
+    import numpy as np
+
+    from ..data.io import save_png
+
+    originals = originals[:max_images]
+    columns = [originals] + [augment(originals) for _ in range(copies)]
+
+    def tile(sample: torch.Tensor) -> np.ndarray:
+        small = F.interpolate(sample[None], size=(size, size), mode="bilinear", align_corners=False)[0]
+        rgb = small[IMAGE].clone()
+        label = small[LABEL] >= 0.5
+        mask = small[MASK] >= 0.5
+        edge = mask ^ (F.max_pool2d(mask[None, None].float(), 3, 1, 1)[0, 0] > 0)
+        rgb[:, label] = rgb[:, label] * 0.4 + torch.tensor([0.0, 0.6, 0.0])[:, None]
+        rgb[:, edge] = torch.tensor([1.0, 0.0, 0.0])[:, None]
+        return rgb.permute(1, 2, 0).numpy()
+
+    gap = 4
+    rows = []
+    for i in range(originals.shape[0]):
+        cells = []
+        for column in columns:
+            cells += [tile(column[i]), np.ones((size, gap, 3), np.float32)]
+        rows += [np.concatenate(cells[:-1], axis=1), np.ones((gap, (size + gap) * len(columns) - gap, 3), np.float32)]
+    save_png(path, np.clip(np.concatenate(rows[:-1], axis=0), 0.0, 1.0))

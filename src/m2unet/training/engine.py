@@ -1,0 +1,389 @@
+"""The training loop, on Lightning Fabric: one process on CPU, or DDP over GPUs / nodes.
+
+Fabric (Lightning's lightweight engine) handles devices, DDP and mixed precision; the loop itself is
+plain so that what a checkpoint holds is exactly known: after every epoch ``OUT/checkpoints/last.ckpt``
+is written atomically with the model, the optimizer, the completed epoch count, the random generator
+states, the metrics history and the best result so far — tensors and primitives only, read back with
+``torch.load(weights_only=True)``. ``resume=True`` continues from it after a crash or SIGKILL, losing
+only the running epoch; with the same seed on CPU the resumed run ends with the same weights.
+
+Each epoch: a random permutation of the in-memory training images (torch's global generator),
+batches augmented on the device (:mod:`.augment`), optional random crop, loss :mod:`.losses`.
+Validation (every ``val_every`` epochs and after the last): pooled confusion counts inside the FOV over
+1001 thresholds (:func:`m2unet.evaluation.metrics.threshold_counts`), Dice at the best threshold;
+the best epoch's weights go to ``OUT/best.safetensors`` with the threshold in their metadata.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.io import write_atomic
+from ..errors import M2UNetError
+from .augment import AugmentConfig, Augmenter, save_augmentation_grid
+from .data import load_training_tensor, random_crop, to_float
+from .losses import BCEJaccardLoss
+
+CHECKPOINT_FORMAT = "m2unet-train-checkpoint-v1"
+# Test-only fault injection: SIGKILL this process right after the checkpoint of epoch N is written.
+KILL_AFTER_EPOCH_ENV = "M2UNET_TRAIN_KILL_AFTER_EPOCH"
+# Settings that must not change when a run is resumed (epochs may grow).
+FROZEN_KEYS = ("model", "dataset", "lr", "weight_decay", "jaccard", "jaccard_weight", "batch_size", "crop", "seed", "val_seed", "val_copies", "augment")
+IMAGENET_RAW01 = Path("shared/weights/mobilenet_v2-imagenet/mobilenet_v2_features14_imagenet_raw01.pth")
+
+
+def hardware_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {torch.get_num_threads()} threads"
+
+
+def resolve_precision(precision: str, accelerator_device: torch.device) -> str:
+    """``auto``: bf16 autocast where the hardware has bf16 (CPU with AVX-512 BF16/AMX, Ampere+ GPUs), else fp16 (GPU) / fp32."""
+    if precision != "auto":
+        return precision
+    if accelerator_device.type == "cuda":
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    try:
+        supported = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        supported = False
+    return "bf16-mixed" if supported else "32-true"
+
+
+def _default_imagenet_weights() -> None:
+    """Offline use inside a checkout: point ``encoder_weights="imagenet"`` at ../shared's raw01 file when no download is configured."""
+    from ..models.pretrained import IMAGENET_WEIGHTS_ENV
+
+    if os.environ.get(IMAGENET_WEIGHTS_ENV):
+        return
+    for base in (Path.cwd().parent, Path(__file__).resolve().parents[4]):
+        candidate = base / IMAGENET_RAW01
+        if candidate.is_file():
+            os.environ[IMAGENET_WEIGHTS_ENV] = str(candidate)
+            return
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise M2UNetError(f"{path}: unreadable checkpoint ({type(error).__name__}); delete it to start over") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise M2UNetError(f"{path}: not an m2unet training checkpoint")
+    return state
+
+
+def make_validation_set(stack: torch.Tensor, config: dict, augment: Augmenter) -> torch.Tensor:
+    """``val_copies`` augmented copies of each training image, drawn once from ``val_seed`` (uint8, CPU).
+
+    Generated inside a forked random state, so that it never shifts the training's random sequence.
+    """
+    copies = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config["val_seed"])
+        for _ in range(config["val_copies"]):
+            for start in range(0, stack.shape[0], 4):
+                batch = augment(to_float(stack[start : start + 4]))
+                batch[:, :3] = torch.round(batch[:, :3] * 255.0)
+                copies.append(batch.to(torch.uint8))
+    return torch.cat(copies)
+
+
+def pooled_counts(model, val: torch.Tensor, batch_size: int, fabric, channels_last: bool, rank: int, world: int) -> dict:
+    """Confusion counts over thresholds, pooled over this rank's share of the validation images (and all-reduced)."""
+    from ..evaluation.metrics import threshold_counts
+
+    model.eval()
+    total = None
+    with torch.no_grad():
+        indices = list(range(rank, val.shape[0], world))
+        for start in range(0, len(indices), batch_size):
+            batch = to_float(val[indices[start : start + batch_size]]).to(fabric.device)
+            images = batch[:, :3].contiguous(memory_format=torch.channels_last) if channels_last else batch[:, :3]
+            probability = torch.sigmoid(model(images).float()).cpu().numpy()
+            labels, masks = batch[:, 3].cpu().numpy() > 0.5, batch[:, 4].cpu().numpy() > 0.5
+            for p, y, m in zip(probability[:, 0], labels, masks, strict=True):
+                counts = threshold_counts(p, y, m)
+                total = counts if total is None else {k: total[k] + counts[k] for k in total}
+    model.train()
+    if total is None:
+        total = {k: np.zeros(1001, np.int64) for k in ("tp", "fp", "fn", "tn")}
+    if world > 1:
+        # NCCL reduces device tensors; the counts go there and back (int64 keeps them exact)
+        total = {k: fabric.all_reduce(torch.from_numpy(np.ascontiguousarray(v)).to(fabric.device), reduce_op="sum").cpu().numpy() for k, v in total.items()}
+    return total
+
+
+def write_metrics_csv(path: Path, history: list[dict]) -> None:
+    fields = ["epoch", "train_loss", "val_dice", "val_threshold", "val_dice_at_0.5", "lr", "epoch_seconds", "elapsed_seconds"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in fields})
+    write_atomic(path, lambda tmp: Path(tmp).write_text(buffer.getvalue()))
+
+
+def plot_curves(path: Path, history: list[dict], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot(epochs, [r["train_loss"] for r in history], lw=1)
+    left.set(xlabel="epoch", ylabel="training loss (BCE + 0.3·(1−J))", title="training loss")
+    left.grid(alpha=0.3)
+    validated = [r for r in history if r.get("val_dice") is not None]
+    if validated:
+        right.plot([r["epoch"] for r in validated], [r["val_dice"] for r in validated], marker=".", label="best-threshold Dice")
+        right.plot([r["epoch"] for r in validated], [r["val_dice_at_0.5"] for r in validated], marker=".", alpha=0.6, label="Dice at 0.5")
+        best = max(validated, key=lambda r: r["val_dice"])
+        right.scatter([best["epoch"]], [best["val_dice"]], color="red", zorder=3, label=f"best {best['val_dice']:.4f} (epoch {best['epoch']})")
+        right.legend(loc="lower right")
+    right.set(xlabel="epoch", ylabel="validation Dice (pooled, inside FOV)", title="validation")
+    right.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    plt.close(fig)
+
+
+def evaluate_test_split(weights: Path, dataset: str, threshold: float, root=None, split: str = "test") -> dict | None:
+    """Pooled F1 inside the FOV on a labelled test split, at the stored threshold and at the best one (reporting only)."""
+    from ..data import load_dataset
+    from ..evaluation.metrics import at_threshold, best_threshold, f1_score, threshold_counts
+    from ..inference.predict import predict_probability
+    from ..weights import load_weights
+
+    try:
+        samples = load_dataset(dataset, split, root=root)
+    except M2UNetError:
+        return None
+    model, _ = load_weights(weights)
+    total = None
+    for sample in samples:
+        if sample.label is None:
+            return None
+        counts = threshold_counts(predict_probability(model, sample.image), sample.label, sample.mask)
+        total = counts if total is None else {k: total[k] + counts[k] for k in total}
+    if total is None:
+        return None
+    at = at_threshold(total, threshold)
+    best_t, best_f1 = best_threshold(total)
+    return {"split": split, "images": len(samples), "f1_at_stored_threshold": float(f1_score(at["tp"], at["fp"], at["fn"])),
+            "stored_threshold": threshold, "best_threshold": best_t, "f1_at_best_threshold": best_f1}
+
+
+def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accelerator: str = "auto", devices: int = 1, num_nodes: int = 1,
+          precision: str = "auto", channels_last: bool = True, progress: bool = True, root=None, test: bool = True) -> dict:
+    """Train one model as ``config`` says (a preset from :mod:`.presets`, possibly edited); returns the summary dict."""
+    out = Path(out_dir)
+    checkpoint_path = out / "checkpoints" / "last.ckpt"
+    state = None
+    if checkpoint_path.exists():
+        if not resume:
+            raise M2UNetError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
+        state = load_checkpoint(checkpoint_path)
+        changed = [k for k in FROZEN_KEYS if state["config"].get(k) != config.get(k)]
+        if changed:
+            used = ", ".join(f"{k}={state['config'].get(k)!r}" for k in changed)
+            raise M2UNetError(f"{checkpoint_path}: cannot resume with different {', '.join(changed)} (the run used {used})")
+    elif resume and progress:
+        print(f"no checkpoint in {out}; starting a new run", file=sys.stderr)
+    from ..data import load_dataset
+
+    load_dataset(config["dataset"], "train", root=root)  # a missing dataset fails here, before the slow imports
+
+    from lightning.fabric import Fabric
+    from tqdm import tqdm
+
+    from ..models import create_model
+    from ..weights import git_commit, load_weights, save_weights
+
+    strategy = "ddp" if devices > 1 or num_nodes > 1 else "auto"
+    fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy, precision=resolve_precision(precision, _probe_device(accelerator)))
+    fabric.launch()
+    rank, world, device = fabric.global_rank, fabric.world_size, fabric.device
+    main_process = rank == 0
+    used_precision = fabric._precision.precision if hasattr(fabric._precision, "precision") else precision
+
+    fabric.seed_everything(config["seed"], verbose=False)
+    stack, names = load_training_tensor(config["dataset"], "train", root=root, progress=progress and main_process)
+    augment = Augmenter(AugmentConfig(**{**config["augment"], "elastic_grid": tuple(config["augment"]["elastic_grid"])}))
+    val = make_validation_set(stack, config, augment)
+    augment = augment.to(device)
+
+    _default_imagenet_weights()
+    model = create_model(config["model"], encoder_weights=None if state else config["encoder_weights"])
+    if state:
+        model.load_state_dict(state["model"])
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+    model, optimizer = fabric.setup(model, optimizer)
+    criterion = BCEJaccardLoss(config["jaccard"], config["jaccard_weight"])
+
+    history: list[dict] = []
+    best = {"epoch": None, "val_dice": -1.0, "threshold": None}
+    start_epoch, elapsed_before = 0, 0.0
+    if state:
+        optimizer.load_state_dict(state["optimizer"])
+        history, best = list(state["history"]), dict(state["best"])
+        start_epoch, elapsed_before = int(state["epoch"]), float(state["elapsed_seconds"])
+        _set_rng_state(state["rng"], device)
+    else:
+        torch.manual_seed(config["seed"] + 1000 * rank)  # different augmentations per DDP rank, reproducible
+    epochs = int(config["epochs"])
+    out.mkdir(parents=True, exist_ok=True)
+    commit = git_commit()
+    hardware = hardware_description(device)
+    run_info = {"precision": used_precision, "channels_last": channels_last, "devices": devices, "num_nodes": num_nodes, "world_size": world,
+                "accelerator": device.type, "hardware": hardware, "git_commit": commit, "torch": torch.__version__,
+                "resumed_from_epoch": start_epoch, "training_images": names, "validation": f"{config['val_copies']} augmented copy/copies of each training image, drawn once with seed {config['val_seed']}"}
+    if main_process:
+        write_atomic(out / "config.json", lambda tmp: Path(tmp).write_text(json.dumps({"config": config, "run": run_info}, indent=2) + "\n"))
+        if not (out / "augmentations.png").exists():
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(config["seed"] + 7)
+                save_augmentation_grid(out / "augmentations.png", to_float(stack[:4]), augment.cpu())
+            augment = augment.to(device)
+    tensorboard = _tensorboard_logger(out) if main_process else None
+
+    kill_after = int(os.environ.get(KILL_AFTER_EPOCH_ENV, "0") or 0)
+    steps_per_epoch = -(-len(range(rank, stack.shape[0], world)) // config["batch_size"])
+    bar = tqdm(total=epochs, initial=start_epoch, desc=f"train {config['dataset']}", unit="epoch", disable=not (progress and main_process),
+               mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
+    started = time.perf_counter()
+    model.train()
+    for epoch in range(start_epoch, epochs):
+        epoch_start = time.perf_counter()
+        order = torch.randperm(stack.shape[0])[rank::world]
+        losses = []
+        for step in range(steps_per_epoch):
+            index = order[step * config["batch_size"] : (step + 1) * config["batch_size"]]
+            batch = random_crop(to_float(stack[index]), config["crop"]).to(device)
+            batch = augment(batch)
+            images, labels = batch[:, :3], batch[:, 3:4]
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            logits = model(images)
+            loss = criterion(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            fabric.backward(loss)
+            optimizer.step()
+            losses.append(loss.detach())
+        train_loss = float(torch.stack(losses).mean())
+        if world > 1:
+            train_loss = float(fabric.all_reduce(torch.tensor(train_loss, device=device), reduce_op="mean"))
+        row = {"epoch": epoch + 1, "train_loss": round(train_loss, 6), "lr": config["lr"], "val_dice": None, "val_threshold": None, "val_dice_at_0.5": None}
+        if (epoch + 1) % config["val_every"] == 0 or epoch + 1 == epochs:
+            from ..evaluation.metrics import best_threshold, f1_score
+
+            counts = pooled_counts(model, val, config["batch_size"], fabric, channels_last, rank, world)
+            threshold, dice = best_threshold(counts)
+            row.update(val_dice=round(dice, 6), val_threshold=threshold, **{"val_dice_at_0.5": round(float(f1_score(counts["tp"][500], counts["fp"][500], counts["fn"][500])), 6)})
+            if dice > best["val_dice"]:
+                best = {"epoch": epoch + 1, "val_dice": dice, "threshold": threshold}
+                if main_process:
+                    save_weights(model, out / "best.safetensors", _weights_metadata(config, run_info, best, epoch + 1, elapsed_before + time.perf_counter() - started))
+        row["epoch_seconds"] = round(time.perf_counter() - epoch_start, 3)
+        row["elapsed_seconds"] = round(elapsed_before + time.perf_counter() - started, 1)
+        history.append(row)
+        if main_process:
+            write_metrics_csv(out / "metrics.csv", history)
+            if tensorboard is not None:
+                tensorboard.log_metrics({k: v for k, v in row.items() if v is not None and k != "epoch"}, step=epoch + 1)
+            checkpoint = {"format": CHECKPOINT_FORMAT, "config": config, "epoch": epoch + 1, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                          "optimizer": optimizer.state_dict(), "rng": _rng_state(device), "history": history, "best": best,
+                          "elapsed_seconds": row["elapsed_seconds"]}
+            write_atomic(checkpoint_path, lambda tmp, c=checkpoint: torch.save(c, tmp))
+        fabric.barrier()
+        postfix = {"loss": f"{train_loss:.4f}"}
+        if best["epoch"]:
+            postfix["best_val_dice"] = f"{best['val_dice']:.4f}@{best['epoch']}"
+        bar.set_postfix(postfix, refresh=False)
+        bar.update(1)
+        if row["val_dice"] is not None and progress and main_process:
+            bar.write(f"epoch {epoch + 1}/{epochs}  loss {train_loss:.4f}  val Dice {row['val_dice']:.4f} (threshold {row['val_threshold']:.3f})  "
+                      f"best {best['val_dice']:.4f}@{best['epoch']}  {row['elapsed_seconds'] / 60:.1f} min", file=sys.stderr)
+        if kill_after and epoch + 1 == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+    bar.close()
+
+    summary = {"dataset": config["dataset"], "jaccard": config["jaccard"], "epochs": epochs, "best_epoch": best["epoch"], "val_dice": best["val_dice"],
+               "threshold": best["threshold"], "training_seconds": history[-1]["elapsed_seconds"] if history else 0.0,
+               "seconds_per_epoch": round(float(np.mean([r["epoch_seconds"] for r in history])), 3) if history else None,
+               "steps_per_epoch": steps_per_epoch, "load_average_at_end": list(os.getloadavg()), **run_info}
+    if not main_process:
+        return {}  # rank 0 reports
+    plot_curves(out / "curves.png", history, f"M2U-Net on {config['dataset']}, Jaccard {config['jaccard']}")
+    final_model, meta = load_weights(out / "best.safetensors")
+    meta.update(_weights_metadata(config, run_info, best, epochs, summary["training_seconds"]))
+    save_weights(final_model, out / "best.safetensors", meta)
+    if test and config["dataset"] in ("drive", "chase_db1", "hrf"):
+        summary["test"] = evaluate_test_split(out / "best.safetensors", config["dataset"], best["threshold"], root=root)
+    write_atomic(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
+    return summary
+
+
+def _weights_metadata(config: dict, run_info: dict, best: dict, epochs_done: int, seconds: float) -> dict:
+    return {"model": config["model"], "dataset": config["dataset"], "recipe": f"m2unet train preset {config['dataset']} (paper: AdamW 1e-3, BCE+0.3(1-J))",
+            "jaccard": config["jaccard"], "epochs": int(config["epochs"]), "epochs_trained": epochs_done, "best_epoch": best["epoch"],
+            "val_dice": round(float(best["val_dice"]), 6), "threshold": best["threshold"], "batch_size": config["batch_size"], "lr": config["lr"],
+            "seed": config["seed"], "precision": run_info["precision"], "git_commit": run_info["git_commit"], "training_seconds": round(seconds, 1),
+            "hardware": run_info["hardware"]}
+
+
+def _probe_device(accelerator: str) -> torch.device:
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _tensorboard_logger(out: Path):
+    """TensorBoard event files when tensorboard (or tensorboardX) is installed; None otherwise."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        try:
+            import tensorboardX  # noqa: F401
+        except ImportError:
+            return None
+    from lightning.fabric.loggers import TensorBoardLogger
+
+    return TensorBoardLogger(str(out), name="tensorboard", version="")

@@ -1,0 +1,151 @@
+"""`m2unet evaluate / compare / report`: the DRIVE reproduction from a fresh clone, outputs, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from m2unet.cli import main
+from m2unet.evaluation import paper
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_drive_reproduces_the_paper_best_threshold_f1(datasets_root, authors_dir, tmp_path):
+    """The paper's protocol (best threshold on the test split, pooled over the whole crop) gives 0.8091,
+    and the committed results/authors/drive/metrics.json says the same."""
+    out = tmp_path / "drive"
+    result = CliRunner().invoke(main, [
+        "evaluate", "--dataset", "drive", "--weights", str(authors_dir / "M2UNetDRIVE.pth"), "--out", str(out),
+        "--threshold", "0.5", "--no-maps", "--bootstrap", "200", "--datasets-root", str(datasets_root),
+    ])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    best = metrics["pooled"]["crop"]["best"]
+    assert metrics["images"] == 20
+    assert best["f1"] == pytest.approx(paper.RESULTS["drive"]["m2unet"]["f1"], abs=5e-4)
+    assert best["threshold"] == pytest.approx(0.524, abs=0.02)
+    assert metrics["pooled"]["crop"]["a_priori"]["threshold"] == 0.5
+    assert metrics["pooled"]["crop"]["a_priori"]["f1"] <= best["f1"]
+    observer = metrics["second_observer"]
+    assert observer["per_image"]["fov"]["f1"]["mean"] == pytest.approx(paper.RESULTS["drive"]["second_observer"]["f1"], abs=5e-4)
+    assert observer["pooled"]["fov"]["accuracy"] == pytest.approx(paper.RESULTS["drive"]["second_observer"]["accuracy"], abs=5e-4)
+    committed = REPO / "results" / "authors" / "drive" / "metrics.json"
+    if committed.is_file():
+        assert json.loads(committed.read_text())["pooled"]["crop"]["best"]["f1"] == pytest.approx(best["f1"], abs=1e-9)
+    rows = list(csv.DictReader((out / "per_image.csv").open()))
+    assert len({r["image"] for r in rows}) == 20
+    assert {r["rater"] for r in rows} == {"model", "second_observer"}
+    assert (out / "pr_curve.png").stat().st_size > 10_000 and (out / "figure5.png").stat().st_size > 10_000
+    assert "best on split (optimistic)" in result.output
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """Two evaluations of a random-init model on a 2-image folder dataset (one stores a threshold)."""
+    import torch
+    from PIL import Image
+
+    from m2unet.models import create_model
+    from m2unet.weights import save_weights
+
+    root = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    for folder in ("images", "labels", "masks"):
+        (root / "data" / folder).mkdir(parents=True)
+    for index in range(2):
+        image = (rng.random((48, 64, 3)) * 255).astype(np.uint8)
+        label = rng.random((48, 64)) < 0.2
+        Image.fromarray(image).save(root / "data" / "images" / f"im{index}.png")
+        Image.fromarray((label * 255).astype(np.uint8)).save(root / "data" / "labels" / f"im{index}.png")
+        Image.fromarray(np.full((48, 64), 255, np.uint8)).save(root / "data" / "masks" / f"im{index}.png")
+    torch.manual_seed(0)
+    weights = save_weights(create_model("m2unet"), root / "random.safetensors", {"threshold": 0.3, "dataset": "tiny"})
+    runner = CliRunner()
+    outputs = []
+    for name, extra in (("stored", []), ("given", ["--threshold", "0.6", "--npy", "--label", "random 0.6"])):
+        out = root / name
+        result = runner.invoke(main, ["evaluate", "--dataset", str(root / "data"), "--weights", str(weights), "--out", str(out), "--bootstrap", "100", *extra])
+        assert result.exit_code == 0, result.output
+        outputs.append(out)
+    return root, outputs
+
+
+def test_evaluate_on_a_folder_uses_the_stored_or_given_threshold(tiny_runs):
+    _, (stored, given) = tiny_runs
+    first, second = (json.loads((out / "metrics.json").read_text()) for out in (stored, given))
+    assert first["threshold"]["a_priori"] == 0.3 and first["threshold_source"] == "stored with the weights"
+    assert second["threshold"]["a_priori"] == 0.6 and second["threshold_source"] == "given with --threshold"
+    # provenance: the command as retyped, with only the options that were given
+    assert first["command"].startswith("m2unet evaluate --dataset ") and "--npy" not in first["command"] and "--threshold" not in first["command"]
+    assert "--threshold 0.6 --npy" in second["command"] and "'random 0.6'" in second["command"]
+    assert first["second_observer"] is None and first["images"] == 2
+    assert sorted(p.name for p in (stored / "probability").iterdir()) == ["im0.png", "im1.png"]
+    assert np.load(given / "probability" / "im0.npy").shape == (48, 64)
+    # a folder without crop: "whole crop" adds no true negatives
+    assert first["pooled"]["crop"]["best"] == first["pooled"]["crop_only"]["best"]
+
+
+def test_compare_and_report_write_one_table_and_plot(tiny_runs, tmp_path):
+    _, runs = tiny_runs
+    runner = CliRunner()
+    result = runner.invoke(main, ["compare", *map(str, runs), "--out", str(tmp_path / "cmp")])
+    assert result.exit_code == 0, result.output
+    assert "random 0.6" in result.output
+    table = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert table.count("\n| ") == 1 + len(runs)  # header + one row per run
+    assert (tmp_path / "cmp" / "pr_curves.png").stat().st_size > 5_000
+    result = runner.invoke(main, ["report", "--out", str(tmp_path / "rep"), "--runs", str(runs[0]), "--timing-repeats", "0", "--models", "m2unet"])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "| M2U-Net | paper | 0.55 | 2.2 | 1.42 | 4.42 |" in text  # published row, from paper.py
+    assert "| M2U-Net | this repo | 0.55 | 2.2 | 1.42 | 4.42 |" in text  # measured here
+    assert f"{paper.RESULTS['drive']['m2unet']['accuracy']:.4f}" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "drive", "--weights", "nope.safetensors"], "nope.safetensors"),
+    (["--dataset", "/no/such/folder", "--model", "drive"], "/no/such/folder"),
+    (["--dataset", "drive", "--weights", "a.pth", "--model", "drive"], "either --weights or --model"),
+])
+def test_bad_input_gives_one_line_and_exit_1(args, message):
+    result = CliRunner().invoke(main, ["evaluate", *args])
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_folder_without_labels_or_training_split_is_a_clear_error(tiny_runs, tmp_path):
+    root, _ = tiny_runs
+    runner = CliRunner()
+    # no threshold stored (an authors' checkpoint would do the same) and no train/ folder to choose one on
+    from m2unet.models import create_model
+    from m2unet.weights import save_weights
+
+    weights = save_weights(create_model("m2unet"), tmp_path / "w.safetensors", {})
+    result = runner.invoke(main, ["evaluate", "--dataset", str(root / "data"), "--weights", str(weights), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "pass --threshold" in result.output
+    unlabelled = tmp_path / "unlabelled" / "images"
+    unlabelled.mkdir(parents=True)
+    shutil.copyfile(root / "data" / "images" / "im0.png", unlabelled / "im0.png")
+    result = runner.invoke(main, ["evaluate", "--dataset", str(unlabelled.parent), "--weights", str(weights), "--threshold", "0.5", "--out", str(tmp_path / "o2")])
+    assert result.exit_code == 1 and "no label" in result.output and "Traceback" not in result.output
+
+
+def test_second_observer_only_needs_no_model_and_says_when_there_is_none(tiny_runs, datasets_root, tmp_path):
+    root, _ = tiny_runs
+    runner = CliRunner()
+    result = runner.invoke(main, ["evaluate", "--dataset", str(root / "data"), "--second-observer-only", "--out", str(tmp_path / "none")])
+    assert result.exit_code == 1 and "no second observer" in result.output
+    out = tmp_path / "chase"
+    result = runner.invoke(main, ["evaluate", "--dataset", "chase_db1", "--split", "test_01_10", "--second-observer-only", "--out", str(out), "--bootstrap", "100"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["pooled"] is None and metrics["images"] == 20
+    # the paper's CHASE_DB1 second-observer F1 (0.7686) is the mean per image inside the FOV on Image_01L–10R
+    assert metrics["second_observer"]["per_image"]["fov"]["f1"]["mean"] == pytest.approx(paper.RESULTS["chase_db1"]["second_observer"]["f1"], abs=5e-4)

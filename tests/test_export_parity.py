@@ -1,0 +1,77 @@
+"""Exported models (ONNX Runtime, OpenVINO fp32) match PyTorch fp32 on probabilities (max |Δ| < 1e-4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from m2unet.export import cached_export
+from m2unet.inference.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend, create_backend
+from m2unet.inference.predict import predict_tiled
+from m2unet.weights import load_weights, pretrained_path
+
+# 544² (DRIVE crop), 960² (CHASE_DB1 crop), odd sizes that the runtime wrapper pads to multiples of 16.
+SIZES = [(544, 544), (960, 960), (61, 75), (64, 80)]
+
+
+@pytest.fixture(scope="module")
+def drive_weights(authors_dir):
+    return pretrained_path("drive")
+
+
+@pytest.fixture(scope="module")
+def torch_backend(drive_weights):
+    return TorchBackend(load_weights(drive_weights)[0])
+
+
+@pytest.fixture(scope="module")
+def references(torch_backend):
+    """(image, PyTorch fp32 probability) per size, computed once for both runtimes."""
+    rng = np.random.default_rng(1)
+    images = [rng.random((h, w, 3), dtype=np.float32) for h, w in SIZES]
+    return [(image, predict_tiled(torch_backend, image)) for image in images]
+
+
+@pytest.fixture(scope="module")
+def onnx_file(export_cache, drive_weights):
+    return cached_export(drive_weights, "onnx")
+
+
+def test_onnx_file_has_dynamic_height_width_and_opset_17(onnx_file):
+    model = onnx.load(str(onnx_file))
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert dims[1].dim_value == 3
+    assert dims[2].dim_param and dims[3].dim_param  # symbolic height and width
+    onnx.checker.check_model(model)
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_exported_model_matches_pytorch(runtime, drive_weights, onnx_file, references):
+    other = OnnxRuntimeBackend(onnx_file) if runtime == "onnxruntime" else OpenVINOBackend(cached_export(drive_weights, "openvino"))
+    for image, reference in references:
+        h, w = image.shape[:2]
+        result = predict_tiled(other, image)
+        assert result.shape == (h, w)
+        difference = float(np.abs(result - reference).max())
+        assert difference < 1e-4, f"{runtime} at {w}×{h}: max |Δp| {difference:.2e}"
+        assert reference.std() > 1e-3  # a real map, not a constant
+
+
+def test_every_backend_has_the_same_call_signature(drive_weights, export_cache):
+    """Same input, same output shape and dtype, and fp32 backends agree; bf16 stays close."""
+    batch = np.random.default_rng(2).random((1, 3, 64, 96), dtype=np.float32)
+    reference = create_backend("torch", drive_weights)(batch)
+    # bf16 keeps 8 mantissa bits: on noise input single pixels move by up to ~0.2, the mean barely.
+    for name, tolerance, mean_tolerance in [("onnxruntime", 1e-4, 1e-5), ("openvino", 1e-4, 1e-5), ("torch-bf16", 0.3, 0.01), ("openvino-bf16", 0.3, 0.01)]:
+        try:
+            backend = create_backend(name, drive_weights)
+        except Exception as error:  # bf16 needs a CPU with native bf16
+            if "bf16" in name and "no native bf16" in str(error):
+                continue
+            raise
+        out = backend(batch)
+        assert out.shape == (1, 1, 64, 96) and out.dtype == np.float32, name
+        assert float(np.abs(out - reference).max()) < tolerance, name
+        assert float(np.abs(out - reference).mean()) < mean_tolerance, name

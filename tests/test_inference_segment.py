@@ -1,0 +1,129 @@
+"""``m2unet segment`` and ``m2unet.segment``: formats, bad files, FOV mask, the --model auto rule."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from click.testing import CliRunner
+from PIL import Image
+
+import m2unet
+from m2unet.cli import main
+from m2unet.data import estimate_fov_mask, read_binary, read_image
+from m2unet.inference.pipeline import auto_model_name, fov_width
+
+
+def test_auto_model_rule():
+    # native FOV widths (results/fov_iou.md): DRIVE 540, CHASE_DB1 922, HRF 3262
+    assert auto_model_name(540) == "drive"
+    assert auto_model_name(700) == "drive"
+    assert auto_model_name(701) == "chase_db1"
+    assert auto_model_name(922) == "chase_db1"
+    assert auto_model_name(1500) == "chase_db1"
+    assert auto_model_name(1501) == "hrf"
+    assert auto_model_name(3262) == "hrf"
+    mask = np.zeros((10, 20), dtype=bool)
+    mask[2:8, 3:15] = True
+    assert fov_width(mask, 20) == 12
+    assert fov_width(None, 20) == 20
+
+
+@pytest.mark.parametrize(
+    "relative,mask_relative",
+    [
+        ("DRIVE/test/images/01_test.tif", "DRIVE/test/mask/01_test_mask.gif"),
+        ("DRIVE/training/images/21_training.tif", "DRIVE/training/mask/21_training_mask.gif"),
+        ("CHASE_DB1/Image_14R.jpg", "CHASE_DB1_fov_mask_unofficial/Image_14R.png"),  # the darkest FOV border
+        ("HRF/images/01_h.jpg", "HRF/mask/01_h_mask.tif"),
+    ],
+)
+def test_fov_estimate_matches_dataset_masks(datasets_root, relative, mask_relative):
+    image = read_image(datasets_root / relative)
+    reference = read_binary(datasets_root / mask_relative, image.shape[:2])
+    estimate = estimate_fov_mask(image)
+    iou = np.count_nonzero(estimate & reference) / np.count_nonzero(estimate | reference)
+    assert iou > 0.95, f"{relative}: IoU {iou:.4f}"
+
+
+@pytest.fixture(scope="module")
+def drive_rgb(datasets_root):
+    return np.asarray(Image.open(datasets_root / "DRIVE/test/images/01_test.tif"))  # 565×584 uint8 RGB
+
+
+def test_python_api_on_arrays_and_paths(drive_rgb, datasets_root, authors_dir, export_cache):
+    probability = m2unet.segment(drive_rgb, model="drive", backend="openvino", precision="fp32")
+    assert probability.shape == drive_rgb.shape[:2] and probability.dtype == np.float32
+    mask = estimate_fov_mask(drive_rgb.astype(np.float32) / 255)
+    assert probability[~mask].max() == 0.0  # nothing outside the FOV
+    assert 0.05 < np.mean(probability[mask] >= 0.5) < 0.25  # vessels cover ~12 % of a DRIVE FOV
+    from_path = m2unet.segment(datasets_root / "DRIVE/test/images/01_test.tif", model="drive", backend="openvino", precision="fp32")
+    assert np.abs(from_path - probability).max() < 1e-6
+    reference = m2unet.segment(drive_rgb, model="drive", backend="torch", fov_mask=False)
+    unmasked = m2unet.segment(drive_rgb, model="drive", backend="openvino", precision="fp32", fov_mask=False)
+    assert np.abs(unmasked - reference).max() < 1e-4
+
+
+def test_bad_files_are_reported_and_the_rest_segmented(tmp_path, drive_rgb, authors_dir, export_cache):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(drive_rgb).save(folder / "good.jpg", quality=90)
+    data = (folder / "good.jpg").read_bytes()
+    (folder / "corrupt.jpg").write_bytes(data[: len(data) // 3])
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "fake.png").write_text("not an image")
+    (folder / "notes.txt").write_text("a text file")
+    tifffile.imwrite(folder / "sub" / "sixteen.tif", drive_rgb.astype(np.uint16) * 257)
+    rgba = np.dstack([drive_rgb, np.full(drive_rgb.shape[:2], 200, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(folder / "sub" / "rgba.png")
+    Image.fromarray(drive_rgb[..., 1]).save(folder / "gray.png")
+    Image.fromarray(drive_rgb).save(folder / "photo.ppm")
+    Image.fromarray(drive_rgb).convert("P").save(folder / "palette.gif")
+    big = np.asarray(Image.fromarray(drive_rgb).resize((1300, 1344)))  # FOV ~1240 px wide: chase_db1; over one tile: tiled
+    Image.fromarray(big).save(folder / "big.png")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["segment", str(folder), "-o", str(out), "--overlay", "--backend", "openvino", "--precision", "fp32", "--tile", "1024"])
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    for bad, problem in [("corrupt.jpg", "truncated"), ("empty.png", "empty"), ("fake.png", "not an image")]:
+        assert sum(bad in line and problem in line for line in lines) >= 1, (bad, result.output)
+    assert any("notes.txt" in line and "skipped" in line for line in lines)
+    assert "Traceback" not in result.output
+    assert "segmented 7/10 image(s)" in result.output
+    for stem in ["good", "gray", "photo", "palette", "big", "sub/sixteen", "sub/rgba"]:
+        for kind in ("probability", "vessels", "overlay"):
+            assert (out / f"{stem}_{kind}.png").is_file(), (stem, kind)
+    sixteen = np.asarray(Image.open(out / "sub/sixteen_probability.png"), dtype=np.int16)
+    rgba_out = np.asarray(Image.open(out / "sub/rgba_probability.png"), dtype=np.int16)
+    assert np.abs(sixteen - rgba_out).max() <= 1  # 16-bit TIFF = same pixels as the 8-bit RGBA: same map
+    assert Image.open(out / "big_vessels.png").size == (1300, 1344)
+    assert "M2UNetDRIVE.pth ×6" in result.output and "M2UNetCHASEDB1.pth ×1" in result.output  # auto: big.png → chase_db1
+
+
+def test_missing_weights_is_one_line_error(tmp_path, drive_rgb):
+    Image.fromarray(drive_rgb).save(tmp_path / "a.png")
+    result = CliRunner().invoke(main, ["segment", str(tmp_path / "a.png"), "--weights", str(tmp_path / "nope.safetensors")])
+    assert result.exit_code == 1 and "no such weights file" in result.output and "Traceback" not in result.output
+
+
+def test_export_and_bench_commands(tmp_path, authors_dir, export_cache):
+    import onnx
+
+    onnx_out = tmp_path / "m.onnx"
+    result = CliRunner().invoke(main, ["export", "--format", "onnx", "-o", str(onnx_out)])
+    assert result.exit_code == 0, result.output
+    assert "fp32 parity" in result.output and onnx.load(str(onnx_out)).graph.input[0].name == "image"
+    xml = tmp_path / "m.xml"
+    result = CliRunner().invoke(main, ["export", "--format", "openvino", "-o", str(xml)])
+    assert result.exit_code == 0 and xml.is_file() and xml.with_suffix(".bin").is_file(), result.output
+    difference = float(result.output.split("544×544: ")[1].split()[0])
+    assert difference < 1e-4
+    bench_out = tmp_path / "bench"
+    result = CliRunner().invoke(main, ["bench", "--sizes", "64x48", "--backends", "openvino", "--repeats", "2", "-o", str(bench_out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((bench_out / "bench.json").read_text())
+    assert [c["backend"] for c in report["cells"]] == ["torch", "openvino"]  # the eager baseline always runs
+    assert all(c["median_ms"] > 0 and c["peak_rss_mb"] > 50 and len(c["loadavg_before"]) == 3 for c in report["cells"])
+    assert (bench_out / "bench.png").stat().st_size > 1000 and "| torch | 64×48 |" in (bench_out / "bench.md").read_text()

@@ -1,0 +1,87 @@
+"""Augmentation invariants: image, label and FOV move together; label and FOV stay binary; shapes kept."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from m2unet.training.augment import AugmentConfig, Augmenter, grid_distortion, save_augmentation_grid
+
+
+def synthetic_batch(n=4, size=96, seed=0) -> torch.Tensor:
+    """Smooth random RGB, label = (red > 0.5) derived from the image, FOV = a centred disc."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 3, size // 16, size // 16, generator=generator)
+    image = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+    label = (image[:, :1] > 0.5).float()
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    fov = (((yy - size / 2) ** 2 + (xx - size / 2) ** 2) < (0.45 * size) ** 2).float().expand(n, 1, size, size)
+    return torch.cat([image, label, fov], dim=1)
+
+
+def test_label_stays_aligned_with_the_image_through_geometric_transforms():
+    torch.manual_seed(1)
+    augment = Augmenter(AugmentConfig(jitter_p=0.0, rotation_p=1.0))  # colour jitter would change the red > 0.5 rule
+    batch = synthetic_batch()
+    out = augment(batch)
+    assert out.shape == batch.shape
+    assert not torch.equal(out[:, :3], batch[:, :3])  # something was transformed
+    inside = out[:, 4] > 0.5  # rotation fills corners with zeros; compare where the FOV survives
+    derived = out[:, 0] > 0.5
+    agreement = (derived == (out[:, 3] > 0.5))[inside].float().mean().item()
+    assert agreement > 0.98
+    # a misaligned label (shifted by 3 pixels) would agree visibly less: the check can fail
+    shifted = torch.roll(out[:, 3], shifts=3, dims=-1) > 0.5
+    assert (derived == shifted)[inside].float().mean().item() < agreement - 0.02
+
+
+def test_label_and_fov_stay_binary_and_shapes_kept_with_every_transform():
+    torch.manual_seed(2)
+    batch = synthetic_batch(n=3, size=64)
+    out = Augmenter()(batch)
+    assert out.shape == batch.shape and out.dtype == batch.dtype
+    assert set(torch.unique(out[:, 3]).tolist()) <= {0.0, 1.0}
+    assert set(torch.unique(out[:, 4]).tolist()) <= {0.0, 1.0}
+    assert out[:, :3].min() >= 0.0 and out[:, :3].max() <= 1.0
+
+
+def test_colour_jitter_leaves_label_and_fov_untouched():
+    torch.manual_seed(3)
+    config = AugmentConfig(hflip=0.0, vflip=0.0, rotation_p=0.0, elastic_magnitude=0, jitter_p=1.0)
+    batch = synthetic_batch(n=2, size=64)
+    out = Augmenter(config)(batch)
+    assert torch.equal(out[:, 3:], batch[:, 3:])
+    assert not torch.allclose(out[:, :3], batch[:, :3])
+
+
+def test_elastic_distortion_moves_pixels_by_at_most_magnitude():
+    torch.manual_seed(4)
+    size = 64
+    xs = torch.arange(size, dtype=torch.float32).view(1, 1, 1, size).expand(2, 1, size, size)
+    ys = torch.arange(size, dtype=torch.float32).view(1, 1, size, 1).expand(2, 1, size, size)
+    ramp = torch.cat([xs, ys], dim=1).contiguous()  # each pixel holds its own coordinates
+    out = grid_distortion(ramp, grid=(8, 8), magnitude=1)
+    displacement = (out - ramp).abs()
+    assert displacement.max() <= 1.0 + 1e-4
+    assert displacement.max() > 0.1  # inner vertices did move
+    assert torch.allclose(out[..., 0, :], ramp[..., 0, :], atol=1e-4)  # border rows stay (border vertices fixed)
+    assert torch.equal(grid_distortion(ramp, magnitude=0), grid_distortion(ramp, magnitude=0)) and torch.allclose(grid_distortion(ramp, magnitude=0), ramp, atol=1e-4)
+
+
+def test_same_seed_same_augmentation():
+    batch = synthetic_batch(n=2, size=64)
+    torch.manual_seed(5)
+    first = Augmenter()(batch)
+    torch.manual_seed(5)
+    second = Augmenter()(batch)
+    assert torch.equal(first, second)
+
+
+def test_augmentation_grid_png(tmp_path):
+    from PIL import Image
+
+    torch.manual_seed(6)
+    save_augmentation_grid(tmp_path / "grid.png", synthetic_batch(n=2, size=64), Augmenter(), copies=2, size=64)
+    with Image.open(tmp_path / "grid.png") as image:
+        assert image.size == (3 * 64 + 2 * 4, 2 * 64 + 4)
+

@@ -1,0 +1,104 @@
+"""Training end to end on a tiny synthetic folder: the CLI, kill + resume, determinism, checkpoint metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from m2unet.training.engine import CHECKPOINT_FORMAT, KILL_AFTER_EPOCH_ENV
+from m2unet.weights import load_weights, read_metadata
+
+M2UNET = [sys.executable, "-m", "m2unet"]
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    """Two 64×64 images in the image_folder layout, labels derived from the image, disc-shaped FOV masks."""
+    root = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    for folder in ("images", "labels", "masks"):
+        (root / folder).mkdir()
+    yy, xx = np.mgrid[:64, :64]
+    fov = (((yy - 32) ** 2 + (xx - 32) ** 2) < 30**2).astype(np.uint8) * 255
+    for i in range(2):
+        image = (rng.random((64, 64, 3)) * 255).astype(np.uint8)
+        Image.fromarray(image).save(root / "images" / f"im{i}.png")
+        Image.fromarray((image[..., 1] > 128).astype(np.uint8) * 255).save(root / "labels" / f"im{i}.png")
+        Image.fromarray(fov).save(root / "masks" / f"im{i}.png")
+    return root
+
+
+def train(folder, out, *extra, env_extra=None):
+    env = {**os.environ, **(env_extra or {})}
+    args = ["train", "--dataset", str(folder), "--out", str(out), "--batch-size", "2", "--val-every", "1", "--quiet", "--no-test", *extra]
+    return subprocess.run([*M2UNET, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "straight"
+    result = train(tiny_folder, out, "--epochs", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out, result
+
+
+def test_cli_run_writes_the_run_folder(uninterrupted):
+    out, result = uninterrupted
+    assert "best validation Dice" in result.stdout
+    for name in ("config.json", "metrics.csv", "curves.png", "augmentations.png", "best.safetensors", "summary.json", "checkpoints/last.ckpt"):
+        assert (out / name).is_file(), name
+    rows = (out / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("epoch,train_loss,val_dice")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs"] == 2 and summary["best_epoch"] in (1, 2)
+
+
+def test_best_weights_metadata(uninterrupted):
+    out, _ = uninterrupted
+    meta = read_metadata(out / "best.safetensors")
+    for key in ("model", "dataset", "recipe", "jaccard", "epochs", "best_epoch", "val_dice", "threshold", "git_commit", "training_seconds", "hardware", "precision"):
+        assert key in meta, key
+    assert meta["epochs"] == 2 and meta["jaccard"] == "global" and 0.0 <= meta["threshold"] <= 1.0 and 0.0 < meta["val_dice"] <= 1.0
+    summary = json.loads((out / "summary.json").read_text())
+    assert meta["val_dice"] == pytest.approx(summary["val_dice"], abs=1e-6) and meta["threshold"] == summary["threshold"]
+    model, loaded_meta = load_weights(out / "best.safetensors")
+    assert loaded_meta["best_epoch"] == meta["best_epoch"]
+    assert model(torch.rand(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+
+
+def test_checkpoint_loads_without_unpickling(uninterrupted):
+    out, _ = uninterrupted
+    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["format"] == CHECKPOINT_FORMAT and state["epoch"] == 2
+    assert {"model", "optimizer", "rng", "history", "best", "config"} <= set(state)
+
+
+def test_kill_then_resume_equals_the_uninterrupted_run(tiny_folder, uninterrupted, tmp_path):
+    straight, _ = uninterrupted
+    out = tmp_path / "killed"
+    killed = train(tiny_folder, out, "--epochs", "2", env_extra={KILL_AFTER_EPOCH_ENV: "1"})
+    assert killed.returncode == -signal.SIGKILL
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+    refused = train(tiny_folder, out, "--epochs", "2")  # without --resume the folder is protected
+    assert refused.returncode == 1 and "--resume" in refused.stderr and "Traceback" not in refused.stderr
+    resumed = train(tiny_folder, out, "--epochs", "2", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)
+    b = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert b["epoch"] == 2 and [r["epoch"] for r in b["history"]] == [1, 2]
+    for key in a["model"]:  # same seed on CPU → identical weights, kill or no kill
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+
+
+def test_bad_dataset_is_one_line(tmp_path):
+    result = subprocess.run([*M2UNET, "train", "--dataset", str(tmp_path / "missing"), "--epochs", "1"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "missing" in result.stderr
