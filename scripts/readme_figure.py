@@ -1,6 +1,6 @@
 """Make docs/sample_result.png: the bundled sample next to its vessel map, as `make demo` produces it.
 
-Usage: python scripts/readme_figure.py [--model auto]
+Usage: python scripts/readme_figure.py [--model chase_db1]
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+import m2unet  # noqa: E402
 from m2unet.data import read_image  # noqa: E402
-from m2unet.inference.predict import predict_probability  # noqa: E402
-from m2unet.weights import load_weights, pretrained_path  # noqa: E402
+from m2unet.weights import pretrained_path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,10 +25,10 @@ def main() -> None:
     parser.add_argument("--model", default="chase_db1")
     parser.add_argument("--out", default=str(REPO / "docs" / "sample_result.png"))
     args = parser.parse_args()
-    image = read_image(REPO / "examples" / "chase_db1_Image_11L.jpg")
+    sample = REPO / "examples" / "chase_db1_Image_11L.jpg"
+    image = read_image(sample)
     weights = pretrained_path(args.model)
-    model, _ = load_weights(weights)
-    probability = predict_probability(model, image)
+    probability = m2unet.segment(sample, model=args.model, backend="torch")  # as `m2unet segment` does, FOV masked
     figure, axes = plt.subplots(1, 2, figsize=(10, 5))
     axes[0].imshow(image)
     axes[0].set_title("examples/chase_db1_Image_11L.jpg")

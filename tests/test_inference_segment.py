@@ -99,7 +99,7 @@ def test_bad_files_are_reported_and_the_rest_segmented(tmp_path, drive_rgb, auth
     rgba_out = np.asarray(Image.open(out / "sub/rgba_probability.png"), dtype=np.int16)
     assert np.abs(sixteen - rgba_out).max() <= 1  # 16-bit TIFF = same pixels as the 8-bit RGBA: same map
     assert Image.open(out / "big_vessels.png").size == (1300, 1344)
-    assert "M2UNetDRIVE.pth ×6" in result.output and "M2UNetCHASEDB1.pth ×1" in result.output  # auto: big.png → chase_db1
+    assert "drive.safetensors ×6" in result.output and "chase_db1.safetensors ×1" in result.output  # auto: big.png → chase_db1 (shipped models)
 
 
 def test_missing_weights_is_one_line_error(tmp_path, drive_rgb):

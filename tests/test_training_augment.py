@@ -85,3 +85,14 @@ def test_augmentation_grid_png(tmp_path):
     with Image.open(tmp_path / "grid.png") as image:
         assert image.size == (3 * 64 + 2 * 4, 2 * 64 + 4)
 
+
+
+def test_random_crop_keeps_image_label_and_mask_together():
+    from m2unet.training.data import random_crop
+
+    torch.manual_seed(7)
+    batch = synthetic_batch(n=3, size=96)
+    crops = random_crop(batch, 40)  # rounded down to a multiple of 16 for the network
+    assert crops.shape == (3, 5, 32, 32)
+    assert torch.equal((crops[:, 0] > 0.5).float(), crops[:, 3])  # label still derived from the same pixels
+    assert random_crop(batch, None) is batch

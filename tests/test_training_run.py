@@ -102,3 +102,15 @@ def test_kill_then_resume_equals_the_uninterrupted_run(tiny_folder, uninterrupte
 def test_bad_dataset_is_one_line(tmp_path):
     result = subprocess.run([*M2UNET, "train", "--dataset", str(tmp_path / "missing"), "--epochs", "1"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr and "missing" in result.stderr
+
+
+def test_baseline_trains_with_the_same_command(tiny_folder, tmp_path):
+    """The paper's baselines go through the same recipe, from scratch (no ImageNet encoder)."""
+    out = tmp_path / "erfnet"
+    result = train(tiny_folder, out, "--epochs", "1", "--model", "erfnet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    model, meta = load_weights(out / "best.safetensors")
+    assert meta["model"] == "erfnet" and type(model).__name__ == "ERFNet"
+    assert json.loads((out / "config.json").read_text())["config"]["encoder_weights"] is None
+    bad = train(tiny_folder, tmp_path / "bad", "--epochs", "1", "--model", "resnet")
+    assert bad.returncode == 1 and "unknown model 'resnet'" in bad.stderr and "Traceback" not in bad.stderr

@@ -9,6 +9,7 @@ from ..errors import M2UNetError, one_line_errors
 
 @click.command()
 @click.option("--dataset", required=True, help="drive, chase_db1, hrf, or a folder in the images/ labels/ masks/ layout.")
+@click.option("--model", "model_name", default="m2unet", show_default=True, help="Registered model: m2unet, or the paper's baselines unet, erfnet (trained from scratch).")
 @click.option("--epochs", type=int, default=None, help="Epochs (preset: 300).")
 @click.option("--batch-size", type=int, default=None, help="Images per step (preset: DRIVE 4, CHASE_DB1 2, HRF 1).")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Run folder (default runs/DATASET-JACCARD).")
@@ -29,7 +30,7 @@ from ..errors import M2UNetError, one_line_errors
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (default: all cores); 1 runs better when other jobs share the cores.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @one_line_errors
-def train(dataset, epochs, batch_size, out_dir, resume, jaccard, crop, lr, seed, val_every, data_root, accelerator, devices, num_nodes, precision,
+def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, crop, lr, seed, val_every, data_root, accelerator, devices, num_nodes, precision,
           channels_last, test, threads, quiet):
     """Train M2U-Net with the paper's recipe (AdamW 1e-3, BCE + 0.3·(1 − Jaccard), 300 epochs, ImageNet encoder).
 
@@ -43,14 +44,21 @@ def train(dataset, epochs, batch_size, out_dir, resume, jaccard, crop, lr, seed,
       m2unet train --dataset drive --out runs/drive --resume          # after a crash or kill
       m2unet train --dataset my_images/ --epochs 50 --batch-size 2   # images/ labels/ masks/ folder
       m2unet train --dataset hrf --crop 1024                          # HRF on a CPU
+      m2unet train --dataset drive --model erfnet --out runs/drive-erfnet  # a baseline, same recipe
       torchrun --nproc_per_node 4 -m m2unet train --dataset chase_db1 --accelerator gpu --devices 4
     """
     import torch
 
+    from ..models import list_models
     from .engine import train as run_training
     from .presets import preset_for
 
+    if model_name not in list_models():
+        raise M2UNetError(f"unknown model {model_name!r}; available: {', '.join(list_models())}")
     config = preset_for(dataset)
+    if model_name != config["model"]:
+        # only M2U-Net has a pretrained encoder; the paper trains its baselines from scratch
+        config.update(model=model_name, encoder_weights=None)
     overrides = {"epochs": epochs, "batch_size": batch_size, "jaccard": jaccard, "crop": crop, "lr": lr, "seed": seed, "val_every": val_every}
     for key, value in overrides.items():
         if value is not None:
@@ -64,7 +72,8 @@ def train(dataset, epochs, batch_size, out_dir, resume, jaccard, crop, lr, seed,
         if threads < 1:
             raise M2UNetError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
-    out = out_dir or f"runs/{config['dataset'] if dataset.lower() in ('drive', 'chase_db1', 'hrf') else 'custom'}-{config['jaccard']}"
+    prefix = "" if model_name == "m2unet" else f"{model_name}-"
+    out = out_dir or f"runs/{prefix}{config['dataset'] if dataset.lower() in ('drive', 'chase_db1', 'hrf') else 'custom'}-{config['jaccard']}"
     summary = run_training(config, out, resume=resume, accelerator=accelerator, devices=devices, num_nodes=num_nodes, precision=precision,
                            channels_last=channels_last, progress=not quiet, root=data_root, test=test)
     if summary.get("best_epoch") is None:

@@ -249,7 +249,8 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
     augment = augment.to(device)
 
     _default_imagenet_weights()
-    model = create_model(config["model"], encoder_weights=None if state else config["encoder_weights"])
+    encoder_weights = None if state else config.get("encoder_weights")
+    model = create_model(config["model"], **({"encoder_weights": encoder_weights} if encoder_weights else {}))
     if state:
         model.load_state_dict(state["model"])
     if channels_last:

@@ -1,0 +1,70 @@
+"""The models shipped in the package: present, self-describing, and as good as their model card says."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from m2unet.data import load_dataset
+from m2unet.evaluation.metrics import f1_score, threshold_counts
+from m2unet.inference.predict import predict_probability
+from m2unet.weights import PRETRAINED_DIR, load_pretrained, pretrained_path, read_metadata
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = ("drive", "chase_db1")
+REQUIRED_METADATA = ("model", "dataset", "recipe", "epochs", "best_epoch", "val_dice", "threshold", "git_commit", "jaccard", "test")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_weights_are_in_the_package_with_metadata(name):
+    path = PRETRAINED_DIR / f"{name}.safetensors"
+    assert pretrained_path(name) == path, "the shipped file must win over any authors' fallback"
+    meta = read_metadata(path)
+    for key in REQUIRED_METADATA:
+        assert meta.get(key) is not None, key
+    assert meta["dataset"] == name and meta["model"] == "m2unet" and meta["epochs"] == 300
+    assert 0.0 < meta["threshold"] < 1.0
+    model = load_pretrained(name)
+    assert not model.training and model.metadata["threshold"] == meta["threshold"]
+
+
+@pytest.mark.parametrize("name, run", [("drive", "drive-global"), ("chase_db1", "chase_db1-global")])
+def test_metadata_quotes_the_committed_evaluation(name, run):
+    meta = read_metadata(PRETRAINED_DIR / f"{name}.safetensors")
+    metrics = json.loads((REPO / "results" / "ours" / run / "metrics.json").read_text())
+    assert meta["test"]["fov"]["f1_a_priori"] == pytest.approx(metrics["pooled"]["fov"]["a_priori"]["f1"])
+    assert metrics["pooled"]["fov"]["a_priori"]["threshold"] == pytest.approx(meta["threshold"], abs=1e-3)
+
+
+def test_shipped_drive_model_reaches_its_stated_f1(datasets_root):
+    """Recompute from scratch: pooled F1 inside the FOV at the stored threshold, all 20 DRIVE test images."""
+    model = load_pretrained("drive")
+    threshold = model.metadata["threshold"]
+    index = int(round(threshold * 1000))
+    totals = None
+    for sample in load_dataset("drive", "test", root=datasets_root):
+        counts = threshold_counts(predict_probability(model, sample.image), sample.label, sample.mask)
+        totals = counts if totals is None else {k: totals[k] + counts[k] for k in counts}
+    f1 = float(f1_score(totals["tp"][index], totals["fp"][index], totals["fn"][index]))
+    assert f1 == pytest.approx(model.metadata["test"]["fov"]["f1_a_priori"], abs=0.002)
+    assert f1 >= 0.809  # the paper's best-threshold F1, reached at the a-priori threshold
+
+
+def test_segment_without_weights_picks_the_shipped_model(datasets_root, tmp_path):
+    drive_image = datasets_root / "DRIVE" / "test" / "images" / "01_test.tif"
+    chase_image = REPO / "examples" / "chase_db1_Image_11L.jpg"
+    result = subprocess.run(
+        [sys.executable, "-m", "m2unet", "segment", str(drive_image), str(chase_image), "-o", str(tmp_path), "--backend", "torch"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "drive.safetensors" in result.stdout and "chase_db1.safetensors" in result.stdout
+    for stem in ("01_test", "chase_db1_Image_11L"):
+        vessels = np.asarray(Image.open(tmp_path / f"{stem}_vessels.png"))
+        assert 0.05 < (vessels > 0).mean() < 0.2  # a vessel map, not an empty or full one
