@@ -95,10 +95,9 @@ AUTHORS_FILES = {"drive": "M2UNetDRIVE.pth", "chase_db1": "M2UNetCHASEDB1.pth", 
 
 
 def authors_weights_dir() -> Path | None:
-    for candidate in (Path.cwd().parent / "shared" / "weights" / "m2unet-authors", Path(__file__).resolve().parents[3] / "shared" / "weights" / "m2unet-authors"):
-        if candidate.is_dir():
-            return candidate
-    return None
+    from .paths import shared_path
+
+    return shared_path("weights", "m2unet-authors")
 
 
 def pretrained_path(name: str) -> Path:

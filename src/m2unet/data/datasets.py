@@ -23,10 +23,9 @@ def default_datasets_root() -> Path:
     """``$M2UNET_DATASETS``, else ``../shared/datasets`` (the layout of this project's checkouts), else ``./datasets``."""
     if os.environ.get(DATASETS_ENV):
         return Path(os.environ[DATASETS_ENV])
-    for candidate in (Path.cwd().parent / "shared" / "datasets", Path(__file__).resolve().parents[4] / "shared" / "datasets"):
-        if candidate.is_dir():
-            return candidate
-    return Path("datasets")
+    from ..paths import shared_path
+
+    return shared_path("datasets") or Path("datasets")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Points at a local ImageNet MobileNetV2 file, so that encoder_weights="imagenet" works offline.
 IMAGENET_WEIGHTS_ENV = "M2UNET_IMAGENET_WEIGHTS"
+SHARED_IMAGENET_RAW01 = ("weights", "mobilenet_v2-imagenet", "mobilenet_v2_features14_imagenet_raw01.pth")
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -64,8 +65,10 @@ def fold_imagenet_normalisation(features_state: dict[str, torch.Tensor]) -> dict
 
 def _imagenet_file() -> tuple[Path, bool]:
     """The ImageNet file to use and whether it expects ImageNet-normalised input."""
-    local = os.environ.get(IMAGENET_WEIGHTS_ENV)
-    if local:
+    from ..paths import shared_path
+
+    local = os.environ.get(IMAGENET_WEIGHTS_ENV) or shared_path(*SHARED_IMAGENET_RAW01)
+    if local:  # offline inside a checkout: ../shared holds the encoder weights
         return Path(local), "raw01" not in Path(local).name
     hub_dir = Path(torch.hub.get_dir()) / "checkpoints"
     cached = hub_dir / Path(TORCHVISION_MOBILENET_V2_URL).name
@@ -83,8 +86,9 @@ def _imagenet_file() -> tuple[Path, bool]:
 def load_imagenet_encoder(encoder: nn.Module, source: str | os.PathLike) -> None:
     """Initialise ``encoder.features`` (MobileNetV2 layers 0–13) from ImageNet weights.
 
-    ``source`` is ``"imagenet"`` (the file in ``$M2UNET_IMAGENET_WEIGHTS``, else torchvision's official file
-    through the torch hub cache, downloaded once) or a path. Files whose name contains ``raw01`` are taken
+    ``source`` is ``"imagenet"`` (the file in ``$M2UNET_IMAGENET_WEIGHTS``, else the raw01 file in the
+    ``../shared`` folder beside a checkout, else torchvision's official file through the torch hub cache,
+    downloaded once) or a path. Files whose name contains ``raw01`` are taken
     as already re-parametrised for [0, 1] input; any other file is assumed to expect ImageNet mean/std
     input (torchvision's convention) and its first conv is folded by :func:`fold_imagenet_normalisation`.
     Extra layers (14–18, the classifier) are ignored; every encoder tensor must be present.

@@ -40,7 +40,6 @@ CHECKPOINT_FORMAT = "m2unet-train-checkpoint-v1"
 KILL_AFTER_EPOCH_ENV = "M2UNET_TRAIN_KILL_AFTER_EPOCH"
 # Settings that must not change when a run is resumed (epochs may grow).
 FROZEN_KEYS = ("model", "dataset", "lr", "weight_decay", "jaccard", "jaccard_weight", "batch_size", "crop", "seed", "val_seed", "val_copies", "augment")
-IMAGENET_RAW01 = Path("shared/weights/mobilenet_v2-imagenet/mobilenet_v2_features14_imagenet_raw01.pth")
 
 
 def hardware_description(device: torch.device) -> str:
@@ -68,19 +67,6 @@ def resolve_precision(precision: str, accelerator_device: torch.device) -> str:
     except Exception:
         supported = False
     return "bf16-mixed" if supported else "32-true"
-
-
-def _default_imagenet_weights() -> None:
-    """Offline use inside a checkout: point ``encoder_weights="imagenet"`` at ../shared's raw01 file when no download is configured."""
-    from ..models.pretrained import IMAGENET_WEIGHTS_ENV
-
-    if os.environ.get(IMAGENET_WEIGHTS_ENV):
-        return
-    for base in (Path.cwd().parent, Path(__file__).resolve().parents[4]):
-        candidate = base / IMAGENET_RAW01
-        if candidate.is_file():
-            os.environ[IMAGENET_WEIGHTS_ENV] = str(candidate)
-            return
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -248,7 +234,6 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
     val = make_validation_set(stack, config, augment)
     augment = augment.to(device)
 
-    _default_imagenet_weights()
     encoder_weights = None if state else config.get("encoder_weights")
     model = create_model(config["model"], **({"encoder_weights": encoder_weights} if encoder_weights else {}))
     if state:
