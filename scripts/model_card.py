@@ -57,13 +57,14 @@ def main() -> None:
         lines += [f"## {label}", ""]
         if meta:
             hours = meta.get("training_seconds", 0) / 3600
+            on_gpu = "NVIDIA" in str(meta.get("hardware"))
+            where = ("" if on_gpu else "; wall time on a 2-core machine shared with other jobs, see results/train_speed.md for the speed of a quiet one")
             lines += [
                 f"Shipped: `src/m2unet/pretrained/{dataset}.safetensors` — trained with `m2unet train` (preset {dataset}, "
                 f"Jaccard `{meta.get('jaccard')}`, {meta.get('epochs')} epochs, batch {meta.get('batch_size')}, "
                 f"precision {meta.get('precision')}), best validation Dice {meta.get('val_dice'):.4f} at epoch "
-                f"{meta.get('best_epoch')}, a-priori threshold {meta.get('threshold'):.3f}; {hours:.1f} h on "
-                f"{meta.get('hardware')} (commit {meta.get('git_commit')}; wall time on a 2-core machine shared with other "
-                "jobs, see results/train_speed.md for the speed of a quiet one).",
+                f"{meta.get('best_epoch')}, a-priori threshold {meta.get('threshold'):.3f}; {hours * 60:.0f} min of training in all, on "
+                f"{meta.get('hardware')} (commit {meta.get('git_commit')}{where}).",
                 "",
             ]
         else:
@@ -76,6 +77,9 @@ def main() -> None:
             metrics = load(run)
             if metrics["dataset"] == dataset:
                 lines.append(row(f"ours: {run.parent.name}", metrics))
+        tta = load(OURS / "tta" / dataset / "metrics.json")
+        if tta:
+            lines.append(row("ours + flip TTA (mean of 4 flipped views)", tta, "4× the inference time; `--tta`"))
         authors = load(AUTHORS / AUTHORS_RUNS[dataset] / "metrics.json")
         split_note = "tested on Image_01L–10R: the checkpoint was trained on the last 8" if dataset == "chase_db1" else ""
         lines.append(row("authors' checkpoint", authors, split_note))

@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--name", required=True, choices=["drive", "chase_db1", "hrf"])
     parser.add_argument("--weights", required=True, type=Path)
     parser.add_argument("--evaluation", required=True, type=Path, help="metrics.json of `m2unet evaluate` on the test split")
+    parser.add_argument("--hardware", help="Replace the metadata's hardware, e.g. for a run resumed on another machine")
     args = parser.parse_args()
     model, metadata = load_weights(args.weights)
     metrics = json.loads(args.evaluation.read_text())
@@ -47,6 +48,8 @@ def main() -> None:
     if abs(evaluated_threshold - metadata["threshold"]) > 1e-3:
         raise SystemExit(f"{args.evaluation}: evaluated at threshold {evaluated_threshold}, the weights store {metadata['threshold']}")
     metadata.update({"name": args.name, "source": "m2unet", "test": test_summary(metrics), "trained_from": str(args.weights)})
+    if args.hardware:
+        metadata["hardware"] = args.hardware
     out = save_weights(model, PRETRAINED_DIR / f"{args.name}.safetensors", metadata)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB); test F1 a-priori {metadata['test']['fov']['f1_a_priori']:.4f}")
 

@@ -160,3 +160,20 @@ def test_summarise_pools_counts_and_keeps_protocols_apart():
     f1s = [M.summary(item.second_fov)["f1"] for item in per_image]
     assert result["second_observer"]["per_image"]["fov"]["f1"]["mean"] == pytest.approx(np.mean(f1s))
     assert result["second_observer"]["per_image"]["fov"]["f1"]["std"] == pytest.approx(np.std(f1s, ddof=1))
+
+
+def test_torch_counts_equal_numpy_counts():
+    """Validation counts on the training device (torch) equal the NumPy counts of the evaluation."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    probability = rng.random((37, 53)).astype(np.float32)
+    probability[0, :5] = [0.0, 1.0, 0.5, 0.25, 0.999]  # bin edges
+    label = rng.random((37, 53)) < 0.2
+    mask = rng.random((37, 53)) < 0.8
+    expected = M.threshold_counts(probability, label, mask)
+    got = M.threshold_counts_torch(torch.from_numpy(probability), torch.from_numpy(label), torch.from_numpy(mask))
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key])
+    unmasked = M.threshold_counts_torch(torch.from_numpy(probability), torch.from_numpy(label))
+    assert unmasked["tp"][0] + unmasked["fn"][0] == label.sum() and unmasked["fp"][0] + unmasked["tn"][0] == (~label).sum()

@@ -37,3 +37,17 @@ def test_tiled_matches_whole_image(authors_dir, datasets_root, export_cache):
     difference = np.abs(tiled - whole)[sample.mask]
     assert difference.mean() < 2e-3, difference.mean()
     assert np.mean((tiled >= 0.5) == (whole >= 0.5)) > 0.999
+
+
+def test_flip_average_undoes_each_flip():
+    """Each view's prediction is flipped back before averaging: a position-aware predictor shows it."""
+    from m2unet.inference.predict import flip_average
+
+    image = np.random.default_rng(0).random((6, 9, 3)).astype(np.float32)
+    np.testing.assert_allclose(flip_average(lambda view: view[..., 1] * 2.0, image), image[..., 1] * 2.0, rtol=1e-6)
+    columns = np.arange(9, dtype=np.float32)[None, :].repeat(6, axis=0)
+    rows = np.arange(6, dtype=np.float32)[:, None].repeat(9, axis=1)
+    # a predictor that sees only where a pixel sits: flips mirror it, so the average is the mean of p and its mirror
+    averaged = flip_average(lambda view: columns + 10 * rows, image)
+    expected = (columns + columns[:, ::-1]) / 2 + 10 * (rows + rows[::-1]) / 2
+    np.testing.assert_allclose(averaged, expected, rtol=1e-6)

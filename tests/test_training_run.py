@@ -114,3 +114,37 @@ def test_baseline_trains_with_the_same_command(tiny_folder, tmp_path):
     assert json.loads((out / "config.json").read_text())["config"]["encoder_weights"] is None
     bad = train(tiny_folder, tmp_path / "bad", "--epochs", "1", "--model", "resnet")
     assert bad.returncode == 1 and "unknown model 'resnet'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_time_limit_stops_cleanly_then_resume_finishes(tiny_folder, uninterrupted, tmp_path):
+    """--time-limit ends the invocation after a validated, checkpointed epoch; --resume completes the run."""
+    straight, _ = uninterrupted
+    out = tmp_path / "limited"
+    limited = train(tiny_folder, out, "--epochs", "2", "--val-every", "5", "--time-limit", "0.00001")
+    assert limited.returncode == 0, limited.stderr[-2000:]
+    assert "stopped by --time-limit after epoch 1 of 2" in limited.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped_by_time_limit"] is True and summary["epochs_done"] == 1 and summary["best_epoch"] == 1
+    assert read_metadata(out / "best.safetensors")["epochs_trained"] == 1
+    resumed = train(tiny_folder, out, "--epochs", "2", "--val-every", "5", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped_by_time_limit"] is False and summary["epochs_done"] == 2
+    a = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)["model"]
+    b = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["model"]
+    for key in a:  # stopping early and resuming changes nothing in the training itself
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_cosine_schedule_is_a_pure_function_of_the_epoch(tiny_folder, tmp_path):
+    from m2unet.training.engine import learning_rate
+
+    config = {"lr": 1e-3, "epochs": 4, "lr_schedule": "cosine"}
+    assert [round(learning_rate(config, e), 9) for e in range(4)] == [1e-3, 0.000853553, 0.0005, 0.000146447]
+    assert learning_rate({"lr": 1e-3, "epochs": 4}, 3) == 1e-3  # runs from before the option: constant
+    out = tmp_path / "cosine"
+    result = train(tiny_folder, out, "--epochs", "2", "--lr-schedule", "cosine")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = (out / "metrics.csv").read_text().strip().splitlines()[1:]
+    assert [float(r.split(",")[5]) for r in rows] == [0.001, 0.0005]
+    assert read_metadata(out / "best.safetensors")["lr_schedule"] == "cosine"

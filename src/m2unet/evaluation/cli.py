@@ -60,8 +60,10 @@ def _command_line(context: click.Context) -> str:
 @click.option("--bootstrap", default=2000, show_default=True, type=click.IntRange(100, 100000), help="Bootstrap resamples over images.")
 @click.option("--label", help="Name of this model in tables and plots.")
 @click.option("--second-observer-only", is_flag=True, help="No model: only score the second human observer against the first.")
+@click.option("--tta", is_flag=True, help="Test-time augmentation: mean probability over the image and its 3 flips (4× the time).")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]), help="Where the model runs (fp32, whole images); cuda needs a GPU build of torch.")
 @one_line_errors
-def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, threshold_split, datasets_root, maps, npy, figure_image, bootstrap, label, second_observer_only):
+def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, threshold_split, datasets_root, maps, npy, figure_image, bootstrap, label, second_observer_only, device, tta):
     """Evaluate a model on a labelled split, the paper's way and the honest way.
 
     Confusion counts at 1001 thresholds are pooled over the split, inside the FOV and over the whole
@@ -80,6 +82,7 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
       m2unet evaluate --dataset chase_db1 --split test_01_10 --model chase_db1 --no-maps
       m2unet evaluate --dataset chase_db1 --split test --second-observer-only --out eval/chase_observer
       m2unet evaluate --dataset my_fundus_folder --weights run/best.safetensors --threshold 0.5
+      m2unet evaluate --dataset drive --model drive --tta --out eval/drive-tta
     """
     from ..data import load_dataset
     from ..weights import load_weights, pretrained_path, threshold_of
@@ -105,6 +108,12 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
     if not path.is_file():
         raise M2UNetError(f"{path}: no such weights file")
     model, metadata = load_weights(path)
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise M2UNetError("--device cuda: no CUDA device visible to this torch build (torch.cuda.is_available() is False)")
+        model = model.to("cuda")
     dataset = load_dataset(dataset_name, split, root=datasets_root)
     if len(dataset) == 0:
         raise M2UNetError(f"{dataset_name} {split}: no images")
@@ -121,12 +130,12 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
         if train_split == split:
             raise M2UNetError(f"--threshold-split {train_split}: the a-priori threshold must come from other images than the evaluated split")
         click.echo(f"the weights store no threshold: choosing it on split '{train_split}' (the honest a-priori protocol)", err=True)
-        threshold, source = threshold_on_split(model, dataset_name, train_split, root=datasets_root)
+        threshold, source = threshold_on_split(model, dataset_name, train_split, root=datasets_root, tta=tta)
     out = Path(out_dir) if out_dir else Path("evaluation") / f"{dataset.name}-{split}-{path.stem}"
     command = _command_line(click.get_current_context())
     result = run_evaluation(
         model, dataset, out, a_priori=threshold, threshold_source=source, weights_info=_weights_info(path, metadata, label),
-        save_maps=maps, save_npy=npy, figure_image=figure_image, bootstrap=bootstrap, command=command,
+        save_maps=maps, save_npy=npy, figure_image=figure_image, bootstrap=bootstrap, command=command, tta=tta,
     )
     click.echo(format_table(result))
     runtime = result["runtime"]

@@ -34,6 +34,32 @@ def threshold_counts(probability: np.ndarray, label: np.ndarray, mask: np.ndarra
     index = np.clip(np.floor(probability * bins + 1e-9), 0, bins).astype(np.int64)
     positives = np.bincount(index[label], minlength=bins + 1)
     negatives = np.bincount(index[~label], minlength=bins + 1)
+    return counts_from_histograms(positives, negatives)
+
+
+def threshold_counts_torch(probability, label, mask=None, bins: int = DEFAULT_BINS) -> dict[str, np.ndarray]:
+    """:func:`threshold_counts` for torch tensors, computed where they live (e.g. on the GPU during validation).
+
+    Same binning as the NumPy version, in float64 where the device has it, so both give the same counts.
+    """
+    import torch
+
+    label = label.bool()
+    if mask is not None:
+        mask = mask.bool()
+        probability, label = probability[mask], label[mask]
+    else:
+        probability, label = probability.reshape(-1), label.reshape(-1)
+    dtype = torch.float64 if probability.device.type != "mps" else torch.float32
+    index = torch.clamp(torch.floor(probability.to(dtype) * bins + 1e-9), 0, bins).long()
+    positives = torch.bincount(index[label], minlength=bins + 1).cpu().numpy()
+    negatives = torch.bincount(index[~label], minlength=bins + 1).cpu().numpy()
+    return counts_from_histograms(positives, negatives)
+
+
+def counts_from_histograms(positives: np.ndarray, negatives: np.ndarray) -> dict[str, np.ndarray]:
+    """Confusion counts at every threshold bin from per-bin counts of positive and negative pixels."""
+    positives, negatives = np.asarray(positives, np.int64), np.asarray(negatives, np.int64)
     # predicted positive at threshold k: index ≥ k → reversed cumulative sums
     tp = positives[::-1].cumsum()[::-1]
     fp = negatives[::-1].cumsum()[::-1]

@@ -118,12 +118,25 @@ def table2(complexity: list[dict], results: list[dict]) -> str:
         ours = []
         for d in datasets:
             matching = [r for r in results if r["dataset"] == d and r["pooled"] and (r.get("weights") or {}).get("model") == row["model"]]
-            ours.append(" / ".join(_f(r["pooled"]["crop"]["best"]["f1"]) for r in matching) or "–")
+            several = len(matching) > 1
+            ours.append(" / ".join(_f1_cell(r, several) for r in matching) or "pending: no evaluated run under results/")
         lines.append(
             f"| {published['label'] if published else row['model']} | this repo | {row['params'] / 1e6:.2f} | {row['size_mb']:.1f} | "
             f"{row['gmadds'][544]:.2f} | {row['gmadds'][960]:.2f} | " + " | ".join(ours) + " |"
         )
     return "\n".join(lines)
+
+
+def _f1_cell(result: dict, name_source: bool = False) -> str:
+    """Best-threshold F1 of one run; a run stopped before its planned epochs says how far it got."""
+    text = _f(result["pooled"]["crop"]["best"]["f1"])
+    if name_source:
+        text += " (authors' weights)" if (result.get("weights") or {}).get("source") == "authors" else " (ours)"
+    metadata = (result.get("weights") or {}).get("metadata") or {}
+    done, planned = metadata.get("epochs_trained"), metadata.get("epochs")
+    if done is not None and planned is not None and int(done) < int(planned):
+        text += f" ({int(done)}/{int(planned)} epochs)"
+    return text
 
 
 def _seconds(value: float) -> str:
@@ -161,9 +174,12 @@ def tables34(results: list[dict], timing: dict | None, bench: dict | None = None
             if not r["pooled"]:
                 continue
             crop, only = r["pooled"]["crop"], r["pooled"]["crop_only"]
+            # the timings above are M2U-Net's; other architectures: `m2unet bench --arch`
+            is_m2unet = (r.get("weights") or {}).get("model", "m2unet") == "m2unet"
             lines.append(
                 f"| {run_label(r)} | this repo | {r['split']} ({r['images']}) | {_f(crop['best']['f1'])} | {_f(crop['a_priori']['f1'])} (thr. {crop['a_priori']['threshold']:.3f}) | "
-                f"{_f(crop['best']['accuracy'])} | {_f(crop['roc_auc'])} | {_f(only['best']['accuracy'])} | {_f(only['roc_auc'])} | {ours_time} |"
+                f"{_f(crop['best']['accuracy'])} | {_f(crop['roc_auc'])} | {_f(only['best']['accuracy'])} | {_f(only['roc_auc'])} | "
+                f"{ours_time if is_m2unet else 'see `m2unet bench --arch`'} |"
             )
         for split, r in observers.items():
             o = r["second_observer"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import M2UNetError
-from .predict import MAX_TILE, TILE_OVERLAP, predict_tiled
+from .predict import MAX_TILE, TILE_OVERLAP, flip_average, predict_tiled
 
 # Native field-of-view diameters (pixels) of the datasets the pretrained models were trained on, measured
 # from the official / unofficial FOV masks (benchmarks/fov_iou.py prints them): DRIVE ≈ 540, CHASE_DB1 ≈ 900,
@@ -71,15 +71,18 @@ class Segmenter:
     """A loaded model on one backend: ``segmenter(image, mask)`` → probability H×W (0 outside the mask)."""
 
     def __init__(self, weights: str | os.PathLike, backend: str, calibration: str = "drive", hint: str = "LATENCY",
-                 max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP, progress=None):
+                 max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP, progress=None, tta: bool = False):
         from .backends import create_backend
 
         self.weights = Path(weights)
         self.backend = create_backend(backend, self.weights, calibration=calibration, hint=hint, progress=progress)
-        self.max_tile, self.overlap = max_tile, overlap
+        self.max_tile, self.overlap, self.tta = max_tile, overlap, tta
 
     def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        probability = predict_tiled(self.backend, image, self.max_tile, self.overlap)
+        def predict(view: np.ndarray) -> np.ndarray:
+            return predict_tiled(self.backend, view, self.max_tile, self.overlap)
+
+        probability = flip_average(predict, image) if self.tta else predict(image)
         if mask is not None:
             probability[~mask] = 0.0
         return probability
@@ -127,7 +130,8 @@ def resolve_weights(model: str = "auto", weights: str | os.PathLike | None = Non
 
 
 def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = None, backend: str | None = None,
-            precision: str = "auto", fov_mask: bool | np.ndarray = True, max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP) -> np.ndarray:
+            precision: str = "auto", fov_mask: bool | np.ndarray = True, max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP,
+            tta: bool = False) -> np.ndarray:
     """Vessel probability map (float32 H×W in [0, 1]) of a fundus photograph.
 
     Args:
@@ -139,6 +143,7 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
             backend name such as ``openvino-int8`` (see :mod:`m2unet.inference.backends`).
         precision: ``auto``, ``fp32``, ``bf16`` or ``int8`` (ignored when ``backend`` is a full name).
         fov_mask: True (estimate it from the image, probability 0 outside), False (no mask) or a bool H×W array.
+        tta: average over the image and its three flips (:func:`m2unet.inference.predict.flip_average`; 4× the time).
     """
     from ..data.fov import estimate_fov_mask
     from ..data.io import read_image
@@ -154,7 +159,7 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
     path = resolve_weights(model, weights, fov_width(mask, rgb.shape[1]))
     runtime = backend or default_runtime()
     name = runtime if runtime in BACKENDS and "-" in runtime else backend_name(runtime, precision)
-    return get_segmenter(path, name, calibration=calibration_for(path), max_tile=max_tile, overlap=overlap)(rgb, mask)
+    return get_segmenter(path, name, calibration=calibration_for(path), max_tile=max_tile, overlap=overlap, tta=tta)(rgb, mask)
 
 
 def overlay(image: np.ndarray, vessels: np.ndarray, mask: np.ndarray | None = None, rows: int = 512) -> np.ndarray:

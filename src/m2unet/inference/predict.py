@@ -42,6 +42,24 @@ def predict_logits(model: nn.Module, images: torch.Tensor, bf16: bool = False, c
     return logits[..., :h, :w].float()
 
 
+FLIPS = ((), (1,), (0,), (0, 1))  # identity, horizontal, vertical, both (axes of an H×W×3 image)
+
+
+def flip_average(predict, image: np.ndarray) -> np.ndarray:
+    """Test-time augmentation: the mean probability over the image and its horizontal, vertical and double flip.
+
+    ``predict`` maps an H×W×3 image to an H×W probability (any backend, tiled or not); 4× its cost. Vessel
+    maps have no preferred orientation, and the paper trains with both flips, so each view is equally valid.
+    """
+    total = None
+    for axes in FLIPS:
+        view = np.ascontiguousarray(np.flip(image, axis=axes)) if axes else image
+        probability = predict(view)
+        probability = np.flip(probability, axis=axes) if axes else probability
+        total = probability.astype(np.float32, copy=True) if total is None else total + probability
+    return total / len(FLIPS)
+
+
 def predict_probability(model: nn.Module, image: np.ndarray, bf16: bool = False, channels_last: bool = False) -> np.ndarray:
     """Vessel probability (float32 H×W in [0, 1]) for one RGB float image H×W×3 in [0, 1]."""
     batch = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]

@@ -48,11 +48,12 @@ def grid_distortion(batch: torch.Tensor, grid: tuple[int, int] = (8, 8), magnitu
     """Augmentor's random_distortion on a B×C×H×W batch (see module doc); one draw per sample."""
     b, _, h, w = batch.shape
     gw, gh = grid
+    # drawn from the CPU generator wherever the batch lives (same draws on CPU and GPU; saved for --resume)
     shift = torch.randint(-magnitude, magnitude + 1, (b, 2, gh + 1, gw + 1)).to(batch.dtype)
     shift[:, :, 0, :] = shift[:, :, -1, :] = shift[:, :, :, 0] = shift[:, :, :, -1] = 0  # border vertices stay
     apply = (torch.rand(b) < p).to(batch.dtype).view(b, 1, 1, 1)
-    field = F.interpolate(shift * apply, size=(h, w), mode="bilinear", align_corners=True)  # pixels, (dx, dy)
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=batch.dtype), torch.arange(w, dtype=batch.dtype), indexing="ij")
+    field = F.interpolate((shift * apply).to(batch.device), size=(h, w), mode="bilinear", align_corners=True)  # pixels, (dx, dy)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=batch.dtype, device=batch.device), torch.arange(w, dtype=batch.dtype, device=batch.device), indexing="ij")
     # output pixel (x, y) samples the input at (x + dx, y + dy); normalised coordinates for grid_sample
     sample_x = (xs + field[:, 0]) * (2.0 / (w - 1)) - 1.0
     sample_y = (ys + field[:, 1]) * (2.0 / (h - 1)) - 1.0

@@ -17,6 +17,8 @@ from ..errors import M2UNetError, one_line_errors
 @click.option("--jaccard", type=click.Choice(["global", "eq3"]), default=None, help="Soft Jaccard form in the loss (preset: the better on DRIVE).")
 @click.option("--crop", type=int, default=None, help="Random square training crops of this size (e.g. 1024 for HRF on CPU; a deviation from the paper).")
 @click.option("--lr", type=float, default=None, help="AdamW learning rate (preset: 1e-3).")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default=None,
+              help="constant (the paper; preset) or cosine annealing to 0 over the epochs (a variant beyond the paper).")
 @click.option("--seed", type=int, default=None, help="Random seed (preset: 42); same seed on CPU → same weights.")
 @click.option("--val-every", type=int, default=None, help="Validate every N epochs (preset: 5 for DRIVE/CHASE_DB1, 10 for HRF).")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None, help="Folder holding DRIVE/, CHASE_DB1/, HRF/ (default ../shared/datasets).")
@@ -28,10 +30,12 @@ from ..errors import M2UNetError, one_line_errors
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True, help="NHWC memory layout (faster on CPU).")
 @click.option("--test/--no-test", default=True, show_default=True, help="After training, report F1 on the dataset's test split (not used for any choice).")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch (default: all cores); 1 runs better when other jobs share the cores.")
+@click.option("--time-limit", "time_limit", type=float, default=None,
+              help="Minutes: stop after the last epoch that fits (validated, checkpointed); --resume continues. For batch-scheduler slots.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @one_line_errors
-def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, crop, lr, seed, val_every, data_root, accelerator, devices, num_nodes, precision,
-          channels_last, test, threads, quiet):
+def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, crop, lr, lr_schedule, seed, val_every, data_root, accelerator, devices, num_nodes, precision,
+          channels_last, test, threads, time_limit, quiet):
     """Train M2U-Net with the paper's recipe (AdamW 1e-3, BCE + 0.3·(1 − Jaccard), 300 epochs, ImageNet encoder).
 
     Writes OUT/config.json, metrics.csv, curves.png, augmentations.png, best.safetensors (weights with
@@ -44,6 +48,7 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
       m2unet train --dataset drive --out runs/drive --resume          # after a crash or kill
       m2unet train --dataset my_images/ --epochs 50 --batch-size 2   # images/ labels/ masks/ folder
       m2unet train --dataset hrf --crop 1024                          # HRF on a CPU
+      m2unet train --dataset hrf --accelerator gpu --time-limit 230   # stops cleanly; then --resume
       m2unet train --dataset drive --model erfnet --out runs/drive-erfnet  # a baseline, same recipe
       torchrun --nproc_per_node 4 -m m2unet train --dataset chase_db1 --accelerator gpu --devices 4
     """
@@ -59,7 +64,8 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
     if model_name != config["model"]:
         # only M2U-Net has a pretrained encoder; the paper trains its baselines from scratch
         config.update(model=model_name, encoder_weights=None)
-    overrides = {"epochs": epochs, "batch_size": batch_size, "jaccard": jaccard, "crop": crop, "lr": lr, "seed": seed, "val_every": val_every}
+    overrides = {"epochs": epochs, "batch_size": batch_size, "jaccard": jaccard, "crop": crop, "lr": lr, "lr_schedule": lr_schedule, "seed": seed,
+                 "val_every": val_every}
     for key, value in overrides.items():
         if value is not None:
             config[key] = value
@@ -72,12 +78,18 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
         if threads < 1:
             raise M2UNetError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
+    if time_limit is not None and time_limit <= 0:
+        raise M2UNetError(f"--time-limit must be positive (minutes), got {time_limit}")
     prefix = "" if model_name == "m2unet" else f"{model_name}-"
-    out = out_dir or f"runs/{prefix}{config['dataset'] if dataset.lower() in ('drive', 'chase_db1', 'hrf') else 'custom'}-{config['jaccard']}"
+    suffix = "" if config["lr_schedule"] == "constant" else f"-{config['lr_schedule']}"
+    out = out_dir or f"runs/{prefix}{config['dataset'] if dataset.lower() in ('drive', 'chase_db1', 'hrf') else 'custom'}-{config['jaccard']}{suffix}"
     summary = run_training(config, out, resume=resume, accelerator=accelerator, devices=devices, num_nodes=num_nodes, precision=precision,
-                           channels_last=channels_last, progress=not quiet, root=data_root, test=test)
+                           channels_last=channels_last, progress=not quiet, root=data_root, test=test,
+                           time_limit_minutes=time_limit)
     if summary.get("best_epoch") is None:
         return
+    if summary.get("stopped_by_time_limit"):
+        click.echo(f"stopped by --time-limit after epoch {summary['epochs_done']} of {summary['epochs']}; continue with: --out {out} --resume")
     click.echo(f"best validation Dice {summary['val_dice']:.4f} at epoch {summary['best_epoch']} (threshold {summary['threshold']:.3f}); "
                f"{summary['training_seconds'] / 60:.1f} min; weights: {out}/best.safetensors")
     if summary.get("test"):

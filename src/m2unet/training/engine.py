@@ -39,7 +39,24 @@ CHECKPOINT_FORMAT = "m2unet-train-checkpoint-v1"
 # Test-only fault injection: SIGKILL this process right after the checkpoint of epoch N is written.
 KILL_AFTER_EPOCH_ENV = "M2UNET_TRAIN_KILL_AFTER_EPOCH"
 # Settings that must not change when a run is resumed (epochs may grow).
-FROZEN_KEYS = ("model", "dataset", "lr", "weight_decay", "jaccard", "jaccard_weight", "batch_size", "crop", "seed", "val_seed", "val_copies", "augment")
+FROZEN_KEYS = ("model", "dataset", "lr", "lr_schedule", "weight_decay", "jaccard", "jaccard_weight", "batch_size", "crop", "seed", "val_seed", "val_copies",
+               "augment")
+# values of keys added after the first checkpoints were written, for resuming those
+KEY_DEFAULTS = {"lr_schedule": "constant"}
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(config: dict, epoch: int) -> float:
+    """The learning rate of 0-based ``epoch``: constant (the paper), or cosine-annealed from ``lr`` to 0 over ``epochs``.
+
+    A pure function of the epoch, so a resumed run continues the schedule with no scheduler state to save.
+    """
+    schedule = config.get("lr_schedule", "constant")
+    if schedule == "constant":
+        return float(config["lr"])
+    if schedule == "cosine":
+        return float(config["lr"]) * 0.5 * (1.0 + np.cos(np.pi * epoch / int(config["epochs"])))
+    raise M2UNetError(f"unknown lr_schedule {schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
 
 
 def hardware_description(device: torch.device) -> str:
@@ -93,9 +110,10 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def make_validation_set(stack: torch.Tensor, config: dict, augment: Augmenter) -> torch.Tensor:
-    """``val_copies`` augmented copies of each training image, drawn once from ``val_seed`` (uint8, CPU).
+    """``val_copies`` augmented copies of each training image, drawn once from ``val_seed`` (uint8, on ``stack``'s device).
 
-    Generated inside a forked random state, so that it never shifts the training's random sequence.
+    Generated inside a forked random state, so that it never shifts the training's random sequence. The random
+    draws come from the CPU generator wherever the tensors live, so a GPU run validates on the same copies.
     """
     copies = []
     with torch.random.fork_rng(devices=[]):
@@ -109,20 +127,22 @@ def make_validation_set(stack: torch.Tensor, config: dict, augment: Augmenter) -
 
 
 def pooled_counts(model, val: torch.Tensor, batch_size: int, fabric, channels_last: bool, rank: int, world: int) -> dict:
-    """Confusion counts over thresholds, pooled over this rank's share of the validation images (and all-reduced)."""
-    from ..evaluation.metrics import threshold_counts
+    """Confusion counts over thresholds, pooled over this rank's share of the validation images (and all-reduced).
+
+    The counting runs on the training device: on a GPU, HRF's 8-megapixel maps never go back to the host.
+    """
+    from ..evaluation.metrics import threshold_counts_torch
 
     model.eval()
     total = None
     with torch.no_grad():
         indices = list(range(rank, val.shape[0], world))
         for start in range(0, len(indices), batch_size):
-            batch = to_float(val[indices[start : start + batch_size]]).to(fabric.device)
+            batch = to_float(val[indices[start : start + batch_size]].to(fabric.device))
             images = batch[:, :3].contiguous(memory_format=torch.channels_last) if channels_last else batch[:, :3]
-            probability = torch.sigmoid(model(images).float()).cpu().numpy()
-            labels, masks = batch[:, 3].cpu().numpy() > 0.5, batch[:, 4].cpu().numpy() > 0.5
-            for p, y, m in zip(probability[:, 0], labels, masks, strict=True):
-                counts = threshold_counts(p, y, m)
+            probability = torch.sigmoid(model(images).float())
+            for p, y, m in zip(probability[:, 0], batch[:, 3] > 0.5, batch[:, 4] > 0.5, strict=True):
+                counts = threshold_counts_torch(p, y, m)
                 total = counts if total is None else {k: total[k] + counts[k] for k in total}
     model.train()
     if total is None:
@@ -169,8 +189,11 @@ def plot_curves(path: Path, history: list[dict], title: str) -> None:
     plt.close(fig)
 
 
-def evaluate_test_split(weights: Path, dataset: str, threshold: float, root=None, split: str = "test") -> dict | None:
-    """Pooled F1 inside the FOV on a labelled test split, at the stored threshold and at the best one (reporting only)."""
+def evaluate_test_split(weights: Path, dataset: str, threshold: float, root=None, split: str = "test", device: torch.device | None = None) -> dict | None:
+    """Pooled F1 inside the FOV on a labelled test split, at the stored threshold and at the best one (reporting only).
+
+    fp32 on ``device`` (the training device; CPU by default), whole images.
+    """
     from ..data import load_dataset
     from ..evaluation.metrics import at_threshold, best_threshold, f1_score, threshold_counts
     from ..inference.predict import predict_probability
@@ -181,6 +204,7 @@ def evaluate_test_split(weights: Path, dataset: str, threshold: float, root=None
     except M2UNetError:
         return None
     model, _ = load_weights(weights)
+    model = model.to(device or "cpu")
     total = None
     for sample in samples:
         if sample.label is None:
@@ -196,8 +220,14 @@ def evaluate_test_split(weights: Path, dataset: str, threshold: float, root=None
 
 
 def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accelerator: str = "auto", devices: int = 1, num_nodes: int = 1,
-          precision: str = "auto", channels_last: bool = True, progress: bool = True, root=None, test: bool = True) -> dict:
-    """Train one model as ``config`` says (a preset from :mod:`.presets`, possibly edited); returns the summary dict."""
+          precision: str = "auto", channels_last: bool = True, progress: bool = True, root=None, test: bool = True,
+          time_limit_minutes: float | None = None) -> dict:
+    """Train one model as ``config`` says (a preset from :mod:`.presets`, possibly edited); returns the summary dict.
+
+    ``time_limit_minutes``: stop this invocation after the last epoch that fits in the limit (measured from the
+    start of the loop, predicted from the previous epoch's time), validating that epoch; ``resume`` continues
+    the run later (for batch-scheduler time slots). The summary records the epochs done and why it stopped.
+    """
     out = Path(out_dir)
     checkpoint_path = out / "checkpoints" / "last.ckpt"
     state = None
@@ -205,7 +235,7 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
         if not resume:
             raise M2UNetError(f"{out}: already holds a training run; pass --resume to continue it or choose another --out")
         state = load_checkpoint(checkpoint_path)
-        changed = [k for k in FROZEN_KEYS if state["config"].get(k) != config.get(k)]
+        changed = [k for k in FROZEN_KEYS if state["config"].get(k, KEY_DEFAULTS.get(k)) != config.get(k, KEY_DEFAULTS.get(k))]
         if changed:
             used = ", ".join(f"{k}={state['config'].get(k)!r}" for k in changed)
             raise M2UNetError(f"{checkpoint_path}: cannot resume with different {', '.join(changed)} (the run used {used})")
@@ -231,8 +261,12 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
     fabric.seed_everything(config["seed"], verbose=False)
     stack, names = load_training_tensor(config["dataset"], "train", root=root, progress=progress and main_process)
     augment = Augmenter(AugmentConfig(**{**config["augment"], "elastic_grid": tuple(config["augment"]["elastic_grid"])}))
-    val = make_validation_set(stack, config, augment)
+    if device.type == "cuda":
+        # the uint8 images live on the GPU (HRF: 0.6 GB): no per-step host decode, conversion or copy
+        stack = stack.to(device)
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels once
     augment = augment.to(device)
+    val = make_validation_set(stack, config, augment)
 
     encoder_weights = None if state else config.get("encoder_weights")
     model = create_model(config["model"], **({"encoder_weights": encoder_weights} if encoder_weights else {}))
@@ -266,7 +300,7 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
         if not (out / "augmentations.png").exists():
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(config["seed"] + 7)
-                save_augmentation_grid(out / "augmentations.png", to_float(stack[:4]), augment.cpu())
+                save_augmentation_grid(out / "augmentations.png", to_float(stack[:4].cpu()), augment.cpu())
             augment = augment.to(device)
     tensorboard = _tensorboard_logger(out) if main_process else None
 
@@ -275,14 +309,18 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
     bar = tqdm(total=epochs, initial=start_epoch, desc=f"train {config['dataset']}", unit="epoch", disable=not (progress and main_process),
                mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
     started = time.perf_counter()
+    stopped_by_time_limit = False
     model.train()
     for epoch in range(start_epoch, epochs):
         epoch_start = time.perf_counter()
+        lr = learning_rate(config, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         order = torch.randperm(stack.shape[0])[rank::world]
         losses = []
         for step in range(steps_per_epoch):
             index = order[step * config["batch_size"] : (step + 1) * config["batch_size"]]
-            batch = random_crop(to_float(stack[index]), config["crop"]).to(device)
+            batch = random_crop(to_float(stack[index].to(device)), config["crop"])
             batch = augment(batch)
             images, labels = batch[:, :3], batch[:, 3:4]
             if channels_last:
@@ -296,8 +334,14 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
         train_loss = float(torch.stack(losses).mean())
         if world > 1:
             train_loss = float(fabric.all_reduce(torch.tensor(train_loss, device=device), reduce_op="mean"))
-        row = {"epoch": epoch + 1, "train_loss": round(train_loss, 6), "lr": config["lr"], "val_dice": None, "val_threshold": None, "val_dice_at_0.5": None}
-        if (epoch + 1) % config["val_every"] == 0 or epoch + 1 == epochs:
+        row = {"epoch": epoch + 1, "train_loss": round(train_loss, 6), "lr": round(lr, 9), "val_dice": None, "val_threshold": None, "val_dice_at_0.5": None}
+        if time_limit_minutes is not None and epoch + 1 < epochs:
+            now = time.perf_counter()
+            # another epoch (about as long as this one, plus a validation) would end past the limit
+            stopped_by_time_limit = (now - started) + 1.5 * (now - epoch_start) > 60.0 * time_limit_minutes
+            if world > 1:  # every rank stops after the same epoch
+                stopped_by_time_limit = bool(fabric.all_reduce(torch.tensor(float(stopped_by_time_limit), device=device), reduce_op="max") > 0)
+        if (epoch + 1) % config["val_every"] == 0 or epoch + 1 == epochs or stopped_by_time_limit:
             from ..evaluation.metrics import best_threshold, f1_score
 
             counts = pooled_counts(model, val, config["batch_size"], fabric, channels_last, rank, world)
@@ -329,9 +373,15 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
                       f"best {best['val_dice']:.4f}@{best['epoch']}  {row['elapsed_seconds'] / 60:.1f} min", file=sys.stderr)
         if kill_after and epoch + 1 == kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
+        if stopped_by_time_limit:
+            if progress and main_process:
+                bar.write(f"time limit of {time_limit_minutes:g} min reached after epoch {epoch + 1}/{epochs}; continue with --resume", file=sys.stderr)
+            break
     bar.close()
 
-    summary = {"dataset": config["dataset"], "jaccard": config["jaccard"], "epochs": epochs, "best_epoch": best["epoch"], "val_dice": best["val_dice"],
+    epochs_done = history[-1]["epoch"] if history else start_epoch
+    summary = {"dataset": config["dataset"], "model": config["model"], "jaccard": config["jaccard"], "epochs": epochs, "epochs_done": epochs_done,
+               "stopped_by_time_limit": stopped_by_time_limit, "best_epoch": best["epoch"], "val_dice": best["val_dice"],
                "threshold": best["threshold"], "training_seconds": history[-1]["elapsed_seconds"] if history else 0.0,
                "seconds_per_epoch": round(float(np.mean([r["epoch_seconds"] for r in history])), 3) if history else None,
                "steps_per_epoch": steps_per_epoch, "load_average_at_end": list(os.getloadavg()), **run_info}
@@ -339,10 +389,10 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
         return {}  # rank 0 reports
     plot_curves(out / "curves.png", history, f"M2U-Net on {config['dataset']}, Jaccard {config['jaccard']}")
     final_model, meta = load_weights(out / "best.safetensors")
-    meta.update(_weights_metadata(config, run_info, best, epochs, summary["training_seconds"]))
+    meta.update(_weights_metadata(config, run_info, best, epochs_done, summary["training_seconds"]))
     save_weights(final_model, out / "best.safetensors", meta)
     if test and config["dataset"] in ("drive", "chase_db1", "hrf"):
-        summary["test"] = evaluate_test_split(out / "best.safetensors", config["dataset"], best["threshold"], root=root)
+        summary["test"] = evaluate_test_split(out / "best.safetensors", config["dataset"], best["threshold"], root=root, device=device)
     write_atomic(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
 
@@ -351,6 +401,7 @@ def _weights_metadata(config: dict, run_info: dict, best: dict, epochs_done: int
     return {"model": config["model"], "dataset": config["dataset"], "recipe": f"m2unet train preset {config['dataset']} (paper: AdamW 1e-3, BCE+0.3(1-J))",
             "jaccard": config["jaccard"], "epochs": int(config["epochs"]), "epochs_trained": epochs_done, "best_epoch": best["epoch"],
             "val_dice": round(float(best["val_dice"]), 6), "threshold": best["threshold"], "batch_size": config["batch_size"], "lr": config["lr"],
+            "lr_schedule": config.get("lr_schedule", "constant"),
             "seed": config["seed"], "precision": run_info["precision"], "git_commit": run_info["git_commit"], "training_seconds": round(seconds, 1),
             "hardware": run_info["hardware"]}
 

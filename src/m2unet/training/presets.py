@@ -9,7 +9,8 @@ Choices the paper leaves open, made here:
   validation Dice (0.8365 / 0.8364) and the global form the better test F1 (0.8101 vs 0.8058 for Eq. 3).
 - validation: ``val_copies`` augmented copies of every training image, drawn once with ``val_seed``
   (the paper has no separate validation images); evaluated every ``val_every`` epochs and at the end.
-- AdamW's weight decay: PyTorch's default 0.01; constant learning rate (the paper names no schedule).
+- AdamW's weight decay: PyTorch's default 0.01; constant learning rate (the paper names no schedule;
+  ``--lr-schedule cosine`` anneals it to 0 over the epochs, a variant beyond the paper).
 - ``crop``: random crops of this size during training (None: the whole image). HRF on CPU: ``--crop 1024``
   is offered as a documented deviation (memory and time); validation always uses whole images.
 """
@@ -23,6 +24,7 @@ COMMON = {
     "encoder_weights": "imagenet",
     "optimizer": "adamw",
     "lr": 1e-3,
+    "lr_schedule": "constant",
     "weight_decay": 0.01,
     "jaccard": "global",
     "jaccard_weight": 0.3,

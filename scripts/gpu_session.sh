@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The GPU runs behind results/train/{hrf-global,erfnet-*,unet-*} (run folder names here: hrf-global-gpu, ...): one
+# script, two parts, each fitting a short lease of one GPU (run on one NVIDIA H200, see those folders' config.json).
+# The lease sent a copy of the repo without ../shared: DATA_ROOT pointed at a copy of the needed images (label TIFFs
+# recompressed losslessly, checked pixel-identical through m2unet's readers) and M2UNET_IMAGENET_WEIGHTS at the
+# ImageNet file; kornia came as wheels.
+#
+#   scripts/gpu_session.sh hrf     # M2U-Net on HRF at full resolution (3504x2336, batch 1) + ERFNet on CHASE_DB1
+#   scripts/gpu_session.sh drive   # U-Net and ERFNet on DRIVE, U-Net evaluated on DRIVE test, `m2unet bench --device cuda`
+#
+# Environment: DATA_ROOT (folder with DRIVE/ CHASE_DB1/ HRF/; default ../shared/datasets), OUT (where results
+# go; default gpu-out), RUNS (run folders; default runs), HRF_MINUTES / BASELINE_MINUTES (--time-limit of the
+# trainings: a run that does not finish stops after a validated epoch and continues with --resume).
+# Trainings of one part share the GPU (they are small); the benchmark runs alone, after them.
+set -uo pipefail
+part=${1:?usage: scripts/gpu_session.sh hrf|drive}
+DATA_ROOT=${DATA_ROOT:-../shared/datasets}
+OUT=${OUT:-gpu-out}
+RUNS=${RUNS:-runs}
+HRF_MINUTES=${HRF_MINUTES:-240}
+BASELINE_MINUTES=${BASELINE_MINUTES:-60}
+PY=${PYTHON:-python3}
+ACCELERATOR=${ACCELERATOR:-gpu}      # cpu: a smoke test of this script without a GPU
+EXTRA=${EXTRA_TRAIN_ARGS:-}          # e.g. "--epochs 1 --crop 64" for that smoke test
+LOGS=$RUNS/logs
+mkdir -p "$OUT" "$RUNS" "$LOGS"
+export PYTHONUNBUFFERED=1
+started=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - started )) s] $*"; }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$LOGS/gpu.txt"
+$PY -c "import torch, lightning, kornia; print('torch', torch.__version__, 'lightning', lightning.__version__, 'kornia', kornia.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$LOGS/gpu.txt"
+
+train() {  # name, then `m2unet train` arguments
+    local name=$1; shift
+    $PY -m m2unet train --data-root "$DATA_ROOT" --accelerator "$ACCELERATOR" --out "$RUNS/$name" "$@" $EXTRA >"$LOGS/$name.log" 2>&1
+    echo "exit $?" >>"$LOGS/$name.log"
+}
+
+collect() {  # weights files go back one by one; everything else (logs, curves, summaries, last checkpoint of M2U-Net) in one archive
+    for name in "$@"; do
+        # at most 16 MiB per returned file: U-Net's 124 MB weights stay (it is evaluated where it trained)
+        [ -f "$RUNS/$name/best.safetensors" ] && [ "$(stat -c %s "$RUNS/$name/best.safetensors")" -lt 16000000 ] \
+            && cp "$RUNS/$name/best.safetensors" "$OUT/$name.safetensors"
+    done
+    tar czf "$OUT/runs-$part.tgz" --exclude='*/best.safetensors' --exclude='unet-*/checkpoints' --exclude='erfnet-*/checkpoints' \
+        "$LOGS" $(for n in "$@"; do [ -d "$RUNS/$n" ] && echo "$RUNS/$n"; done) $( [ -d eval ] && echo eval )
+    # baselines' optimizer checkpoints are large (U-Net: 370 MB) and stay behind; M2U-Net's (7 MB) comes back for --resume
+    stamp "collected: $(ls "$OUT" | tr '\n' ' ')"
+}
+
+case "$part" in
+hrf)
+    stamp "start: M2U-Net HRF full resolution (limit ${HRF_MINUTES} min) and ERFNet CHASE_DB1 (limit ${BASELINE_MINUTES} min), same GPU"
+    train hrf-global-gpu --dataset hrf --time-limit "$HRF_MINUTES" --no-test &
+    train erfnet-chase_db1-global --model erfnet --dataset chase_db1 --time-limit "$BASELINE_MINUTES" --no-test &
+    wait
+    stamp "trainings done"
+    for n in hrf-global-gpu erfnet-chase_db1-global; do tail -n 4 "$LOGS/$n.log"; done
+    collect hrf-global-gpu erfnet-chase_db1-global
+    ;;
+drive)
+    stamp "start: U-Net and ERFNet on DRIVE (limit ${BASELINE_MINUTES} min each), same GPU"
+    train unet-drive-global --model unet --dataset drive --time-limit "$BASELINE_MINUTES" --no-test &
+    train erfnet-drive-global --model erfnet --dataset drive --time-limit "$BASELINE_MINUTES" --no-test &
+    wait
+    stamp "trainings done"
+    for n in unet-drive-global erfnet-drive-global; do tail -n 4 "$LOGS/$n.log"; done
+    # U-Net's weights (124 MB) are evaluated here, on the GPU: the same `evaluate` command as every other model
+    if [ -f "$RUNS/unet-drive-global/best.safetensors" ]; then
+        $PY -m m2unet evaluate --dataset drive --weights "$RUNS/unet-drive-global/best.safetensors" --device "$([ "$ACCELERATOR" = gpu ] && echo cuda || echo cpu)" --datasets-root "$DATA_ROOT" \
+            --out eval/unet-drive-global --label "U-Net (ours, DRIVE, GPU)" --no-maps >"$LOGS/unet-evaluate.log" 2>&1
+        echo "exit $?" >>"$LOGS/unet-evaluate.log"
+        tail -n 12 "$LOGS/unet-evaluate.log"
+    fi
+    stamp "evaluation done"
+    collect erfnet-drive-global unet-drive-global
+    stamp "bench"
+    # latency needs no trained weights: the three architectures side by side (random init), eager fp32 as baseline.
+    # Written straight to $OUT, cell by cell (bench.partial.json), so a lease that ends midway keeps what was measured:
+    # the first lease ran out here with 18 cells (each cell is a fresh process: torch import, CUDA start, cuDNN tuning).
+    $PY -m m2unet bench --device cuda --arch m2unet,unet,erfnet --sizes 544x544,3504x2336 --backends cuda,cuda-bf16-graph \
+        -o "$OUT/bench-cuda" >"$LOGS/bench-cuda.log" 2>&1
+    tail -n 25 "$LOGS/bench-cuda.log"
+    ;;
+*)
+    echo "unknown part $part (hrf or drive)" >&2; exit 2 ;;
+esac
+stamp "done"
