@@ -17,7 +17,7 @@ from m2unet.inference.predict import predict_probability
 from m2unet.weights import PRETRAINED_DIR, load_pretrained, pretrained_path, read_metadata
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = ("drive", "chase_db1")
+SHIPPED = ("drive", "chase_db1", "hrf")
 REQUIRED_METADATA = ("model", "dataset", "recipe", "epochs", "best_epoch", "val_dice", "threshold", "git_commit", "jaccard", "test")
 
 
@@ -34,7 +34,7 @@ def test_shipped_weights_are_in_the_package_with_metadata(name):
     assert not model.training and model.metadata["threshold"] == meta["threshold"]
 
 
-@pytest.mark.parametrize("name, run", [("drive", "drive-global"), ("chase_db1", "chase_db1-global")])
+@pytest.mark.parametrize("name, run", [("drive", "drive-global"), ("chase_db1", "chase_db1-global"), ("hrf", "hrf-global")])
 def test_metadata_quotes_the_committed_evaluation(name, run):
     meta = read_metadata(PRETRAINED_DIR / f"{name}.safetensors")
     metrics = json.loads((REPO / "results" / "ours" / run / "metrics.json").read_text())
@@ -59,12 +59,14 @@ def test_shipped_drive_model_reaches_its_stated_f1(datasets_root):
 def test_segment_without_weights_picks_the_shipped_model(datasets_root, tmp_path):
     drive_image = datasets_root / "DRIVE" / "test" / "images" / "01_test.tif"
     chase_image = REPO / "examples" / "chase_db1_Image_11L.jpg"
+    hrf_image = datasets_root / "HRF" / "images" / "06_h.jpg"  # a test image of the HRF model
     result = subprocess.run(
-        [sys.executable, "-m", "m2unet", "segment", str(drive_image), str(chase_image), "-o", str(tmp_path), "--backend", "torch"],
+        [sys.executable, "-m", "m2unet", "segment", str(drive_image), str(chase_image), str(hrf_image), "-o", str(tmp_path), "--backend", "torch"],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    assert "drive.safetensors" in result.stdout and "chase_db1.safetensors" in result.stdout
-    for stem in ("01_test", "chase_db1_Image_11L"):
+    for name in SHIPPED:  # --model auto chose each image's own model by its field-of-view width
+        assert f"{name}.safetensors" in result.stdout, name
+    for stem in ("01_test", "chase_db1_Image_11L", "06_h"):
         vessels = np.asarray(Image.open(tmp_path / f"{stem}_vessels.png"))
         assert 0.05 < (vessels > 0).mean() < 0.2  # a vessel map, not an empty or full one
