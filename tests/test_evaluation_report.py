@@ -19,5 +19,7 @@ def test_table2_names_sources_marks_short_runs_and_pending_cells():
     unet_row = next(line for line in table.splitlines() if line.startswith("| U-Net | this repo"))
     assert "0.8091 (authors' weights) / 0.8101 (ours)" in m2unet_row
     assert "0.7406 (159/300 epochs)" in unet_row
-    assert unet_row.count("pending: no evaluated run under results/") == 2  # CHASE_DB1 and HRF
+    assert "pending: not trained, needs a GPU (31 M parameters at 960²)" in unet_row and unet_row.count("pending:") == 2  # CHASE_DB1, HRF
+    no_runs = table2(complexity, [])
+    assert "pending: no evaluated run under results/" in no_runs  # no reason recorded: the generic one
     assert "| 0.8091 | 0.8006 | 0.7814 |" in table  # the paper's M2U-Net row
