@@ -75,7 +75,7 @@ class TorchBackend:
         from .predict import predict_logits
 
         tensor = self.torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        logits = predict_logits(self.model, tensor, bf16=self.bf16, channels_last=self.bf16)
+        logits = predict_logits(self.model, tensor, autocast=self.torch.bfloat16 if self.bf16 else None, channels_last=self.bf16)
         return self.torch.sigmoid(logits).numpy()
 
 

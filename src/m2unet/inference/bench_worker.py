@@ -69,14 +69,12 @@ def run_cuda_cell(weights: str, backend: str, width: int, height: int, warmup: i
     ``device`` may be ``"cpu"`` for the non-graph variants (``cuda`` = fp32, ``cuda-bf16``, ``cuda-fp16``
     under CPU autocast), so the timing code can be tested without a GPU; graph variants need CUDA.
     """
-    import contextlib
-
     import numpy as np
     import torch
 
     from ..errors import M2UNetError
     from ..weights import load_weights
-    from .predict import MULTIPLE, pad_to_multiple
+    from .predict import MULTIPLE, autocast_context, predict_logits
 
     if backend not in CUDA_BACKENDS:
         raise M2UNetError(f"unknown GPU backend {backend!r}; choose one of {', '.join(CUDA_BACKENDS)}")
@@ -88,19 +86,12 @@ def run_cuda_cell(weights: str, backend: str, width: int, height: int, warmup: i
     if on_cuda and not torch.cuda.is_available():
         raise M2UNetError("no CUDA device visible to this torch build (torch.cuda.is_available() is False)")
     dtype = torch.float16 if "fp16" in backend else torch.bfloat16 if "bf16" in backend else None
-    memory_format = torch.channels_last if dtype is not None else torch.contiguous_format
     if on_cuda:
         torch.backends.cudnn.benchmark = True
 
     def synchronize() -> None:
         if on_cuda:
             torch.cuda.synchronize(device)
-
-    def autocast():
-        # cache_enabled=False: no cast weights kept across autocast regions (required around graph capture)
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=False)
 
     load_before = os.getloadavg()
     model, _ = load_weights(weights)
@@ -110,14 +101,10 @@ def run_cuda_cell(weights: str, backend: str, width: int, height: int, warmup: i
     synchronize()
     loaded_rss = proc_status_mb("VmRSS")
 
-    def eager(image: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            x = torch.from_numpy(image).to(device)  # H×W×3 float32, one contiguous host → device copy
-            padded, (h, w) = pad_to_multiple(x.permute(2, 0, 1).unsqueeze(0))
-            padded = padded.contiguous(memory_format=memory_format)
-            with autocast():
-                logits = model(padded)
-            return torch.sigmoid(logits[0, 0, :h, :w].float()).cpu().numpy()
+    def eager(image: np.ndarray, autocast: torch.dtype | None = dtype) -> np.ndarray:
+        x = torch.from_numpy(image).to(device)  # H×W×3 float32, one contiguous host → device copy; NCHW on the device
+        logits = predict_logits(model, x.permute(2, 0, 1).unsqueeze(0), autocast=autocast, channels_last=dtype is not None)
+        return torch.sigmoid(logits[0, 0]).cpu().numpy()
 
     graphs: dict[tuple[int, int], tuple] = {}  # (h, w) → (graph, static input, static output)
 
@@ -130,13 +117,13 @@ def run_cuda_cell(weights: str, backend: str, width: int, height: int, warmup: i
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side), torch.no_grad():
             for _ in range(GRAPH_CAPTURE_WARMUP):
-                with autocast():
+                with autocast_context(device, dtype, cache_enabled=False):
                     logits = model(static_input)
                 torch.sigmoid(logits.float())
         torch.cuda.current_stream(device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.no_grad(), torch.cuda.graph(graph):
-            with autocast():
+            with autocast_context(device, dtype, cache_enabled=False):
                 logits = model(static_input)
             static_output = torch.sigmoid(logits.float())
         return graph, static_input, static_output
@@ -179,11 +166,7 @@ def run_cuda_cell(weights: str, backend: str, width: int, height: int, warmup: i
     checked = run(check_image)
     max_diff = mean_diff = None
     if dtype is not None or use_graph:
-        with torch.inference_mode():
-            x = torch.from_numpy(check_image).to(device)
-            padded, (h, w) = pad_to_multiple(x.permute(2, 0, 1).unsqueeze(0))
-            logits = model(padded.contiguous(memory_format=memory_format))
-            reference = torch.sigmoid(logits[0, 0, :h, :w].float()).cpu().numpy()
+        reference = eager(check_image, autocast=None)  # fp32, same model and layout
         difference = np.abs(checked.astype(np.float64) - reference)
         max_diff, mean_diff = float(difference.max()), float(difference.mean())
     tf32 = None
