@@ -19,21 +19,24 @@ from m2unet.weights import load_weights, read_metadata
 M2UNET = [sys.executable, "-m", "m2unet"]
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    """Two 64×64 images in the image_folder layout, labels derived from the image, disc-shaped FOV masks."""
-    root = tmp_path_factory.mktemp("tiny")
+def make_folder(root, count):
+    """``count`` 64×64 images in the image_folder layout, labels derived from the image, disc-shaped FOV masks."""
     rng = np.random.default_rng(0)
     for folder in ("images", "labels", "masks"):
-        (root / folder).mkdir()
+        (root / folder).mkdir(parents=True)
     yy, xx = np.mgrid[:64, :64]
     fov = (((yy - 32) ** 2 + (xx - 32) ** 2) < 30**2).astype(np.uint8) * 255
-    for i in range(2):
+    for i in range(count):
         image = (rng.random((64, 64, 3)) * 255).astype(np.uint8)
         Image.fromarray(image).save(root / "images" / f"im{i}.png")
         Image.fromarray((image[..., 1] > 128).astype(np.uint8) * 255).save(root / "labels" / f"im{i}.png")
         Image.fromarray(fov).save(root / "masks" / f"im{i}.png")
     return root
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return make_folder(tmp_path_factory.mktemp("tiny"), 2)
 
 
 def train(folder, out, *extra, env_extra=None):
@@ -148,3 +151,36 @@ def test_cosine_schedule_is_a_pure_function_of_the_epoch(tiny_folder, tmp_path):
     rows = (out / "metrics.csv").read_text().strip().splitlines()[1:]
     assert [float(r.split(",")[5]) for r in rows] == [0.001, 0.0005]
     assert read_metadata(out / "best.safetensors")["lr_schedule"] == "cosine"
+
+
+def test_rank_share_gives_every_rank_the_same_step_count_and_covers_every_image():
+    from m2unet.training.engine import rank_share
+
+    for count in range(1, 10):
+        order = torch.randperm(count)
+        assert torch.equal(rank_share(order, 0, 1), order)  # one process: the permutation itself
+        for world in range(2, 5):
+            shares = [rank_share(order, rank, world) for rank in range(world)]
+            assert {len(share) for share in shares} == {-(-count // world)}  # unequal shares hang DDP
+            assert set(torch.cat(shares).tolist()) == set(range(count))
+
+
+def test_ddp_over_two_processes_trains_and_resumes_each_ranks_stream(tmp_path):
+    """DDP (gloo, 2 CPU processes): 3 images at batch 1 split 2 + 2 (padded), not 2 + 1 (which hangs); a kill after
+    epoch 1 and --resume gives the uninterrupted run's weights, each rank continuing its own random stream."""
+    folder = make_folder(tmp_path / "three", 3)
+    ddp = ("--epochs", "2", "--batch-size", "1", "--devices", "2", "--accelerator", "cpu", "--threads", "1")
+    straight = train(folder, tmp_path / "straight", *ddp)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    summary = json.loads((tmp_path / "straight" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps_per_epoch"] == 2 and summary["epochs_done"] == 2
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert len(a["rng_ranks"]) == 2 and not torch.equal(a["rng_ranks"][0]["torch"], a["rng_ranks"][1]["torch"])
+    killed = train(folder, tmp_path / "killed", *ddp, env_extra={KILL_AFTER_EPOCH_ENV: "1"})
+    assert killed.returncode == -signal.SIGKILL
+    resumed = train(folder, tmp_path / "killed", *ddp, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    b = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key

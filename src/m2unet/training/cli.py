@@ -11,7 +11,7 @@ from ..errors import M2UNetError, one_line_errors
 @click.option("--dataset", required=True, help="drive, chase_db1, hrf, or a folder in the images/ labels/ masks/ layout.")
 @click.option("--model", "model_name", default="m2unet", show_default=True, help="Registered model: m2unet, or the paper's baselines unet, erfnet (trained from scratch).")
 @click.option("--epochs", type=int, default=None, help="Epochs (preset: 300).")
-@click.option("--batch-size", type=int, default=None, help="Images per step (preset: DRIVE 4, CHASE_DB1 2, HRF 1).")
+@click.option("--batch-size", type=int, default=None, help="Images per step and process (preset: DRIVE 4, CHASE_DB1 2, HRF 1); with --devices N the global batch is N times it.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Run folder (default runs/DATASET-JACCARD).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--jaccard", type=click.Choice(["global", "eq3"]), default=None, help="Soft Jaccard form in the loss (preset: the better on DRIVE).")

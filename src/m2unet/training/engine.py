@@ -7,8 +7,9 @@ states, the metrics history and the best result so far — tensors and primitive
 ``torch.load(weights_only=True)``. ``resume=True`` continues from it after a crash or SIGKILL, losing
 only the running epoch; with the same seed on CPU the resumed run ends with the same weights.
 
-Each epoch: a random permutation of the in-memory training images (torch's global generator),
-batches augmented on the device (:mod:`.augment`), optional random crop, loss :mod:`.losses`.
+Each epoch: a random permutation of the in-memory training images (torch's global generator; under DDP rank 0's,
+shared, each rank taking an equal share), batches augmented on the device (:mod:`.augment`) with each rank's own
+random stream, optional random crop, loss :mod:`.losses`.
 Validation (every ``val_every`` epochs and after the last): pooled confusion counts inside the FOV over
 1001 thresholds (:func:`m2unet.evaluation.metrics.threshold_counts`), Dice at the best threshold;
 the best epoch's weights go to ``OUT/best.safetensors`` with the threshold in their metadata.
@@ -24,6 +25,7 @@ import platform
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +99,28 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def rank_share(order: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """This rank's indices from the epoch's permutation ``order`` (the same on every rank).
+
+    Padded by wrapping round to a multiple of ``world``, as torch's DistributedSampler does, so that every rank takes
+    the same number of steps: DDP all-reduces the gradients of each step, and a rank with one step fewer hangs the others.
+    With one process it is ``order`` itself.
+    """
+    per_rank = -(-len(order) // world)
+    padded = order.repeat(-(-per_rank * world // len(order)))[: per_rank * world]
+    return padded[rank::world]
+
+
+def _restore_rng(state: dict, rank: int, world: int, device: torch.device, seed: int) -> None:
+    """Continue each rank's own random stream from the checkpoint; with another number of processes than the run had, start
+    reproducible new streams (seeded from the seed, rank and epoch) instead."""
+    saved = state.get("rng_ranks") or [state["rng"]]
+    if len(saved) == world:
+        _set_rng_state(saved[rank], device)
+    else:
+        torch.manual_seed(seed + 1000 * rank + 1_000_003 * int(state["epoch"]))
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -285,7 +309,7 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
         optimizer.load_state_dict(state["optimizer"])
         history, best = list(state["history"]), dict(state["best"])
         start_epoch, elapsed_before = int(state["epoch"]), float(state["elapsed_seconds"])
-        _set_rng_state(state["rng"], device)
+        _restore_rng(state, rank, world, device, config["seed"])
     else:
         torch.manual_seed(config["seed"] + 1000 * rank)  # different augmentations per DDP rank, reproducible
     epochs = int(config["epochs"])
@@ -305,7 +329,7 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
     tensorboard = _tensorboard_logger(out) if main_process else None
 
     kill_after = int(os.environ.get(KILL_AFTER_EPOCH_ENV, "0") or 0)
-    steps_per_epoch = -(-len(range(rank, stack.shape[0], world)) // config["batch_size"])
+    steps_per_epoch = -(-len(rank_share(torch.arange(stack.shape[0]), rank, world)) // config["batch_size"])
     bar = tqdm(total=epochs, initial=start_epoch, desc=f"train {config['dataset']}", unit="epoch", disable=not (progress and main_process),
                mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
     started = time.perf_counter()
@@ -316,7 +340,10 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
         lr = learning_rate(config, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        order = torch.randperm(stack.shape[0])[rank::world]
+        order = torch.randperm(stack.shape[0])
+        if world > 1:
+            order = fabric.broadcast(order, src=0)  # one permutation for all ranks, so that their shares do not overlap
+        order = rank_share(order, rank, world)
         losses = []
         for step in range(steps_per_epoch):
             index = order[step * config["batch_size"] : (step + 1) * config["batch_size"]]
@@ -354,13 +381,20 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
         row["epoch_seconds"] = round(time.perf_counter() - epoch_start, 3)
         row["elapsed_seconds"] = round(elapsed_before + time.perf_counter() - started, 1)
         history.append(row)
+        rng = _rng_state(device)
+        rng_ranks = None
+        if world > 1:  # every rank's stream, so that --resume continues each of them (a collective: all ranks call it)
+            with warnings.catch_warnings():  # Lightning's all_gather calls a torch function that warns it is deprecated
+                warnings.filterwarnings("ignore", message=".*all_gather is deprecated")
+                gathered = fabric.all_gather(rng)
+            rng_ranks = [{k: v[r].cpu().clone() for k, v in gathered.items()} for r in range(world)]  # clone: own storage (set_rng_state needs it)
         if main_process:
             write_metrics_csv(out / "metrics.csv", history)
             if tensorboard is not None:
                 tensorboard.log_metrics({k: v for k, v in row.items() if v is not None and k != "epoch"}, step=epoch + 1)
             checkpoint = {"format": CHECKPOINT_FORMAT, "config": config, "epoch": epoch + 1, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                          "optimizer": optimizer.state_dict(), "rng": _rng_state(device), "history": history, "best": best,
-                          "elapsed_seconds": row["elapsed_seconds"]}
+                          "optimizer": optimizer.state_dict(), "rng": rng, "history": history, "best": best,
+                          "elapsed_seconds": row["elapsed_seconds"], **({"rng_ranks": rng_ranks} if rng_ranks else {})}
             write_atomic(checkpoint_path, lambda tmp, c=checkpoint: torch.save(c, tmp))
         fabric.barrier()
         postfix = {"loss": f"{train_loss:.4f}"}
