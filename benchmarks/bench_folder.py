@@ -11,15 +11,15 @@ core busy the whole time), peak RSS, and the load average before and after.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from m2unet.data import default_datasets_root, write_atomic
+from child_process import measure_command, write_table
+
+from m2unet.data import default_datasets_root
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "bench"
 
@@ -28,18 +28,11 @@ def run(folder: Path, backend: str, precision: str, model: str) -> dict:
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "m2unet", "segment", str(folder), "-o", out, "--backend", backend, "--precision", precision, "--model", model]
         subprocess.run(command + ["--tile", "1536"], capture_output=True, text=True)  # warm-up: export / compile caches
-        load_before = os.getloadavg()
-        start = time.perf_counter()
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        stdout = child.stdout.read()
-        _, status, usage = os.wait4(child.pid, 0)  # this child's own CPU time and peak RSS
-        wall = time.perf_counter() - start
+        measured = measure_command(command)
         count = sum(1 for _ in Path(out).rglob("*_vessels.png"))
-    cpu = usage.ru_utime + usage.ru_stime
-    summary = stdout.strip().splitlines()[-1:]
-    return {"backend": backend, "precision": precision, "model": model, "images": count, "exit_status": status,
-            "wall_s": wall, "images_per_s": count / wall, "cpu_use": cpu / wall / os.cpu_count(), "peak_rss_mb": usage.ru_maxrss / 1024,
-            "loadavg_before": load_before, "loadavg_after": os.getloadavg(), "summary": summary}
+    wall = measured["wall_s"]
+    return {"backend": backend, "precision": precision, "model": model, "images": count, **measured,
+            "images_per_s": count / wall, "cpu_use": measured["cpu_s"] / wall / os.cpu_count()}
 
 
 def main() -> int:
@@ -65,9 +58,7 @@ def main() -> int:
         lines.append(f"| {r['backend']} | {r['precision']} | {r['images']} | {r['wall_s']:.1f} | {r['images_per_s']:.2f} | {r['cpu_use']:.2f} | "
                      f"{r['peak_rss_mb']:.0f} | {r['loadavg_before'][0]:.2f} → {r['loadavg_after'][0]:.2f} |")
     lines += ["", "Summary lines: " + " / ".join(" ".join(r["summary"]) for r in rows), ""]
-    write_atomic(OUT / "folder.md", lambda tmp: Path(tmp).write_text("\n".join(lines)))
-    write_atomic(OUT / "folder.json", lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=1) + "\n"))
-    print("\n".join(lines))
+    write_table(OUT, "folder", lines, rows)
     return 0
 
 

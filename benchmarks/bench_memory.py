@@ -8,17 +8,14 @@ The 7000×5000 JPEG is HRF 01_h resized (made in a temporary folder). Each run i
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from child_process import measure_command, write_table
 from PIL import Image
 
-from m2unet.data import default_datasets_root, write_atomic
+from m2unet.data import default_datasets_root
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "bench"
 PRECISIONS = ("auto", "int8")
@@ -26,14 +23,7 @@ PRECISIONS = ("auto", "int8")
 
 def measure(image: Path, precision: str, out: Path) -> dict:
     command = [sys.executable, "-m", "m2unet", "segment", str(image), "-o", str(out), "--overlay", "--backend", "openvino", "--precision", precision]
-    load_before = os.getloadavg()
-    start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    stdout = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    return {"image": image.name, "size": "×".join(map(str, Image.open(image).size)), "precision": precision, "exit_status": status,
-            "wall_s": time.perf_counter() - start, "peak_rss_mb": usage.ru_maxrss / 1024, "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(), "summary": stdout.strip().splitlines()[-1:]}
+    return {"image": image.name, "size": "×".join(map(str, Image.open(image).size)), "precision": precision, **measure_command(command)}
 
 
 def main() -> int:
@@ -61,9 +51,7 @@ def main() -> int:
         lines.append(f"| {r['image']} | {r['size']} | {r['precision']} | {r['peak_rss_mb']:.0f} | {r['wall_s']:.1f} | "
                      f"{r['loadavg_before'][0]:.2f} → {r['loadavg_after'][0]:.2f} |")
     lines.append("")
-    write_atomic(OUT / "memory.md", lambda tmp: Path(tmp).write_text("\n".join(lines)))
-    write_atomic(OUT / "memory.json", lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=1) + "\n"))
-    print("\n".join(lines))
+    write_table(OUT, "memory", lines, rows)
     return 0
 
 
