@@ -7,13 +7,15 @@
 #
 #   scripts/gpu_session.sh hrf     # M2U-Net on HRF at full resolution (3504x2336, batch 1) + ERFNet on CHASE_DB1
 #   scripts/gpu_session.sh drive   # U-Net and ERFNet on DRIVE, U-Net evaluated on DRIVE test, `m2unet bench --device cuda`
+#   scripts/gpu_session.sh unet    # U-Net alone on DRIVE (the full 300 epochs: about 4.5 min on an H200), evaluated,
+#                                  # then M2U-Net's GPU latency (eager fp32 / fp16 / bf16 CUDA graphs, 3 sizes: 9 cells)
 #
 # Environment: DATA_ROOT (folder with DRIVE/ CHASE_DB1/ HRF/; default ../shared/datasets), OUT (where results
 # go; default gpu-out), RUNS (run folders; default runs), HRF_MINUTES / BASELINE_MINUTES (--time-limit of the
 # trainings: a run that does not finish stops after a validated epoch and continues with --resume).
 # Trainings of one part share the GPU (they are small); the benchmark runs alone, after them.
 set -uo pipefail
-part=${1:?usage: scripts/gpu_session.sh hrf|drive}
+part=${1:?usage: scripts/gpu_session.sh hrf|drive|unet}
 DATA_ROOT=${DATA_ROOT:-../shared/datasets}
 OUT=${OUT:-gpu-out}
 RUNS=${RUNS:-runs}
@@ -44,7 +46,7 @@ collect() {  # weights files go back one by one; everything else (logs, curves, 
             && cp "$RUNS/$name/best.safetensors" "$OUT/$name.safetensors"
     done
     tar czf "$OUT/runs-$part.tgz" --exclude='*/best.safetensors' --exclude='unet-*/checkpoints' --exclude='erfnet-*/checkpoints' \
-        "$LOGS" $(for n in "$@"; do [ -d "$RUNS/$n" ] && echo "$RUNS/$n"; done) $( [ -d eval ] && echo eval )
+        "$LOGS" $(for n in "$@"; do [ -d "$RUNS/$n" ] && echo "$RUNS/$n"; done) $( [ -d "$RUNS/eval" ] && echo "$RUNS/eval" )
     # baselines' optimizer checkpoints are large (U-Net: 370 MB) and stay behind; M2U-Net's (7 MB) comes back for --resume
     stamp "collected: $(ls "$OUT" | tr '\n' ' ')"
 }
@@ -59,31 +61,36 @@ hrf)
     for n in hrf-global-gpu erfnet-chase_db1-global; do tail -n 4 "$LOGS/$n.log"; done
     collect hrf-global-gpu erfnet-chase_db1-global
     ;;
-drive)
-    stamp "start: U-Net and ERFNet on DRIVE (limit ${BASELINE_MINUTES} min each), same GPU"
+drive | unet)
+    if [ "$part" = drive ]; then models="unet-drive-global erfnet-drive-global"; else models="unet-drive-global"; fi
+    stamp "start: $models on DRIVE (limit ${BASELINE_MINUTES} min each), same GPU"
     train unet-drive-global --model unet --dataset drive --time-limit "$BASELINE_MINUTES" --no-test &
-    train erfnet-drive-global --model erfnet --dataset drive --time-limit "$BASELINE_MINUTES" --no-test &
+    [ "$part" = drive ] && train erfnet-drive-global --model erfnet --dataset drive --time-limit "$BASELINE_MINUTES" --no-test &
     wait
     stamp "trainings done"
-    for n in unet-drive-global erfnet-drive-global; do tail -n 4 "$LOGS/$n.log"; done
+    for n in $models; do tail -n 4 "$LOGS/$n.log"; done
     # U-Net's weights (124 MB) are evaluated here, on the GPU: the same `evaluate` command as every other model
     if [ -f "$RUNS/unet-drive-global/best.safetensors" ]; then
         $PY -m m2unet evaluate --dataset drive --weights "$RUNS/unet-drive-global/best.safetensors" --device "$([ "$ACCELERATOR" = gpu ] && echo cuda || echo cpu)" --datasets-root "$DATA_ROOT" \
-            --out eval/unet-drive-global --label "U-Net (ours, DRIVE, GPU)" --no-maps >"$LOGS/unet-evaluate.log" 2>&1
+            --out "$RUNS/eval/unet-drive-global" --label "U-Net (ours, DRIVE, GPU)" --no-maps >"$LOGS/unet-evaluate.log" 2>&1
         echo "exit $?" >>"$LOGS/unet-evaluate.log"
         tail -n 12 "$LOGS/unet-evaluate.log"
     fi
     stamp "evaluation done"
-    collect erfnet-drive-global unet-drive-global
+    # shellcheck disable=SC2086
+    collect $models
     stamp "bench"
-    # latency needs no trained weights: the three architectures side by side (random init), eager fp32 as baseline.
     # Written straight to $OUT, cell by cell (bench.partial.json), so a lease that ends midway keeps what was measured:
     # the first lease ran out here with 18 cells (each cell is a fresh process: torch import, CUDA start, cuDNN tuning).
-    $PY -m m2unet bench --device cuda --arch m2unet,unet,erfnet --sizes 544x544,3504x2336 --backends cuda,cuda-bf16-graph \
-        -o "$OUT/bench-cuda" >"$LOGS/bench-cuda.log" 2>&1
+    if [ "$part" = drive ]; then  # latency needs no trained weights: the three architectures side by side (random init)
+        set -- --arch m2unet,unet,erfnet --sizes 544x544,3504x2336 --backends cuda,cuda-bf16-graph
+    else  # the shipped DRIVE model at the paper's three sizes
+        set -- --sizes 544x544,960x960,3504x2336 --backends cuda,cuda-fp16-graph,cuda-bf16-graph
+    fi
+    $PY -m m2unet bench --device cuda "$@" -o "$OUT/bench-cuda" >"$LOGS/bench-cuda.log" 2>&1
     tail -n 25 "$LOGS/bench-cuda.log"
     ;;
 *)
-    echo "unknown part $part (hrf or drive)" >&2; exit 2 ;;
+    echo "unknown part $part (hrf, drive or unet)" >&2; exit 2 ;;
 esac
 stamp "done"
