@@ -89,6 +89,12 @@ drive | unet)
     fi
     $PY -m m2unet bench --device cuda "$@" -o "$OUT/bench-cuda" >"$LOGS/bench-cuda.log" 2>&1
     tail -n 25 "$LOGS/bench-cuda.log"
+    if [ "$part" = unet ]; then  # `segment --device cuda` against the CPU's PyTorch fp32, then a folder on the GPU
+        stamp "segment --device cuda"
+        $PY -c "import sys, numpy as np, m2unet; f = sys.argv[1] + '/DRIVE/test/images/01_test.tif'; cpu = m2unet.segment(f, backend='torch')
+print('segment --device cuda vs cpu, max |dp|:', *(f'{p} {float(np.abs(m2unet.segment(f, device=\"cuda\", precision=p) - cpu).max()):.2e}' for p in ('fp32', 'fp16', 'bf16')))" "$DATA_ROOT"
+        $PY -m m2unet segment "$DATA_ROOT/DRIVE/test/images" -o "$RUNS/segment-cuda" --device cuda --model drive 2>&1 | tail -n 2
+    fi
     ;;
 *)
     echo "unknown part $part (hrf, drive or unet)" >&2; exit 2 ;;

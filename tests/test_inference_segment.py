@@ -108,6 +108,34 @@ def test_missing_weights_is_one_line_error(tmp_path, drive_rgb):
     assert result.exit_code == 1 and "no such weights file" in result.output and "Traceback" not in result.output
 
 
+def test_device_cuda_picks_the_gpu_backends_and_fails_in_one_line_without_a_gpu(tmp_path, drive_rgb):
+    import torch
+
+    from m2unet.errors import M2UNetError
+    from m2unet.inference.backends import TorchBackend, backend_name
+    from m2unet.weights import pretrained_path
+
+    assert [backend_name("torch", p, "cuda") for p in ("auto", "fp32", "fp16", "bf16")] == ["cuda", "cuda", "cuda-fp16", "cuda-bf16"]
+    for runtime, precision, device, message in [("openvino", "auto", "cuda", "runs the torch backend"), ("torch", "int8", "cuda", "int8 runs on the CPU"),
+                                                ("torch", "fp16", "cpu", "fp16 is for --device cuda")]:
+        with pytest.raises(M2UNetError, match=message):
+            backend_name(runtime, precision, device)
+    # the GPU backend's code path (model and input on a device, autocast, result back to the host), here on the CPU
+    model = m2unet.load_pretrained("drive")
+    batch = np.random.default_rng(0).random((1, 3, 64, 96), dtype=np.float32)
+    fp32 = TorchBackend(model)(batch)
+    bf16 = TorchBackend(model, autocast=torch.bfloat16, device="cpu", name="cuda-bf16")(batch)
+    assert bf16.shape == fp32.shape == (1, 1, 64, 96) and bf16.dtype == np.float32 and np.abs(bf16 - fp32).max() < 0.05
+    if torch.cuda.is_available():
+        assert np.abs(TorchBackend(model, device="cuda")(batch) - fp32).max() < 1e-3
+        return
+    Image.fromarray(drive_rgb).save(tmp_path / "a.png")
+    result = CliRunner().invoke(main, ["segment", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--device", "cuda"])
+    assert result.exit_code == 1 and result.output.strip() == "error: --device cuda: no CUDA device visible to this torch build (torch.cuda.is_available() is False)"
+    with pytest.raises(M2UNetError, match="no CUDA device"):
+        m2unet.segment(drive_rgb, weights=pretrained_path("drive"), backend="cuda-fp16")
+
+
 def test_export_and_bench_commands(tmp_path, authors_dir, export_cache):
     import onnx
 

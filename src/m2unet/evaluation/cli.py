@@ -109,10 +109,9 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
         raise M2UNetError(f"{path}: no such weights file")
     model, metadata = load_weights(path)
     if device == "cuda":
-        import torch
+        from ..inference.backends import require_cuda
 
-        if not torch.cuda.is_available():
-            raise M2UNetError("--device cuda: no CUDA device visible to this torch build (torch.cuda.is_available() is False)")
+        require_cuda()
         model = model.to("cuda")
     dataset = load_dataset(dataset_name, split, root=datasets_root)
     if len(dataset) == 0:

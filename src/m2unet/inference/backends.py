@@ -15,6 +15,9 @@ Backend names (``BACKENDS``):
 ``openvino-bf16``       OpenVINO, bf16 compute on CPUs with AVX-512-BF16 / AMX
 ``openvino-int8``       OpenVINO, int8 model quantized with NNCF on training images; the layers kept in
                         float (the last decoder block) run in bf16 where the CPU has it, else fp32
+``cuda``                PyTorch eager on a CUDA GPU, fp32 (``--device cuda``)
+``cuda-fp16``           the same under fp16 autocast, channels_last
+``cuda-bf16``           the same under bf16 autocast (Ampere and newer), channels_last
 ======================  ===========================================================================
 
 OpenVINO compiles one model per input shape (a static shape is faster than a dynamic one on CPU) and keeps
@@ -32,8 +35,10 @@ import numpy as np
 from ..errors import M2UNetError
 
 BACKENDS = ("torch", "torch-bf16", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-bf16", "openvino-int8")
+GPU_BACKENDS = ("cuda", "cuda-fp16", "cuda-bf16")
 RUNTIMES = ("torch", "onnxruntime", "openvino")
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
+DEVICES = ("cpu", "cuda")
 SHAPE_CACHE = 4  # compiled OpenVINO models kept (one per input shape)
 
 
@@ -47,11 +52,30 @@ def cpu_has_bf16() -> bool:
         return False
 
 
-def backend_name(runtime: str, precision: str = "auto") -> str:
-    """The backend for a runtime and a precision; ``auto`` is fp32 for torch and onnxruntime, and for
-    openvino bf16 on CPUs that have it (measured F1 change on DRIVE: results/export/precision_f1.md), else fp32."""
+def require_cuda() -> None:
+    """A one-line error when torch sees no CUDA GPU (a CPU build, no driver, no device)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise M2UNetError("--device cuda: no CUDA device visible to this torch build (torch.cuda.is_available() is False)")
+
+
+def backend_name(runtime: str, precision: str = "auto", device: str = "cpu") -> str:
+    """The backend for a runtime, a precision and a device; on the CPU ``auto`` is fp32 for torch and onnxruntime,
+    and for openvino bf16 on CPUs that have it (measured F1 change on DRIVE: results/export/precision_f1.md), else
+    fp32. ``device="cuda"`` runs torch on the GPU: ``auto`` is fp32 there (as ``evaluate --device cuda``)."""
+    if device not in DEVICES:
+        raise M2UNetError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device == "cuda":
+        if runtime != "torch":
+            raise M2UNetError(f"--device cuda runs the torch backend, not {runtime} (ONNX Runtime and OpenVINO run on the CPU here)")
+        if precision == "int8":
+            raise M2UNetError("int8 runs on the CPU backends (openvino, onnxruntime); on a GPU use fp16 or bf16")
+        return "cuda" if precision in ("auto", "fp32") else f"cuda-{precision}"
     if runtime not in RUNTIMES:
         raise M2UNetError(f"unknown backend {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    if precision == "fp16":
+        raise M2UNetError("fp16 is for --device cuda; on the CPU use bf16 or int8")
     if precision == "auto":
         precision = "bf16" if runtime == "openvino" and cpu_has_bf16() else "fp32"
     name = runtime if precision == "fp32" else f"{runtime}-{precision}"
@@ -61,22 +85,26 @@ def backend_name(runtime: str, precision: str = "auto") -> str:
 
 
 class TorchBackend:
-    def __init__(self, model, bf16: bool = False):
+    """PyTorch eager on ``device``: fp32, or ``autocast`` (bf16 / fp16) with a channels_last model and input."""
+
+    def __init__(self, model, autocast=None, device: str = "cpu", name: str | None = None):
         import torch
 
         self.torch = torch
-        self.bf16 = bf16
-        self.model = model.float().eval()
-        if bf16:
+        self.autocast = autocast
+        self.model = model.float().eval().to(device)
+        if autocast is not None:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.name = "torch-bf16" if bf16 else "torch"
+        if torch.device(device).type == "cuda":
+            torch.backends.cudnn.benchmark = True  # tiles of one size: cuDNN picks its fastest kernels once
+        self.name = name or ("torch" if autocast is None else "torch-bf16")
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         from .predict import predict_logits
 
         tensor = self.torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        logits = predict_logits(self.model, tensor, autocast=self.torch.bfloat16 if self.bf16 else None, channels_last=self.bf16)
-        return self.torch.sigmoid(logits).numpy()
+        logits = predict_logits(self.model, tensor, autocast=self.autocast, channels_last=self.autocast is not None)
+        return self.torch.sigmoid(logits).cpu().numpy()
 
 
 class OnnxRuntimeBackend:
@@ -132,17 +160,25 @@ def create_backend(name: str, weights: str | os.PathLike, calibration: str = "dr
     from ..export import cached_export
 
     weights = Path(weights)
-    if name not in BACKENDS:
-        raise M2UNetError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name not in BACKENDS + GPU_BACKENDS:
+        raise M2UNetError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS + GPU_BACKENDS)}")
+    if name in GPU_BACKENDS:
+        import torch
+
+        from ..weights import load_weights
+
+        require_cuda()
+        autocast = {"cuda": None, "cuda-fp16": torch.float16, "cuda-bf16": torch.bfloat16}[name]
+        return TorchBackend(load_weights(weights)[0], autocast=autocast, device="cuda", name=name)
     if name.startswith("torch"):
+        import torch
+
         from ..weights import load_weights
 
         if threads:
-            import torch
-
             torch.set_num_threads(threads)
         model, _ = load_weights(weights)
-        return TorchBackend(model, bf16=name == "torch-bf16")
+        return TorchBackend(model, autocast=torch.bfloat16 if name == "torch-bf16" else None)
     if name.startswith("onnxruntime"):
         try:
             import onnxruntime  # noqa: F401

@@ -301,8 +301,9 @@ def bench(sizes, backends, device, model_names, weights_files, archs, repeats, h
     if device == "cuda":
         import torch
 
-        if not torch.cuda.is_available():
-            raise M2UNetError("--device cuda: no CUDA device visible to this torch build (torch.cuda.is_available() is False)")
+        from .backends import require_cuda
+
+        require_cuda()
         cuda_version = torch.version.cuda
     models = resolve_models(model_names, weights_files, archs)
     several = len(models) > 1

@@ -83,8 +83,10 @@ def run_cuda_cell(weights: str, backend: str, width: int, height: int, warmup: i
     use_graph = backend.endswith("-graph")
     if use_graph and not on_cuda:
         raise M2UNetError(f"{backend}: CUDA graphs need a CUDA device (got device {device})")
-    if on_cuda and not torch.cuda.is_available():
-        raise M2UNetError("no CUDA device visible to this torch build (torch.cuda.is_available() is False)")
+    if on_cuda:
+        from .backends import require_cuda
+
+        require_cuda()
     dtype = torch.float16 if "fp16" in backend else torch.bfloat16 if "bf16" in backend else None
     if on_cuda:
         torch.backends.cudnn.benchmark = True

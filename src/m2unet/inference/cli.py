@@ -106,8 +106,11 @@ def write_outputs(out: Path, stem: Path, image, probability, vessels, mask, with
 @click.option("--weights", type=click.Path(dir_okay=False), help="Weights file (.safetensors of ours or an authors' .pth); overrides --model.")
 @click.option("--backend", "runtime", default=None, type=click.Choice(["torch", "onnxruntime", "openvino"]),
               help="Runtime [default: openvino if installed, else onnxruntime, else torch].")
-@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16", "int8"]),
-              help="auto: bf16 with openvino on CPUs that have it, else fp32. int8 is calibrated on --calibration (once, cached).")
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16", "int8"]),
+              help="auto: bf16 with openvino on CPUs that have it, else fp32. int8 (CPU) is calibrated on --calibration (once, cached); "
+                   "fp16 is for --device cuda.")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
+              help="cuda: PyTorch on the GPU (fp32, or --precision fp16 / bf16 autocast).")
 @click.option("--calibration", default="auto", show_default=True,
               help="int8 calibration training images: drive, chase_db1, hrf or a folder; auto: the pretrained model's dataset, else drive.")
 @click.option("--threshold", type=float, default=None, help="Binary threshold (default: the one stored with the weights, else 0.5).")
@@ -118,7 +121,7 @@ def write_outputs(out: Path, stem: Path, image, probability, vessels, mask, with
 @click.option("--tile", "max_tile", default=MAX_TILE, show_default=True, type=click.IntRange(512, 16384), help="Largest tile side for big images (bounds memory).")
 @click.option("--tta", is_flag=True, help="Test-time augmentation: mean over the image and its 3 flips (4× the time; results/ours/tta).")
 @one_line_errors
-def segment(inputs, out_dir, model_name, weights, runtime, precision, calibration, threshold, overlay, use_fov, mask_option, max_tile, tta):
+def segment(inputs, out_dir, model_name, weights, runtime, precision, device, calibration, threshold, overlay, use_fov, mask_option, max_tile, tta):
     """Segment the vessels of fundus photographs: probability map, binary map (and overlay) per image.
 
     INPUTS are image files (JPEG, PNG, TIFF 8/16-bit, GIF, PPM, BMP, WebP; gray, RGB or RGBA; any size) or
@@ -135,6 +138,7 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, calibratio
       m2unet segment photo.jpg -o out/ --overlay
       m2unet segment photo.jpg -o out/ --tta          # flip test-time augmentation: 4× the time, higher F1
       m2unet segment ../shared/datasets/HRF/images -o hrf-out/ --model hrf --backend openvino --precision int8
+      m2unet segment photos/ -o out/ --device cuda --precision fp16   # on a GPU
     """
     from tqdm import tqdm
 
@@ -142,7 +146,11 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, calibratio
     from .backends import backend_name
     from .pipeline import calibration_for, default_runtime, fov_width, get_segmenter, resolve_weights
 
-    backend = backend_name(runtime or default_runtime(), precision)
+    backend = backend_name(runtime or ("torch" if device == "cuda" else default_runtime()), precision, device)
+    if device == "cuda":
+        from .backends import require_cuda
+
+        require_cuda()  # one error up front, not one per image
     skipped: list[Path] = []
     files = collect_inputs(inputs, skipped)
     for file in skipped:

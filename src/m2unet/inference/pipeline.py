@@ -130,8 +130,8 @@ def resolve_weights(model: str = "auto", weights: str | os.PathLike | None = Non
 
 
 def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = None, backend: str | None = None,
-            precision: str = "auto", fov_mask: bool | np.ndarray = True, max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP,
-            tta: bool = False) -> np.ndarray:
+            precision: str = "auto", device: str = "cpu", fov_mask: bool | np.ndarray = True, max_tile: int = MAX_TILE,
+            overlap: int = TILE_OVERLAP, tta: bool = False) -> np.ndarray:
     """Vessel probability map (float32 H×W in [0, 1]) of a fundus photograph.
 
     Args:
@@ -139,15 +139,17 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
             (uint8, uint16 or float in [0, 1]).
         model: ``drive``, ``chase_db1``, ``hrf`` or ``auto`` (chosen by FOV width, see :func:`auto_model_name`).
         weights: a weights file instead of a pretrained model.
-        backend: ``torch``, ``onnxruntime`` or ``openvino`` (default: the fastest installed), or a full
-            backend name such as ``openvino-int8`` (see :mod:`m2unet.inference.backends`).
-        precision: ``auto``, ``fp32``, ``bf16`` or ``int8`` (ignored when ``backend`` is a full name).
+        backend: ``torch``, ``onnxruntime`` or ``openvino`` (default: the fastest installed; torch with
+            ``device="cuda"``), or a full backend name such as ``openvino-int8`` or ``cuda-fp16`` (see
+            :mod:`m2unet.inference.backends`).
+        precision: ``auto``, ``fp32``, ``fp16`` (GPU), ``bf16`` or ``int8`` (CPU) (ignored when ``backend`` is a full name).
+        device: ``cpu`` or ``cuda`` (PyTorch on the GPU).
         fov_mask: True (estimate it from the image, probability 0 outside), False (no mask) or a bool H×W array.
         tta: average over the image and its three flips (:func:`m2unet.inference.predict.flip_average`; 4× the time).
     """
     from ..data.fov import estimate_fov_mask
     from ..data.io import read_image
-    from .backends import BACKENDS, backend_name
+    from .backends import BACKENDS, GPU_BACKENDS, backend_name
 
     rgb = read_image(image) if isinstance(image, (str, os.PathLike)) else as_rgb_float(image)
     if isinstance(fov_mask, np.ndarray):
@@ -157,8 +159,9 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
     else:
         mask = estimate_fov_mask(rgb) if fov_mask else None
     path = resolve_weights(model, weights, fov_width(mask, rgb.shape[1]))
-    runtime = backend or default_runtime()
-    name = runtime if runtime in BACKENDS and "-" in runtime else backend_name(runtime, precision)
+    runtime = backend or ("torch" if device == "cuda" else default_runtime())
+    full_name = runtime in GPU_BACKENDS or (runtime in BACKENDS and "-" in runtime)
+    name = runtime if full_name else backend_name(runtime, precision, device)
     return get_segmenter(path, name, calibration=calibration_for(path), max_tile=max_tile, overlap=overlap, tta=tta)(rgb, mask)
 
 
