@@ -21,7 +21,7 @@ import numpy as np
 from m2unet.data import load_dataset, write_atomic
 from m2unet.evaluation.metrics import best_threshold, f1_score, threshold_counts
 from m2unet.inference.backends import BACKENDS, create_backend
-from m2unet.inference.predict import predict_tiled
+from m2unet.inference.tiling import predict_tiled
 from m2unet.weights import pretrained_path
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "export"

@@ -6,9 +6,10 @@ import numpy as np
 import onnx
 import pytest
 
+from m2unet.errors import missing_module_message
 from m2unet.export import cached_export
 from m2unet.inference.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend, create_backend
-from m2unet.inference.predict import predict_tiled
+from m2unet.inference.tiling import predict_tiled
 from m2unet.weights import load_weights, pretrained_path
 
 # 544² (DRIVE crop), 960² (CHASE_DB1 crop), odd sizes that the runtime wrapper pads to multiples of 16.
@@ -75,3 +76,51 @@ def test_every_backend_has_the_same_call_signature(drive_weights, export_cache):
         assert out.shape == (1, 1, 64, 96) and out.dtype == np.float32, name
         assert float(np.abs(out - reference).max()) < tolerance, name
         assert float(np.abs(out - reference).mean()) < mean_tolerance, name
+
+
+NO_TORCH = "import sys; sys.modules['torch'] = None; from m2unet.cli import main; main(prog_name='m2unet')"  # import torch → ImportError
+
+
+def test_exported_model_carries_its_metadata_and_runs_without_pytorch(tmp_path, drive_weights, export_cache):
+    """`m2unet export` stores the weights' metadata in the file; `segment --weights FILE.onnx|.xml` runs in a process
+    where PyTorch cannot be imported (a small device with only ONNX Runtime or OpenVINO), with the stored threshold."""
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from m2unet.cli import main
+    from m2unet.weights import read_metadata
+
+    image = (np.random.default_rng(2).random((200, 248, 3)) * 255).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    reference = predict_tiled(TorchBackend(load_weights(drive_weights)[0]), image.astype(np.float32) / 255)
+    stored = read_metadata(drive_weights)
+    for fmt, suffix, runtime in [("onnx", ".onnx", "onnxruntime"), ("openvino", ".xml", "openvino")]:
+        model_file = tmp_path / f"drive{suffix}"
+        exported = CliRunner().invoke(main, ["export", "--format", fmt, "-o", str(model_file)])
+        assert exported.exit_code == 0, exported.output
+        meta = read_metadata(model_file)
+        assert meta["threshold"] == stored["threshold"] and meta["dataset"] == "drive" and meta["exported_from"] == "drive.safetensors"
+        out = tmp_path / f"out-{fmt}"
+        run = subprocess.run([sys.executable, "-c", NO_TORCH, "segment", str(tmp_path / "photo.png"), "-o", str(out), "--weights", str(model_file),
+                              "--backend", runtime, "--precision", "fp32", "--no-fov-mask"], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr[-1500:]
+        assert f"with {runtime}, weights drive{suffix} ×1" in run.stdout
+        probability = np.asarray(Image.open(out / "photo_probability.png"), dtype=np.int16)
+        assert np.abs(probability - np.rint(reference * 255)).max() <= 1  # 8-bit PNG of the same probability
+        vessels = np.asarray(Image.open(out / "photo_vessels.png")) > 0
+        assert np.mean(vessels != (reference >= stored["threshold"])) < 1e-3  # the stored threshold, not 0.5
+    wrong = subprocess.run([sys.executable, "-c", NO_TORCH, "segment", str(tmp_path / "photo.png"), "-o", str(tmp_path / "x"), "--weights",
+                            str(tmp_path / "drive.xml"), "--backend", "onnxruntime"], capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 1 and wrong.stderr.strip() == f"error: {tmp_path / 'drive.xml'}: ONNX Runtime runs .onnx files; use --backend openvino for OpenVINO IR"
+    needs_torch = subprocess.run([sys.executable, "-c", NO_TORCH, "info"], capture_output=True, text=True, timeout=120)  # a command that needs it
+    assert needs_torch.returncode == 1 and "Traceback" not in needs_torch.stderr
+    assert needs_torch.stderr.strip().splitlines() == [f"error: {missing_module_message('torch')}"]
+
+
+def test_xml_weights_default_to_openvino():
+    from m2unet.inference.pipeline import default_runtime
+
+    assert default_runtime("cpu", "model.xml") == "openvino" and default_runtime("cuda") == "torch"

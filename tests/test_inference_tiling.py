@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from m2unet.inference.predict import predict_tiled, tile_windows
+from m2unet.inference.tiling import predict_tiled, tile_windows
 from m2unet.weights import pretrained_path
 
 
@@ -41,7 +41,7 @@ def test_tiled_matches_whole_image(authors_dir, datasets_root, export_cache):
 
 def test_flip_average_undoes_each_flip():
     """Each view's prediction is flipped back before averaging: a position-aware predictor shows it."""
-    from m2unet.inference.predict import flip_average
+    from m2unet.inference.tiling import flip_average
 
     image = np.random.default_rng(0).random((6, 9, 3)).astype(np.float32)
     np.testing.assert_allclose(flip_average(lambda view: view[..., 1] * 2.0, image), image[..., 1] * 2.0, rtol=1e-6)

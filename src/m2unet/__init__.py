@@ -1,7 +1,13 @@
-"""m2unet: M2U-Net retinal vessel segmentation — models, data, training, evaluation, fast inference."""
+"""m2unet: M2U-Net retinal vessel segmentation — models, data, training, evaluation, fast inference.
 
-from .models import create_model, list_models
-from .weights import load_pretrained, load_weights, save_weights
+The names below are imported on first use, so that ``m2unet segment`` with an exported model (.onnx / .xml)
+runs where PyTorch is not installed (a small device with only ONNX Runtime or OpenVINO).
+"""
+
+import importlib
+
+_LAZY = {"create_model": ".models", "list_models": ".models", "load_pretrained": ".weights", "load_weights": ".weights",
+         "save_weights": ".weights"}
 
 
 def segment(image, model: str = "drive", **options):
@@ -9,6 +15,12 @@ def segment(image, model: str = "drive", **options):
     from .inference.pipeline import segment as _segment
 
     return _segment(image, model, **options)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'm2unet' has no attribute {name!r}")
 
 
 __all__ = ["create_model", "list_models", "load_pretrained", "load_weights", "save_weights", "segment"]

@@ -17,6 +17,21 @@ class InputFileError(M2UNetError):
         super().__init__(f"{self.path}: {problem}")
 
 
+# What to install for a missing third-party module (by top-level name); others: `pip install NAME`.
+INSTALL_HINTS = {
+    "torch": "pip install torch. Without PyTorch, `m2unet segment --weights MODEL.onnx|MODEL.xml` runs a model exported with "
+             "`m2unet export` where PyTorch is installed",
+    "lightning": "pip install 'm2unet[train]'", "kornia": "pip install 'm2unet[train]'",
+    "onnx": "pip install 'm2unet[deploy]'", "onnxruntime": "pip install 'm2unet[deploy]'", "openvino": "pip install 'm2unet[deploy]'",
+    "nncf": "pip install 'm2unet[deploy]'", "sklearn": "pip install scikit-learn",
+}
+
+
+def missing_module_message(name: str) -> str:
+    top = (name or "?").split(".")[0]
+    return f"{top} is not installed, and this needs it: {INSTALL_HINTS.get(top, f'pip install {top}')}"
+
+
 def one_line_errors(command):
     """CLI decorator: library errors become one line on stderr and exit status 1, never a traceback."""
 
@@ -28,6 +43,11 @@ def one_line_errors(command):
             return command(*args, **kwargs)
         except M2UNetError as error:
             click.echo(f"error: {error}", err=True)
+            sys.exit(1)
+        except ModuleNotFoundError as error:
+            if (error.name or "").split(".")[0] == "m2unet":
+                raise  # a broken install of this package itself: the traceback is what a bug report needs
+            click.echo(f"error: {missing_module_message(error.name)}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from .errors import InputFileError
-from .models import create_model, load_authors_checkpoint
-from .models.pretrained import read_state_dict
+
+if TYPE_CHECKING:  # torch is imported where weights are loaded: reading metadata and paths needs no torch
+    from torch import nn
 
 DEFAULT_THRESHOLD = 0.5
 METADATA_KEY = "m2unet"
@@ -33,14 +33,18 @@ def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict | Non
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
-    """The metadata of one of our safetensors files ({} for other files)."""
+    """The metadata of one of our safetensors files, or of a model exported by ``m2unet export`` ({} for other files)."""
     path = Path(path)
+    if path.suffix in (".onnx", ".xml"):
+        from .export.exporters import read_exported_metadata
+
+        return read_exported_metadata(path)
     if path.suffix != ".safetensors":
         return {}
     from safetensors import safe_open
 
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="numpy") as handle:
             raw = (handle.metadata() or {}).get(METADATA_KEY)
     except Exception as error:
         raise InputFileError(path, f"not a readable safetensors file ({type(error).__name__})") from None
@@ -52,7 +56,12 @@ def load_weights(path: str | os.PathLike, model_name: str | None = None) -> tupl
 
     The architecture comes from the metadata (``model``), else ``model_name``, else ``"m2unet"``.
     """
+    from .models import create_model, load_authors_checkpoint
+    from .models.pretrained import read_state_dict
+
     path = Path(path)
+    if path.suffix in (".onnx", ".xml"):
+        raise InputFileError(path, "an exported model runs with --backend onnxruntime or openvino; PyTorch needs the .safetensors / .pth weights")
     state = read_state_dict(path)
     if any(key.startswith(("conv1.", "decode1.")) for key in state):
         meta = {"model": "m2unet", "source": "authors", "file": path.name, "threshold": None}

@@ -195,14 +195,15 @@ def run_model(model, dataset, desc: str, maps_dir: Path | None = None, save_npy:
               tta: bool = False):
     """Predict every image of ``dataset`` and count; returns (per-image counts, failures, kept sample+map).
 
-    ``tta``: the mean over the image and its three flips (:func:`m2unet.inference.predict.flip_average`).
+    ``tta``: the mean over the image and its three flips (:func:`m2unet.inference.tiling.flip_average`).
     ``keep``: the name of one image whose sample and probability map are returned (for Figure 5).
     Images that cannot be read are reported in ``failures`` and the others go on.
     """
     from tqdm import tqdm
 
     from ..data.io import save_png, write_atomic
-    from ..inference.predict import flip_average, predict_probability
+    from ..inference.predict import predict_probability
+    from ..inference.tiling import flip_average
 
     def predict(image: np.ndarray) -> np.ndarray:
         return flip_average(lambda view: predict_probability(model, view), image) if tta else predict_probability(model, image)

@@ -40,15 +40,18 @@ def export(fmt, out_path, model_name, weights, int8, calibration):
     """Export a model for ONNX Runtime or OpenVINO (dynamic height and width, opset 17; sigmoid included).
 
     Input 'image': float32 N×3×H×W, RGB in [0, 1], H and W multiples of 16. Output 'probability': N×1×H×W.
-    After export the file is run once at 544×544 and compared with PyTorch fp32 (max |Δ probability|).
+    The weights' metadata (a-priori threshold, dataset, metrics) is stored in the file (ONNX metadata_props,
+    OpenVINO rt_info, key 'm2unet'). After export the file is run once at 544×544 and compared with PyTorch
+    fp32 (max |Δ probability|). `m2unet segment --weights FILE` runs it, without PyTorch if need be.
 
     \b
     Examples:
       m2unet export --format onnx -o m2unet-drive.onnx
       m2unet export --format openvino --int8 --calibration drive -o m2unet-drive-int8.xml
     """
-    from ..export.exporters import cached_export
+    from ..export.exporters import cached_export, stamp_metadata
     from ..inference.pipeline import calibration_for, resolve_weights
+    from ..weights import read_metadata
 
     path = resolve_weights(model_name, weights)
     calibration = calibration_for(path, calibration)
@@ -59,9 +62,12 @@ def export(fmt, out_path, model_name, weights, int8, calibration):
         raise M2UNetError(f"{out}: the {fmt} output must end in {suffix}")
     made = cached_export(path, kind, calibration, progress=click.echo)
     out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(made, out)
     if fmt == "openvino":
         shutil.copyfile(made.with_suffix(".bin"), out.with_suffix(".bin"))
+    shutil.copyfile(made, out)
+    # what the weights are (threshold, dataset, metrics) travels inside the file, for segment --weights FILE
+    stamp_metadata(out, {**read_metadata(path), "exported_from": path.name, "export_format": fmt, "int8": int8,
+                         **({"int8_calibration": calibration} if int8 else {})})
     difference = parity(path, "onnxruntime" if fmt == "onnx" else "openvino", model_file=out)
     what = "int8 quantization error, expected" if int8 else "fp32 parity"
     click.echo(f"wrote {out}{' and ' + str(out.with_suffix('.bin')) if fmt == 'openvino' else ''} "

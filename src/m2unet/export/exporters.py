@@ -94,6 +94,77 @@ def export_openvino(onnx_path: str | os.PathLike, xml_path: str | os.PathLike) -
     return _save_ir(ov.convert_model(str(onnx_path)), Path(xml_path))
 
 
+EXPORTED_SUFFIXES = (".onnx", ".xml")
+METADATA_KEY = "m2unet"  # ONNX metadata_props key / OpenVINO rt_info key: the weights' metadata as JSON
+
+
+def stamp_metadata(path: str | os.PathLike, metadata: dict) -> Path:
+    """Write ``metadata`` (JSON) into an exported model file, atomically: ONNX ``metadata_props`` or OpenVINO ``rt_info``.
+
+    ``m2unet segment --weights FILE.onnx|.xml`` reads it back (the a-priori threshold, the dataset), with or without PyTorch.
+    """
+    import json
+
+    path = Path(path)
+    text = json.dumps(metadata, sort_keys=True)
+    if path.suffix == ".onnx":
+        import onnx
+
+        from ..data.io import write_atomic
+
+        proto = onnx.load(str(path))
+        kept = [(p.key, p.value) for p in proto.metadata_props if p.key != METADATA_KEY]
+        del proto.metadata_props[:]
+        for key, value in [*kept, (METADATA_KEY, text)]:
+            proto.metadata_props.add(key=key, value=value)
+        return write_atomic(path, lambda tmp: onnx.save(proto, tmp))
+    import openvino as ov
+
+    model = ov.Core().read_model(str(path))
+    model.set_rt_info(text, METADATA_KEY)
+    return _save_ir(model, path)
+
+
+def read_exported_metadata(path: str | os.PathLike) -> dict:
+    """The metadata :func:`stamp_metadata` wrote into an exported model ({} when there is none).
+
+    OpenVINO IR: read from the XML itself (no runtime needed); ONNX: through ONNX Runtime, else the onnx package.
+    """
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        from ..errors import InputFileError
+
+        raise InputFileError(path, "no such file")
+    text = None
+    try:
+        if path.suffix == ".xml":
+            import xml.etree.ElementTree as ET
+
+            node = ET.parse(path).getroot().find(f"rt_info/{METADATA_KEY}")
+            text = None if node is None else node.get("value")
+        else:
+            try:
+                import onnxruntime as ort
+
+                options = ort.SessionOptions()
+                options.log_severity_level = 3
+                session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+            except ImportError:
+                import onnx
+
+                text = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}.get(METADATA_KEY)
+    except ImportError:
+        return {}
+    except Exception as error:
+        from ..errors import InputFileError
+
+        raise InputFileError(path, f"not a readable {'OpenVINO IR' if path.suffix == '.xml' else 'ONNX'} model ({type(error).__name__})") from None
+    return json.loads(text) if text else {}
+
+
 def calibration_images(dataset: str = DEFAULT_CALIBRATION, limit: int = 20, root: str | os.PathLike | None = None) -> list[np.ndarray]:
     """Training images of ``dataset`` (a built-in name or a folder) as N×3×H×W float32 batches of one.
 

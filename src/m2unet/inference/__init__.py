@@ -1,5 +1,5 @@
-"""Inference: whole-image prediction (and, for large images, tiling)."""
+"""Inference: backends (PyTorch, ONNX Runtime, OpenVINO), tiling, the segment pipeline and the benchmark.
 
-from .predict import pad_to_multiple, predict_logits, predict_probability
-
-__all__ = ["pad_to_multiple", "predict_logits", "predict_probability"]
+Import the modules themselves (``m2unet.inference.predict`` needs PyTorch; ``tiling``, ``backends`` and
+``pipeline`` do not, until a PyTorch backend is used).
+"""

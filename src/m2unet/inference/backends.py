@@ -155,13 +155,55 @@ class OpenVINOBackend:
         return request.get_output_tensor(0).data.copy()
 
 
+def exported_model_backend(name: str, model_file: Path, hint: str = "LATENCY", threads: int | None = None):
+    """A backend running a model file made by ``m2unet export`` (.onnx or OpenVINO .xml) as it is: no PyTorch involved.
+
+    ``name`` is what the runtime and precision options asked for: onnxruntime runs .onnx; openvino runs both (bf16 or
+    fp32 inference precision). int8 is a property of the file (``m2unet export --int8``), not a runtime option here.
+    """
+    runtime = name.split("-")[0]
+    if runtime in ("torch", "cuda"):
+        raise M2UNetError(f"{model_file}: an exported model runs with --backend onnxruntime or openvino (installed: {_installed_runtimes()}); "
+                          "PyTorch needs the .safetensors / .pth weights")
+    if name.endswith("int8"):
+        raise M2UNetError(f"{model_file}: an exported model runs as exported; for int8 export one with `m2unet export --int8`")
+    if runtime == "onnxruntime":
+        if model_file.suffix != ".onnx":
+            raise M2UNetError(f"{model_file}: ONNX Runtime runs .onnx files; use --backend openvino for OpenVINO IR")
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise M2UNetError("backend onnxruntime needs: pip install onnxruntime") from None
+        return OnnxRuntimeBackend(model_file, name="onnxruntime", threads=threads)
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        raise M2UNetError("backend openvino needs: pip install openvino") from None
+    if name == "openvino-bf16" and not cpu_has_bf16():
+        raise M2UNetError("openvino-bf16: this CPU has no native bf16 (AVX-512-BF16 or AMX); use --precision fp32")
+    return OpenVINOBackend(model_file, precision="bf16" if name == "openvino-bf16" else "f32", hint=hint, name=name, threads=threads)
+
+
+def _installed_runtimes() -> str:
+    import importlib.util
+
+    found = [runtime for runtime in ("onnxruntime", "openvino") if importlib.util.find_spec(runtime) is not None]
+    return ", ".join(found) or "neither"
+
+
 def create_backend(name: str, weights: str | os.PathLike, calibration: str = "drive", hint: str = "LATENCY", threads: int | None = None, progress=None):
-    """A backend ``name`` (see ``BACKENDS``) running the weights file ``weights``; exports are cached."""
-    from ..export import cached_export
+    """A backend ``name`` (see ``BACKENDS``) running the weights file ``weights``; exports are cached.
+
+    ``weights`` may also be a model exported by ``m2unet export`` (.onnx / .xml): it then runs as it is
+    (:func:`exported_model_backend`), with no PyTorch import.
+    """
+    from ..export.exporters import EXPORTED_SUFFIXES, cached_export
 
     weights = Path(weights)
     if name not in BACKENDS + GPU_BACKENDS:
         raise M2UNetError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS + GPU_BACKENDS)}")
+    if weights.suffix in EXPORTED_SUFFIXES:
+        return exported_model_backend(name, weights, hint=hint, threads=threads)
     if name in GPU_BACKENDS:
         import torch
 

@@ -2,7 +2,7 @@
 
 Each (model, backend, size) cell runs in a fresh Python process, so its peak RSS (VmHWM) is its own:
 model load + compiled runtime + one image's inference. On CPU the timed call is the inference path of
-``m2unet segment`` (:func:`m2unet.inference.predict.predict_tiled`: padding, tiles of ≤ 1536² for large
+``m2unet segment`` (:func:`m2unet.inference.tiling.predict_tiled`: padding, tiles of ≤ 1536² for large
 images, the model), on a fixed random image; decoding and PNG writing are not timed. Exports are made (and
 cached) before timing. With ``--device cuda`` the whole image goes through the GPU in one call
 (:func:`m2unet.inference.bench_worker.run_cuda_cell`: host → device copy, model or CUDA-graph replay, sigmoid,
@@ -29,7 +29,7 @@ import click
 
 from ..errors import M2UNetError, one_line_errors
 from .bench_worker import CUDA_BACKENDS
-from .predict import MAX_TILE, TILE_OVERLAP
+from .tiling import MAX_TILE, TILE_OVERLAP
 
 DEFAULT_SIZES = "544x544,960x960,3504x2336"
 DEFAULT_BACKENDS = "torch,torch-bf16,onnxruntime,onnxruntime-int8,openvino,openvino-bf16,openvino-int8"

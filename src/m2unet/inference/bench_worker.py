@@ -32,7 +32,7 @@ def run_cell(weights: str, backend: str, width: int, height: int, warmup: int, r
 
     from .backends import create_backend
     from .pipeline import calibration_for
-    from .predict import predict_tiled
+    from .tiling import predict_tiled
 
     load_before = os.getloadavg()
     runner = create_backend(backend, weights, calibration=calibration_for(weights), hint=hint, threads=threads)

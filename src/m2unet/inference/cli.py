@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..errors import M2UNetError, one_line_errors
-from .predict import MAX_TILE
+from .tiling import MAX_TILE
 
 PREFETCH = 2  # images decoded ahead of the one being segmented
 LARGE_PIXELS = 12_000_000  # above this (e.g. 7000×5000) images are decoded and written one at a time
@@ -103,7 +103,7 @@ def write_outputs(out: Path, stem: Path, image, probability, vessels, mask, with
 @click.option("-o", "--out", "out_dir", default="m2unet-output", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--model", "model_name", default="auto", show_default=True, type=click.Choice(["auto", "drive", "chase_db1", "hrf"]),
               help="Pretrained model; auto picks by FOV width: ≤700 px drive, ≤1500 px chase_db1, else hrf.")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Weights file (.safetensors of ours or an authors' .pth); overrides --model.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Weights file (.safetensors of ours or an authors' .pth), or a model from `m2unet export` (.onnx / .xml: runs without PyTorch); overrides --model.")
 @click.option("--backend", "runtime", default=None, type=click.Choice(["torch", "onnxruntime", "openvino"]),
               help="Runtime [default: openvino if installed, else onnxruntime, else torch].")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16", "int8"]),
@@ -146,7 +146,7 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
     from .backends import backend_name
     from .pipeline import calibration_for, default_runtime, fov_width, get_segmenter, resolve_weights
 
-    backend = backend_name(runtime or ("torch" if device == "cuda" else default_runtime()), precision, device)
+    backend = backend_name(runtime or default_runtime(device, weights), precision, device)
     if device == "cuda":
         from .backends import require_cuda
 
@@ -158,7 +158,9 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
     if not files:
         raise M2UNetError("no image files found in the given inputs")
     if weights is not None or model_name != "auto":
-        resolve_weights(model_name, weights)  # a missing weights file is one error up front, not one per image
+        # a missing weights file, or one the backend cannot run, is one error up front, not one per image
+        path = resolve_weights(model_name, weights)
+        get_segmenter(path, backend, calibration=calibration_for(path, calibration), max_tile=max_tile, progress=tqdm.write, tta=tta)
     out = Path(out_dir)
     failures: list[str] = []
     used: dict[str, int] = {}

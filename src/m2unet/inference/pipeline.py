@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import M2UNetError
-from .predict import MAX_TILE, TILE_OVERLAP, flip_average, predict_tiled
+from .tiling import MAX_TILE, TILE_OVERLAP, flip_average, predict_tiled
 
 # Native field-of-view diameters (pixels) of the datasets the pretrained models were trained on, measured
 # from the official / unofficial FOV masks (benchmarks/fov_iou.py prints them): DRIVE ≈ 540, CHASE_DB1 ≈ 900,
@@ -41,9 +41,15 @@ def fov_width(mask: np.ndarray | None, image_width: int) -> int:
     return int(columns[-1] - columns[0] + 1) if columns.size else image_width
 
 
-def default_runtime() -> str:
-    """openvino when installed (the fastest on CPU), else onnxruntime, else torch."""
+def default_runtime(device: str = "cpu", weights: str | os.PathLike | None = None) -> str:
+    """The runtime when none is asked for: torch on a GPU; openvino for an OpenVINO IR file (.xml); else openvino
+    when installed (the fastest on CPU), else onnxruntime, else torch."""
     import importlib.util
+
+    if device == "cuda":
+        return "torch"
+    if weights is not None and Path(weights).suffix == ".xml":
+        return "openvino"
 
     for runtime in ("openvino", "onnxruntime"):
         if importlib.util.find_spec(runtime) is not None:
@@ -145,7 +151,7 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
         precision: ``auto``, ``fp32``, ``fp16`` (GPU), ``bf16`` or ``int8`` (CPU) (ignored when ``backend`` is a full name).
         device: ``cpu`` or ``cuda`` (PyTorch on the GPU).
         fov_mask: True (estimate it from the image, probability 0 outside), False (no mask) or a bool H×W array.
-        tta: average over the image and its three flips (:func:`m2unet.inference.predict.flip_average`; 4× the time).
+        tta: average over the image and its three flips (:func:`m2unet.inference.tiling.flip_average`; 4× the time).
     """
     from ..data.fov import estimate_fov_mask
     from ..data.io import read_image
@@ -159,7 +165,7 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
     else:
         mask = estimate_fov_mask(rgb) if fov_mask else None
     path = resolve_weights(model, weights, fov_width(mask, rgb.shape[1]))
-    runtime = backend or ("torch" if device == "cuda" else default_runtime())
+    runtime = backend or default_runtime(device, weights)
     full_name = runtime in GPU_BACKENDS or (runtime in BACKENDS and "-" in runtime)
     name = runtime if full_name else backend_name(runtime, precision, device)
     return get_segmenter(path, name, calibration=calibration_for(path), max_tile=max_tile, overlap=overlap, tta=tta)(rgb, mask)
