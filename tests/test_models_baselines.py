@@ -296,3 +296,37 @@ def test_info_errors_are_one_line(args, message):
     result = CliRunner().invoke(main, ["info", *args])
     assert result.exit_code == 1
     assert message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_outputs_match_the_stored_ones(name):
+    """Fixed (non-random) weights and input: a change to the forward pass shows here (tests/model_outputs.py)."""
+    import json
+
+    import numpy as np
+
+    from model_outputs import OUTPUTS_FILE, model_output
+
+    stored = json.loads(OUTPUTS_FILE.read_text())
+    assert set(stored) == set(MODELS), "a new model needs its stored outputs: python tests/model_outputs.py"
+    now, then = model_output(name), stored[name]
+    assert now["shape"] == then["shape"]
+    np.testing.assert_allclose(now["samples"], then["samples"], rtol=1e-4, atol=1e-3 * then["std"])
+    assert now["mean"] == pytest.approx(then["mean"], abs=1e-3 * then["std"]) and now["std"] == pytest.approx(then["std"], rel=1e-3)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_exports_to_onnx_and_matches_pytorch(name, tmp_path):
+    """What `m2unet export --weights` and `m2unet bench --arch` do with any registered model: probabilities agree."""
+    import onnxruntime as ort
+
+    from m2unet.export import export_onnx
+    from model_outputs import fill_deterministic, fixed_input
+
+    model = fill_deterministic(create_model(name))
+    session = ort.InferenceSession(str(export_onnx(model, tmp_path / f"{name}.onnx")), providers=["CPUExecutionProvider"])
+    image = torch.rand(1, 3, 48, 80)  # another size than the export's sample: the height and width are dynamic
+    for x in (fixed_input(), image):
+        with torch.no_grad():
+            expected = torch.sigmoid(model(x)).numpy()
+        assert float(abs(session.run(None, {"image": x.numpy()})[0] - expected).max()) < 1e-4
