@@ -149,3 +149,24 @@ def test_second_observer_only_needs_no_model_and_says_when_there_is_none(tiny_ru
     assert metrics["pooled"] is None and metrics["images"] == 20
     # the paper's CHASE_DB1 second-observer F1 (0.7686) is the mean per image inside the FOV on Image_01L–10R
     assert metrics["second_observer"]["per_image"]["fov"]["f1"]["mean"] == pytest.approx(paper.RESULTS["chase_db1"]["second_observer"]["f1"], abs=5e-4)
+
+
+def test_evaluate_what_a_deployment_runs(datasets_root, tmp_path, export_cache):
+    """--backend/--precision and exported files run through segment's backends: int8 stays within 0.002 F1 of the
+    committed PyTorch fp32 evaluation of the shipped DRIVE model (the issue's target), an ONNX fp32 file within 2e-4."""
+    from m2unet.weights import pretrained_path
+
+    committed = json.loads((REPO / "results" / "ours" / "drive-global" / "metrics.json").read_text())["pooled"]["fov"]["a_priori"]
+    model_file = tmp_path / "drive.onnx"
+    assert CliRunner().invoke(main, ["export", "--format", "onnx", "-o", str(model_file)]).exit_code == 0
+    for extra, backend, tolerance in [(["--model", "drive", "--backend", "openvino", "--precision", "int8"], "openvino-int8", 0.002),
+                                      (["--weights", str(model_file), "--backend", "onnxruntime"], "onnxruntime", 2e-4)]:
+        out = tmp_path / backend
+        result = CliRunner().invoke(main, ["evaluate", "--dataset", "drive", *extra, "--out", str(out), "--no-maps", "--bootstrap", "100",
+                                           "--datasets-root", str(datasets_root)])
+        assert result.exit_code == 0, result.output
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["weights"]["backend"] == backend and backend in metrics["weights"]["label"]
+        assert metrics["threshold_source"] == "stored with the weights" and metrics["pooled"]["fov"]["a_priori"]["threshold"] == committed["threshold"]
+        assert abs(metrics["pooled"]["fov"]["a_priori"]["f1"] - committed["f1"]) < tolerance, (backend, metrics["pooled"]["fov"]["a_priori"]["f1"])
+    assert json.loads((tmp_path / "onnxruntime" / "metrics.json").read_text())["weights"]["metadata"]["exported_from"] == pretrained_path("drive").name

@@ -10,20 +10,47 @@ import click
 from ..errors import M2UNetError, one_line_errors
 
 
-def _weights_info(path: Path, metadata: dict, label: str | None) -> dict:
+def _weights_info(path: Path, metadata: dict, label: str | None, backend: str = "torch") -> dict:
     import hashlib
 
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     source = metadata.get("source") or "m2unet"
+    ran_with = "" if backend == "torch" else f", {backend}"
     return {
         "file": path.name,
         "path": str(path),
         "sha256": digest,
         "model": metadata.get("model", "m2unet"),
         "source": source,
-        "label": label or (f"{metadata.get('model', 'm2unet')} ({path.name})"),
+        "backend": backend,
+        "label": label or (f"{metadata.get('model', 'm2unet')} ({path.name}{ran_with})"),
         "metadata": {k: v for k, v in metadata.items() if k not in ("metrics",)},
     }
+
+
+def _predictor(path: Path, runtime: str | None, precision: str, device: str):
+    """(image → probability, the weights' metadata, backend name) for evaluating ``path`` as asked.
+
+    PyTorch fp32 on the CPU or the GPU keeps the reference path (whole images, as every committed result); any other
+    backend or precision, and exported files, run through the backends and tiling of ``m2unet segment``.
+    """
+    from ..export.exporters import EXPORTED_SUFFIXES
+    from ..inference.backends import backend_name, create_backend, require_cuda
+    from ..inference.pipeline import calibration_for, default_runtime
+    from ..weights import load_weights, read_metadata
+    from .evaluate import backend_predictor, torch_predictor
+
+    exported = path.suffix in EXPORTED_SUFFIXES
+    runtime = runtime or (default_runtime(device, path) if exported else "torch")
+    if device == "cuda":
+        require_cuda()
+    if runtime == "torch" and precision in ("auto", "fp32") and not exported:
+        model, metadata = load_weights(path)
+        return torch_predictor(model.to(device)), metadata, "torch" if device == "cpu" else "cuda"
+    name = backend_name(runtime, precision, device)
+    backend = create_backend(name, path, calibration=calibration_for(path), progress=lambda message: click.echo(message, err=True))
+    metadata = read_metadata(path) if exported else load_weights(path)[1]  # load_weights knows the authors' .pth too
+    return backend_predictor(backend), metadata, name
 
 
 def _command_line(context: click.Context) -> str:
@@ -48,7 +75,7 @@ def _command_line(context: click.Context) -> str:
 @click.command()
 @click.option("--dataset", "dataset_name", required=True, help="drive, chase_db1, hrf, or a folder of your own (see the README).")
 @click.option("--split", default="test", show_default=True, help="Split to evaluate (CHASE_DB1 also: test_01_10, train_11_14).")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Weights: our .safetensors or an authors' .pth.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Weights: our .safetensors, an authors' .pth, or a file from `m2unet export` (.onnx / .xml).")
 @click.option("--model", "model_name", help="Pretrained model instead of --weights: drive, chase_db1 or hrf [default: the dataset's].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder [default: evaluation/DATASET-SPLIT-WEIGHTS].")
 @click.option("--threshold", type=float, help="A-priori threshold [default: stored with the weights, else chosen on the training split].")
@@ -61,9 +88,14 @@ def _command_line(context: click.Context) -> str:
 @click.option("--label", help="Name of this model in tables and plots.")
 @click.option("--second-observer-only", is_flag=True, help="No model: only score the second human observer against the first.")
 @click.option("--tta", is_flag=True, help="Test-time augmentation: mean probability over the image and its 3 flips (4× the time).")
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]), help="Where the model runs (fp32, whole images); cuda needs a GPU build of torch.")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]), help="Where the model runs; cuda needs a GPU build of torch.")
+@click.option("--backend", "runtime", default=None, type=click.Choice(["torch", "onnxruntime", "openvino"]),
+              help="Runtime [default: torch; for an exported .onnx / .xml file, as segment chooses]. Not torch fp32: tiled as segment runs it.")
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16", "int8"]),
+              help="As in segment: auto is fp32 for torch, bf16 for openvino on CPUs with it; int8 calibrated on the model's dataset.")
 @one_line_errors
-def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, threshold_split, datasets_root, maps, npy, figure_image, bootstrap, label, second_observer_only, device, tta):
+def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, threshold_split, datasets_root, maps, npy, figure_image, bootstrap, label,
+             second_observer_only, device, runtime, precision, tta):
     """Evaluate a model on a labelled split, the paper's way and the honest way.
 
     Confusion counts at 1001 thresholds are pooled over the split, inside the FOV and over the whole
@@ -83,9 +115,14 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
       m2unet evaluate --dataset chase_db1 --split test --second-observer-only --out eval/chase_observer
       m2unet evaluate --dataset my_fundus_folder --weights run/best.safetensors --threshold 0.5
       m2unet evaluate --dataset drive --model drive --tta --out eval/drive-tta
+      m2unet evaluate --dataset drive --model drive --backend openvino --precision int8   # what a deployment runs
+      m2unet evaluate --dataset drive --weights m2unet-drive-int8.onnx                   # a file from m2unet export
+
+    PyTorch fp32 (the default) runs whole images, as the committed results were made; other backends and
+    precisions run through the same code as `m2unet segment` (tiles of at most 1536² with 192 px overlap).
     """
     from ..data import load_dataset
-    from ..weights import load_weights, pretrained_path, threshold_of
+    from ..weights import pretrained_path, threshold_of
     from .evaluate import TRAINING_SPLIT, format_table, peak_rss_mb, threshold_on_split
     from .evaluate import evaluate as run_evaluation
 
@@ -107,12 +144,7 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
     path = Path(weights) if weights else pretrained_path(model_name)
     if not path.is_file():
         raise M2UNetError(f"{path}: no such weights file")
-    model, metadata = load_weights(path)
-    if device == "cuda":
-        from ..inference.backends import require_cuda
-
-        require_cuda()
-        model = model.to("cuda")
+    predictor, metadata, backend = _predictor(path, runtime, precision, device)
     dataset = load_dataset(dataset_name, split, root=datasets_root)
     if len(dataset) == 0:
         raise M2UNetError(f"{dataset_name} {split}: no images")
@@ -129,11 +161,11 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
         if train_split == split:
             raise M2UNetError(f"--threshold-split {train_split}: the a-priori threshold must come from other images than the evaluated split")
         click.echo(f"the weights store no threshold: choosing it on split '{train_split}' (the honest a-priori protocol)", err=True)
-        threshold, source = threshold_on_split(model, dataset_name, train_split, root=datasets_root, tta=tta)
+        threshold, source = threshold_on_split(predictor, dataset_name, train_split, root=datasets_root, tta=tta)
     out = Path(out_dir) if out_dir else Path("evaluation") / f"{dataset.name}-{split}-{path.stem}"
     command = _command_line(click.get_current_context())
     result = run_evaluation(
-        model, dataset, out, a_priori=threshold, threshold_source=source, weights_info=_weights_info(path, metadata, label),
+        predictor, dataset, out, a_priori=threshold, threshold_source=source, weights_info=_weights_info(path, metadata, label, backend),
         save_maps=maps, save_npy=npy, figure_image=figure_image, bootstrap=bootstrap, command=command, tta=tta,
     )
     click.echo(format_table(result))

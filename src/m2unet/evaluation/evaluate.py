@@ -191,10 +191,26 @@ def peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def run_model(model, dataset, desc: str, maps_dir: Path | None = None, save_npy: bool = False, keep: str | None = None, progress: bool = True,
+def torch_predictor(model):
+    """``image → probability`` with a PyTorch model, the whole image at once in fp32 (the reference way)."""
+    from ..inference.predict import predict_probability
+
+    return lambda image: predict_probability(model, image)
+
+
+def backend_predictor(backend):
+    """``image → probability`` with any runtime backend (:mod:`m2unet.inference.backends`), tiled as ``m2unet segment`` runs it."""
+    from ..inference.tiling import predict_tiled
+
+    return lambda image: predict_tiled(backend, image)
+
+
+def run_model(predictor, dataset, desc: str, maps_dir: Path | None = None, save_npy: bool = False, keep: str | None = None, progress: bool = True,
               tta: bool = False):
     """Predict every image of ``dataset`` and count; returns (per-image counts, failures, kept sample+map).
 
+    ``predictor``: ``image → probability`` (:func:`torch_predictor`, :func:`backend_predictor`), or None to score
+    no model (the second observer only).
     ``tta``: the mean over the image and its three flips (:func:`m2unet.inference.tiling.flip_average`).
     ``keep``: the name of one image whose sample and probability map are returned (for Figure 5).
     Images that cannot be read are reported in ``failures`` and the others go on.
@@ -202,11 +218,10 @@ def run_model(model, dataset, desc: str, maps_dir: Path | None = None, save_npy:
     from tqdm import tqdm
 
     from ..data.io import save_png, write_atomic
-    from ..inference.predict import predict_probability
     from ..inference.tiling import flip_average
 
     def predict(image: np.ndarray) -> np.ndarray:
-        return flip_average(lambda view: predict_probability(model, view), image) if tta else predict_probability(model, image)
+        return flip_average(predictor, image) if tta else predictor(image)
 
     per_image: list[ImageCounts] = []
     failures: list[str] = []
@@ -215,7 +230,7 @@ def run_model(model, dataset, desc: str, maps_dir: Path | None = None, save_npy:
     for index in bar:
         try:
             sample = dataset[index]
-            probability = None if model is None else predict(sample.image)
+            probability = None if predictor is None else predict(sample.image)
             per_image.append(image_counts(sample, probability))
         except M2UNetError as error:
             failures.append(str(error))
@@ -231,7 +246,7 @@ def run_model(model, dataset, desc: str, maps_dir: Path | None = None, save_npy:
     return per_image, failures, kept
 
 
-def threshold_on_split(model, dataset_name: str, train_split: str, root=None, progress: bool = True, tta: bool = False) -> tuple[float, str]:
+def threshold_on_split(predictor, dataset_name: str, train_split: str, root=None, progress: bool = True, tta: bool = False) -> tuple[float, str]:
     """The best pooled F1 threshold (inside the FOV) on ``train_split``: the honest a-priori choice when the
     weights store none. Returns (threshold, a sentence saying how it was chosen)."""
     from ..data import load_dataset
@@ -239,7 +254,7 @@ def threshold_on_split(model, dataset_name: str, train_split: str, root=None, pr
     if Path(str(dataset_name)).is_dir() and not (Path(dataset_name) / train_split / "images").is_dir():
         raise M2UNetError(f"{dataset_name}: no {train_split}/images/ folder to choose a threshold on; pass --threshold")
     train = load_dataset(dataset_name, train_split, root=root)
-    per_image, failures, _ = run_model(model, train, desc=f"threshold on {train_split}", progress=progress, tta=tta)
+    per_image, failures, _ = run_model(predictor, train, desc=f"threshold on {train_split}", progress=progress, tta=tta)
     if failures:
         raise M2UNetError(f"choosing the threshold on split {train_split!r}: {len(failures)} image(s) failed, first: {failures[0]}")
     threshold, f1 = M.best_threshold(M.sum_counts([item.fov for item in per_image]))
@@ -247,7 +262,7 @@ def threshold_on_split(model, dataset_name: str, train_split: str, root=None, pr
 
 
 def evaluate(
-    model,
+    predictor,
     dataset,
     out_dir: Path,
     a_priori: float,
@@ -261,7 +276,7 @@ def evaluate(
     command: str | None = None,
     tta: bool = False,
 ) -> dict:
-    """Run ``model`` over ``dataset``, write metrics.json, per_image.csv, figures (and maps); return the metrics."""
+    """Run ``predictor`` (see :func:`run_model`) over ``dataset``, write metrics.json, per_image.csv, figures (and maps); return the metrics."""
     import torch
 
     from ..weights import git_commit
@@ -270,7 +285,7 @@ def evaluate(
     out_dir = Path(out_dir)
     start = time.perf_counter()
     per_image, failures, kept = run_model(
-        model, dataset, desc=f"{dataset.name} {dataset.split}", maps_dir=out_dir / "probability" if save_maps else None,
+        predictor, dataset, desc=f"{dataset.name} {dataset.split}", maps_dir=out_dir / "probability" if save_maps else None,
         save_npy=save_npy, keep=figure_image, progress=progress, tta=tta,
     )
     if figure_image is not None and kept is None:
