@@ -155,35 +155,6 @@ class OpenVINOBackend:
         return request.get_output_tensor(0).data.copy()
 
 
-def exported_model_backend(name: str, model_file: Path, hint: str = "LATENCY", threads: int | None = None):
-    """A backend running a model file made by ``m2unet export`` (.onnx or OpenVINO .xml) as it is: no PyTorch involved.
-
-    ``name`` is what the runtime and precision options asked for: onnxruntime runs .onnx; openvino runs both (bf16 or
-    fp32 inference precision). int8 is a property of the file (``m2unet export --int8``), not a runtime option here.
-    """
-    runtime = name.split("-")[0]
-    if runtime in ("torch", "cuda"):
-        raise M2UNetError(f"{model_file}: an exported model runs with --backend onnxruntime or openvino (installed: {_installed_runtimes()}); "
-                          "PyTorch needs the .safetensors / .pth weights")
-    if name.endswith("int8"):
-        raise M2UNetError(f"{model_file}: an exported model runs as exported; for int8 export one with `m2unet export --int8`")
-    if runtime == "onnxruntime":
-        if model_file.suffix != ".onnx":
-            raise M2UNetError(f"{model_file}: ONNX Runtime runs .onnx files; use --backend openvino for OpenVINO IR")
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            raise M2UNetError("backend onnxruntime needs: pip install onnxruntime") from None
-        return OnnxRuntimeBackend(model_file, name="onnxruntime", threads=threads)
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        raise M2UNetError("backend openvino needs: pip install openvino") from None
-    if name == "openvino-bf16" and not cpu_has_bf16():
-        raise M2UNetError("openvino-bf16: this CPU has no native bf16 (AVX-512-BF16 or AMX); use --precision fp32")
-    return OpenVINOBackend(model_file, precision="bf16" if name == "openvino-bf16" else "f32", hint=hint, name=name, threads=threads)
-
-
 def _installed_runtimes() -> str:
     import importlib.util
 
@@ -194,16 +165,20 @@ def _installed_runtimes() -> str:
 def create_backend(name: str, weights: str | os.PathLike, calibration: str = "drive", hint: str = "LATENCY", threads: int | None = None, progress=None):
     """A backend ``name`` (see ``BACKENDS``) running the weights file ``weights``; exports are cached.
 
-    ``weights`` may also be a model exported by ``m2unet export`` (.onnx / .xml): it then runs as it is
-    (:func:`exported_model_backend`), with no PyTorch import.
+    ``weights`` may also be a model made by ``m2unet export`` (.onnx / OpenVINO .xml): it then runs as it is, with no
+    PyTorch import: onnxruntime runs .onnx, openvino runs both (bf16 or fp32 inference precision); int8 is then a
+    property of the file (``m2unet export --int8``), not a backend option.
     """
     from ..export.exporters import EXPORTED_SUFFIXES, cached_export
 
     weights = Path(weights)
     if name not in BACKENDS + GPU_BACKENDS:
         raise M2UNetError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS + GPU_BACKENDS)}")
-    if weights.suffix in EXPORTED_SUFFIXES:
-        return exported_model_backend(name, weights, hint=hint, threads=threads)
+    runtime = name.split("-")[0]
+    exported = weights.suffix in EXPORTED_SUFFIXES
+    if exported and runtime in ("torch", "cuda"):
+        raise M2UNetError(f"{weights}: an exported model runs with --backend onnxruntime or openvino (installed: {_installed_runtimes()}); "
+                          "PyTorch needs the .safetensors / .pth weights")
     if name in GPU_BACKENDS:
         import torch
 
@@ -212,7 +187,7 @@ def create_backend(name: str, weights: str | os.PathLike, calibration: str = "dr
         require_cuda()
         autocast = {"cuda": None, "cuda-fp16": torch.float16, "cuda-bf16": torch.bfloat16}[name]
         return TorchBackend(load_weights(weights)[0], autocast=autocast, device="cuda", name=name)
-    if name.startswith("torch"):
+    if runtime == "torch":
         import torch
 
         from ..weights import load_weights
@@ -221,19 +196,19 @@ def create_backend(name: str, weights: str | os.PathLike, calibration: str = "dr
             torch.set_num_threads(threads)
         model, _ = load_weights(weights)
         return TorchBackend(model, autocast=torch.bfloat16 if name == "torch-bf16" else None)
-    if name.startswith("onnxruntime"):
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            raise M2UNetError("backend onnxruntime needs: pip install onnxruntime (or m2unet[deploy])") from None
-        kind = "onnx-int8" if name.endswith("int8") else "onnx"
-        return OnnxRuntimeBackend(cached_export(weights, kind, calibration, progress), name=name, threads=threads)
+    if exported and name.endswith("int8"):
+        raise M2UNetError(f"{weights}: an exported model runs as exported; for int8 export one with `m2unet export --int8`")
+    if exported and runtime == "onnxruntime" and weights.suffix != ".onnx":
+        raise M2UNetError(f"{weights}: ONNX Runtime runs .onnx files; use --backend openvino for OpenVINO IR")
     try:
-        import openvino  # noqa: F401
+        __import__(runtime)
     except ImportError:
-        raise M2UNetError("backend openvino needs: pip install openvino (or m2unet[deploy])") from None
+        raise M2UNetError(f"backend {runtime} needs: pip install {runtime} (or m2unet[deploy])") from None
     if name == "openvino-bf16" and not cpu_has_bf16():
         raise M2UNetError("openvino-bf16: this CPU has no native bf16 (AVX-512-BF16 or AMX); use --precision fp32")
-    kind = "openvino-int8" if name.endswith("int8") else "openvino"
+    kind = ("onnx" if runtime == "onnxruntime" else "openvino") + ("-int8" if name.endswith("int8") else "")
+    model_file = weights if exported else cached_export(weights, kind, calibration, progress)
+    if runtime == "onnxruntime":
+        return OnnxRuntimeBackend(model_file, name=name, threads=threads)
     precision = "bf16" if name == "openvino-bf16" or (name == "openvino-int8" and cpu_has_bf16()) else "f32"
-    return OpenVINOBackend(cached_export(weights, kind, calibration, progress), precision=precision, hint=hint, name=name, threads=threads)
+    return OpenVINOBackend(model_file, precision=precision, hint=hint, name=name, threads=threads)
