@@ -18,7 +18,7 @@ def test_table2_names_sources_marks_short_runs_and_pending_cells():
     m2unet_row = next(line for line in table.splitlines() if line.startswith("| M2U-Net | this repo"))
     unet_row = next(line for line in table.splitlines() if line.startswith("| U-Net | this repo"))
     assert "0.8091 (authors' weights) / 0.8101 (ours)" in m2unet_row
-    assert "0.7406 (159/300 epochs)" in unet_row
+    assert "0.7406 (159/300 epochs: a lower bound; the full run is pending)" in unet_row
     assert "pending: not trained, needs a GPU (31 M parameters at 960²)" in unet_row and unet_row.count("pending:") == 2  # CHASE_DB1, HRF
     no_runs = table2(complexity, [])
     assert "pending: no evaluated run under results/" in no_runs  # no reason recorded: the generic one

@@ -143,7 +143,7 @@ def _f1_cell(result: dict, name_source: bool = False) -> str:
     metadata = (result.get("weights") or {}).get("metadata") or {}
     done, planned = metadata.get("epochs_trained"), metadata.get("epochs")
     if done is not None and planned is not None and int(done) < int(planned):
-        text += f" ({int(done)}/{int(planned)} epochs)"
+        text += f" ({int(done)}/{int(planned)} epochs: a lower bound; the full run is pending)"
     return text
 
 
