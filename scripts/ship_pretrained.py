@@ -3,9 +3,13 @@
 The training metadata (dataset, recipe, epochs, best epoch, validation Dice, a-priori threshold, commit)
 is kept, and the test metrics measured by `m2unet evaluate` are added, so the file says what it is.
 
+Beside it goes NAME.onnx, its ONNX export (with the same metadata and the digest of the .safetensors it came from),
+so that an install without PyTorch (onnxruntime or openvino only) runs the shipped models too.
+
 Usage:
   python scripts/ship_pretrained.py --name drive --weights results/train/drive-global/best.safetensors \
       --evaluation results/ours/drive/metrics.json
+  python scripts/ship_pretrained.py --onnx-only      # re-export every shipped model's NAME.onnx
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import argparse
 import json
 from pathlib import Path
 
-from m2unet.weights import PRETRAINED_DIR, load_weights, save_weights
+from m2unet.export.exporters import write_shipped_onnx
+from m2unet.weights import PRETRAINED_DIR, PRETRAINED_NAMES, load_weights, save_weights
 
 
 def test_summary(metrics: dict) -> dict:
@@ -35,11 +40,18 @@ def test_summary(metrics: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--name", required=True, choices=["drive", "chase_db1", "hrf"])
-    parser.add_argument("--weights", required=True, type=Path)
-    parser.add_argument("--evaluation", required=True, type=Path, help="metrics.json of `m2unet evaluate` on the test split")
+    parser.add_argument("--name", choices=PRETRAINED_NAMES)
+    parser.add_argument("--weights", type=Path)
+    parser.add_argument("--evaluation", type=Path, help="metrics.json of `m2unet evaluate` on the test split")
     parser.add_argument("--hardware", help="Replace the metadata's hardware, e.g. for a run resumed on another machine")
+    parser.add_argument("--onnx-only", action="store_true", help="Only (re)write NAME.onnx of every shipped model")
     args = parser.parse_args()
+    if args.onnx_only:
+        for name in PRETRAINED_NAMES:
+            print(f"wrote {write_shipped_onnx(PRETRAINED_DIR / f'{name}.safetensors')}")
+        return
+    if not (args.name and args.weights and args.evaluation):
+        parser.error("--name, --weights and --evaluation are required (or --onnx-only)")
     model, metadata = load_weights(args.weights)
     metrics = json.loads(args.evaluation.read_text())
     if metrics["dataset"] != args.name:
@@ -52,6 +64,7 @@ def main() -> None:
         metadata["hardware"] = args.hardware
     out = save_weights(model, PRETRAINED_DIR / f"{args.name}.safetensors", metadata)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB); test F1 a-priori {metadata['test']['fov']['f1_a_priori']:.4f}")
+    print(f"wrote {write_shipped_onnx(out)}")
 
 
 if __name__ == "__main__":

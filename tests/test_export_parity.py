@@ -120,6 +120,19 @@ def test_exported_model_carries_its_metadata_and_runs_without_pytorch(tmp_path, 
     assert needs_torch.stderr.strip().splitlines() == [f"error: {missing_module_message('torch')}"]
 
 
+def test_shipped_models_run_without_pytorch(tmp_path, datasets_root):
+    """An install without PyTorch runs the shipped models (their ONNX exports ship beside them), --model auto included."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "M2UNET_CACHE": str(tmp_path / "empty-cache")}  # nothing exported yet
+    run = subprocess.run([sys.executable, "-c", NO_TORCH, "segment", str(datasets_root / "DRIVE/test/images/01_test.tif"), "-o", str(tmp_path / "out"),
+                          "--backend", "onnxruntime"], capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr[-1500:]
+    assert "with onnxruntime, weights drive.safetensors ×1" in run.stdout and (tmp_path / "out" / "01_test_vessels.png").is_file()
+
+
 def test_xml_weights_default_to_openvino():
     from m2unet.inference.pipeline import default_runtime
 

@@ -34,6 +34,29 @@ def test_shipped_weights_are_in_the_package_with_metadata(name):
     assert not model.training and model.metadata["threshold"] == meta["threshold"]
 
 
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_onnx_is_the_export_of_the_shipped_weights(name, tmp_path, monkeypatch):
+    """NAME.onnx (for installs without PyTorch) was made from exactly NAME.safetensors: same outputs, same metadata,
+    and the cache takes it instead of exporting. After retraining: python scripts/ship_pretrained.py --onnx-only."""
+    import onnxruntime as ort
+    import torch
+
+    from m2unet.export.exporters import cached_export, shipped_onnx
+
+    weights = PRETRAINED_DIR / f"{name}.safetensors"
+    assert shipped_onnx(weights) == PRETRAINED_DIR / f"{name}.onnx", "stale or missing: python scripts/ship_pretrained.py --onnx-only"
+    onnx_meta, meta = read_metadata(PRETRAINED_DIR / f"{name}.onnx"), read_metadata(weights)
+    assert {k: onnx_meta[k] for k in meta} == meta and onnx_meta["exported_from"] == weights.name
+    image = torch.rand(1, 3, 64, 80)
+    with torch.no_grad():
+        expected = torch.sigmoid(load_pretrained(name)(image)).numpy()
+    session = ort.InferenceSession(str(PRETRAINED_DIR / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    assert float(np.abs(session.run(None, {"image": image.numpy()})[0] - expected).max()) < 1e-4
+    monkeypatch.setenv("M2UNET_CACHE", str(tmp_path))
+    cached = cached_export(weights, "onnx")
+    assert cached.read_bytes() == (PRETRAINED_DIR / f"{name}.onnx").read_bytes()
+
+
 @pytest.mark.parametrize("name, run", [("drive", "drive-global"), ("chase_db1", "chase_db1-global"), ("hrf", "hrf-global")])
 def test_metadata_quotes_the_committed_evaluation(name, run):
     meta = read_metadata(PRETRAINED_DIR / f"{name}.safetensors")

@@ -41,12 +41,16 @@ def read_metadata(path: str | os.PathLike) -> dict:
         return read_exported_metadata(path)
     if path.suffix != ".safetensors":
         return {}
-    from safetensors import safe_open
-
+    # The safetensors header is 8 bytes of little-endian length, then JSON: read directly, so that metadata (the
+    # threshold of a shipped model) needs neither torch nor the safetensors package.
     try:
-        with safe_open(str(path), framework="numpy") as handle:
-            raw = (handle.metadata() or {}).get(METADATA_KEY)
-    except Exception as error:
+        with open(path, "rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if not 2 <= length <= 100_000_000:
+                raise ValueError(f"header length {length}")
+            header = json.loads(handle.read(length))
+        raw = (header.get("__metadata__") or {}).get(METADATA_KEY)
+    except (OSError, ValueError, AttributeError) as error:
         raise InputFileError(path, f"not a readable safetensors file ({type(error).__name__})") from None
     return json.loads(raw) if raw else {}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -264,18 +265,50 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def shipped_onnx(weights: Path, digest: str | None = None) -> Path | None:
+    """The ONNX export the package ships beside a shipped model (``pretrained/NAME.onnx``), if it was made from exactly
+    this weights file (its metadata records the file's digest); None otherwise."""
+    from ..weights import PRETRAINED_DIR
+
+    candidate = PRETRAINED_DIR / f"{weights.stem}.onnx"
+    if weights.suffix != ".safetensors" or weights.resolve().parent != PRETRAINED_DIR.resolve() or not candidate.is_file():
+        return None
+    try:
+        made_from = read_exported_metadata(candidate).get("exported_from_digest")
+    except M2UNetError:
+        return None
+    return candidate if made_from == (digest or _file_digest(weights)) else None
+
+
+def write_shipped_onnx(weights: Path) -> Path:
+    """Export a shipped model to ``pretrained/NAME.onnx`` with its metadata and the digest of the weights it came from."""
+    from ..weights import PRETRAINED_DIR, load_weights
+
+    model, metadata = load_weights(weights)
+    out = export_onnx(model, PRETRAINED_DIR / f"{Path(weights).stem}.onnx")
+    return stamp_metadata(out, {**metadata, "exported_from": Path(weights).name, "exported_from_digest": _file_digest(Path(weights)),
+                                "export_format": "onnx", "int8": False})
+
+
 def cached_export(weights: str | os.PathLike, kind: str, calibration: str = DEFAULT_CALIBRATION, progress=None) -> Path:
     """Path of an export of ``weights`` (made on first use): ``kind`` is onnx, onnx-int8, openvino or openvino-int8."""
     from ..weights import load_weights
 
     weights = Path(weights)
-    folder = cache_root() / f"{weights.stem}-{_file_digest(weights)}"
+    digest = _file_digest(weights)
+    folder = cache_root() / f"{weights.stem}-{digest}"
     onnx_path = folder / "model.onnx"
     say = progress or (lambda message: None)
     if not onnx_path.is_file():
-        say(f"exporting {weights.name} to ONNX (once, cached in {folder})")
-        model, _ = load_weights(weights)
-        export_onnx(model, onnx_path)
+        shipped = shipped_onnx(weights, digest)
+        if shipped is not None:  # no PyTorch needed: the package carries this model's ONNX export
+            from ..data.io import write_atomic
+
+            write_atomic(onnx_path, lambda tmp: shutil.copyfile(shipped, tmp))
+        else:
+            say(f"exporting {weights.name} to ONNX (once, cached in {folder})")
+            model, _ = load_weights(weights)
+            export_onnx(model, onnx_path)
     if kind == "onnx":
         return onnx_path
     tag = calibration if "/" not in str(calibration) else "folder-" + hashlib.sha256(str(Path(calibration).resolve()).encode()).hexdigest()[:8]
