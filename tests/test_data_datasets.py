@@ -157,3 +157,21 @@ def test_read_image_formats(tmp_path):
         np.testing.assert_allclose(image, rgb / 255.0, atol=1e-6)
     grey = read_image(tmp_path / "grey.png")
     np.testing.assert_allclose(grey[..., 0], grey[..., 2])
+
+
+def test_written_files_get_the_usual_permissions_and_no_temporaries(tmp_path):
+    """Outputs go through a private temporary (mkstemp: 0600) but end with 0666 less the umask, like any file."""
+    import os
+    import stat
+
+    import numpy as np
+
+    from m2unet.data.io import save_png, write_atomic
+
+    mask = os.umask(0)
+    os.umask(mask)
+    save_png(tmp_path / "map.png", np.zeros((4, 4), np.float32))
+    write_atomic(tmp_path / "notes.txt", lambda tmp: open(tmp, "w").write("x"))
+    for name in ("map.png", "notes.txt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.png", "notes.txt"]

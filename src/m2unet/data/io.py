@@ -123,10 +123,21 @@ def read_binary(path: str | os.PathLike, shape: tuple[int, int] | None = None) -
     return binary
 
 
+def _process_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import: reading it means setting it, which must not race with the writer threads of `segment`.
+FILE_MODE = 0o666 & ~_process_umask()
+
+
 def write_atomic(path: str | os.PathLike, writer) -> Path:
     """Write a file through a temporary name in the same folder, then rename: no half-written outputs.
 
     ``writer(tmp_path)`` writes the content; the temporary keeps the final suffix so format detection works.
+    The file gets the usual permissions (0666 less the umask), not the temporary's private 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,6 +145,7 @@ def write_atomic(path: str | os.PathLike, writer) -> Path:
     os.close(fd)
     try:
         writer(tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
