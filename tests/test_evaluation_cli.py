@@ -107,6 +107,16 @@ def test_compare_and_report_write_one_table_and_plot(tiny_runs, tmp_path):
     assert "| M2U-Net | paper | 0.55 | 2.2 | 1.42 | 4.42 |" in text  # published row, from paper.py
     assert "| M2U-Net | this repo | 0.55 | 2.2 | 1.42 | 4.42 |" in text  # measured here
     assert f"{paper.RESULTS['drive']['m2unet']['accuracy']:.4f}" in text
+    import re
+
+    committed = REPO / "results" / "ours" / "drive-global"  # a DRIVE run with its Figure 5
+    result = runner.invoke(main, ["report", "--out", str(tmp_path / "rep2"), "--runs", str(committed), "--timing-repeats", "0", "--models", "m2unet"])
+    assert result.exit_code == 0, result.output
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (tmp_path / "rep2" / "report.md").read_text())
+    assert "pr_drive.png" in pictures and any(p.endswith("drive-global/figure5.png") for p in pictures)
+    assert not list((tmp_path / "rep2").glob("figure5*"))  # linked where the evaluation wrote it, not copied
+    for picture in pictures:
+        assert (tmp_path / "rep2" / picture).resolve().is_file(), picture
 
 
 @pytest.mark.parametrize("args, message", [

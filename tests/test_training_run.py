@@ -56,7 +56,7 @@ def uninterrupted(tiny_folder, tmp_path_factory):
 def test_cli_run_writes_the_run_folder(uninterrupted):
     out, result = uninterrupted
     assert "best validation Dice" in result.stdout
-    for name in ("config.json", "metrics.csv", "curves.png", "augmentations.png", "best.safetensors", "summary.json", "checkpoints/last.ckpt"):
+    for name in ("config.json", "metrics.csv", "curves.png", "augmentations.jpg", "best.safetensors", "summary.json", "checkpoints/last.ckpt"):
         assert (out / name).is_file(), name
     rows = (out / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and rows[0].startswith("epoch,train_loss,val_dice")

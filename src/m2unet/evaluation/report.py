@@ -6,8 +6,8 @@ Published numbers come from :mod:`m2unet.evaluation.paper`; ours from `m2unet ev
 
 from __future__ import annotations
 
+import os
 import platform
-import shutil
 import statistics
 import time
 from pathlib import Path
@@ -218,11 +218,9 @@ def write_report(out_dir: Path, runs: list[Path] | None = None, timing_repeats: 
         figures.append(f"![{label} precision–recall]({plot.name})")
         for r in matching:
             source = Path(r["_path"]) / "figure5.png"
-            if source.is_file():
-                target = out_dir / f"figure5_{dataset}_{Path(r['_path']).name}.png"
-                out_dir.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source, target)
-                figures.append(f"![{label} Figure 5: {run_label(r)}]({target.name})")
+            if source.is_file():  # linked where the evaluation wrote it, not copied: one file, one place
+                link = Path(os.path.relpath(source.resolve(), out_dir.resolve())).as_posix()
+                figures.append(f"![{label} Figure 5: {run_label(r)}]({link})")
     commands = "\n".join(f"    {r.get('command') or '(command not recorded)'}" for r in results) or "    (none)"
     if timing:
         timing_note = (f"Time on this CPU: median of {timing_repeats} runs of `predict_probability` (PyTorch eager fp32) at the dataset's input size, "

@@ -88,14 +88,16 @@ class Augmenter(nn.Module):
 
 
 def save_augmentation_grid(path, originals: torch.Tensor, augment: Augmenter, copies: int = 3, max_images: int = 4, size: int = 256) -> None:
-    """A PNG a person can look at: per row one training image, then ``copies`` augmented versions.
+    """A picture a person can look at: per row one training image, then ``copies`` augmented versions.
 
     Each tile shows the image with the label drawn in green and the FOV border in red, so that
-    misalignment between image and label would be visible.
+    misalignment between image and label would be visible. JPEG (quality 90, no chroma subsampling, so the
+    thin coloured lines stay sharp): a photograph grid is 0.6 MB that way, 1.5 MB as PNG.
     """
     import numpy as np
+    from PIL import Image
 
-    from ..data.io import save_png
+    from ..data.io import write_atomic
 
     originals = originals[:max_images]
     columns = [originals] + [augment(originals) for _ in range(copies)]
@@ -117,4 +119,5 @@ def save_augmentation_grid(path, originals: torch.Tensor, augment: Augmenter, co
         for column in columns:
             cells += [tile(column[i]), np.ones((size, gap, 3), np.float32)]
         rows += [np.concatenate(cells[:-1], axis=1), np.ones((gap, (size + gap) * len(columns) - gap, 3), np.float32)]
-    save_png(path, np.clip(np.concatenate(rows[:-1], axis=0), 0.0, 1.0))
+    picture = Image.fromarray(np.rint(np.clip(np.concatenate(rows[:-1], axis=0), 0.0, 1.0) * 255.0).astype(np.uint8))
+    write_atomic(path, lambda tmp: picture.save(tmp, format="JPEG", quality=90, subsampling=0))

@@ -38,7 +38,7 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
           channels_last, test, threads, time_limit, quiet):
     """Train M2U-Net with the paper's recipe (AdamW 1e-3, BCE + 0.3·(1 − Jaccard), 300 epochs, ImageNet encoder).
 
-    Writes OUT/config.json, metrics.csv, curves.png, augmentations.png, best.safetensors (weights with
+    Writes OUT/config.json, metrics.csv, curves.png, augmentations.jpg, best.safetensors (weights with
     dataset, epochs, best epoch, validation Dice, threshold and git commit in the metadata), summary.json,
     and checkpoints/last.ckpt after every epoch (atomically; --resume continues from it after a kill).
 

@@ -321,10 +321,10 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
                 "resumed_from_epoch": start_epoch, "training_images": names, "validation": f"{config['val_copies']} augmented copy/copies of each training image, drawn once with seed {config['val_seed']}"}
     if main_process:
         write_atomic(out / "config.json", lambda tmp: Path(tmp).write_text(json.dumps({"config": config, "run": run_info}, indent=2) + "\n"))
-        if not (out / "augmentations.png").exists():
+        if not (out / "augmentations.jpg").exists():
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(config["seed"] + 7)
-                save_augmentation_grid(out / "augmentations.png", to_float(stack[:4].cpu()), augment.cpu())
+                save_augmentation_grid(out / "augmentations.jpg", to_float(stack[:4].cpu()), augment.cpu())
             augment = augment.to(device)
     tensorboard = _tensorboard_logger(out) if main_process else None
 
