@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU runs behind results/train/{hrf-global,erfnet-*,unet-*} (run folder names here: hrf-global-gpu, ...): one
-# script, two parts, each fitting a short lease of one GPU (run on one NVIDIA H200, see those folders' config.json).
-# The lease sent a copy of the repo without ../shared: DATA_ROOT pointed at a copy of the needed images (label TIFFs
-# recompressed losslessly, checked pixel-identical through m2unet's readers) and M2UNET_IMAGENET_WEIGHTS at the
-# ImageNet file; kornia came as wheels.
+# script, three parts, each fitting a short lease of one GPU (run on one NVIDIA H200, see those folders' config.json).
+# The lease sent a copy of the repo without ../shared: DATA_ROOT pointed at a copy of the needed images (TIFFs
+# recompressed losslessly with zlib + predictor, checked pixel-identical through m2unet's readers; DRIVE 23 -> 16 MB,
+# so that repo + data + wheels fit the lease's 64 MiB) and M2UNET_IMAGENET_WEIGHTS at the ImageNet file; kornia came
+# as wheels (pip install --no-index --no-deps --target DIR, on PYTHONPATH).
 #
 #   scripts/gpu_session.sh hrf     # M2U-Net on HRF at full resolution (3504x2336, batch 1) + ERFNet on CHASE_DB1
 #   scripts/gpu_session.sh drive   # U-Net and ERFNet on DRIVE, U-Net evaluated on DRIVE test, `m2unet bench --device cuda`
