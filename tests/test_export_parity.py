@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -131,6 +134,15 @@ def test_shipped_models_run_without_pytorch(tmp_path, datasets_root):
                           "--backend", "onnxruntime"], capture_output=True, text=True, timeout=120, env=env)
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr[-1500:]
     assert "with onnxruntime, weights drive.safetensors ×1" in run.stdout and (tmp_path / "out" / "01_test_vessels.png").is_file()
+    out = tmp_path / "evaluation"  # and evaluated there, on the labelled DRIVE test split
+    run = subprocess.run([sys.executable, "-c", NO_TORCH, "evaluate", "--dataset", "drive", "--model", "drive", "--backend", "onnxruntime",
+                          "--datasets-root", str(datasets_root), "--out", str(out), "--no-maps", "--bootstrap", "100"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr[-1500:]
+    repo = Path(__file__).resolve().parents[1]
+    committed = json.loads((repo / "results/ours/drive-global/metrics.json").read_text())["pooled"]["fov"]["a_priori"]["f1"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert abs(metrics["pooled"]["fov"]["a_priori"]["f1"] - committed) < 2e-4 and metrics["runtime"]["torch_threads"] is None
 
 
 def test_xml_weights_default_to_openvino():

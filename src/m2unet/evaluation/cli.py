@@ -49,7 +49,8 @@ def _predictor(path: Path, runtime: str | None, precision: str, device: str):
         return torch_predictor(model.to(device)), metadata, "torch" if device == "cpu" else "cuda"
     name = backend_name(runtime, precision, device)
     backend = create_backend(name, path, calibration=calibration_for(path), progress=lambda message: click.echo(message, err=True))
-    metadata = read_metadata(path) if exported else load_weights(path)[1]  # load_weights knows the authors' .pth too
+    # our files carry their metadata (read without torch); load_weights knows the authors' .pth
+    metadata = read_metadata(path) if exported or path.suffix == ".safetensors" else load_weights(path)[1]
     return backend_predictor(backend), metadata, name
 
 

@@ -261,6 +261,15 @@ def threshold_on_split(predictor, dataset_name: str, train_split: str, root=None
     return threshold, f"best pooled F1 inside the FOV on split '{train_split}' ({len(per_image)} images, F1 {f1:.4f})"
 
 
+def _torch_threads() -> int | None:
+    """torch's CPU threads, for the record; None where torch is not installed (an exported model on a small device)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.get_num_threads()
+
+
 def evaluate(
     predictor,
     dataset,
@@ -277,8 +286,6 @@ def evaluate(
     tta: bool = False,
 ) -> dict:
     """Run ``predictor`` (see :func:`run_model`) over ``dataset``, write metrics.json, per_image.csv, figures (and maps); return the metrics."""
-    import torch
-
     from ..weights import git_commit
     from .figures import figure5, pr_figure
 
@@ -306,7 +313,7 @@ def evaluate(
             "seconds": round(seconds, 2),
             "seconds_per_image": round(seconds / max(len(per_image), 1), 3),
             "peak_rss_mib": round(peak_rss_mb(), 1),
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": _torch_threads(),
             "cpu": platform.processor() or platform.machine(),
         },
         "command": command,
