@@ -382,8 +382,8 @@ def bench(sizes, backends, device, model_names, weights_files, archs, repeats, h
     else:
         header += (f"Latency: median over the timed runs of the inference path of `m2unet segment` (padding, tiles of ≤ {MAX_TILE}² with {TILE_OVERLAP} px overlap "
                    "for large images, model, sigmoid) on one image; decode and PNG writing not included. Peak RSS: the whole process "
-                   "(Python, runtime, model, one image; VmHWM); RSS after load: before the first image (Python + torch, which the package imports, "
-                   "+ runtime + model). `torch` = PyTorch eager fp32, the authors' way.\n\n")
+                   "(Python, runtime, model, one image; VmHWM); RSS after load: before the first image (Python + runtime + model; PyTorch is "
+                   "imported only by the torch backends). `torch` = PyTorch eager fp32, the authors' way.\n\n")
     if any(e["untrained"] for e in models):
         header += ("Models marked (untrained) run random weights (`--arch`, torch.manual_seed(0)): latency does not depend on the weight values, "
                    "so only their timings are meaningful; their int8 rows are calibrated on DRIVE training images.\n\n")

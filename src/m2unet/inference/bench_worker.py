@@ -36,7 +36,7 @@ def run_cell(weights: str, backend: str, width: int, height: int, warmup: int, r
 
     load_before = os.getloadavg()
     runner = create_backend(backend, weights, calibration=calibration_for(weights), hint=hint, threads=threads)
-    loaded_rss = proc_status_mb("VmRSS")  # interpreter + torch (the package imports it) + runtime + model
+    loaded_rss = proc_status_mb("VmRSS")  # interpreter + runtime + model (+ torch for the torch backends)
     image = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
     for _ in range(warmup):
         predict_tiled(runner, image)
