@@ -309,24 +309,19 @@ def cached_export(weights: str | os.PathLike, kind: str, calibration: str = DEFA
             say(f"exporting {weights.name} to ONNX (once, cached in {folder})")
             model, _ = load_weights(weights)
             export_onnx(model, onnx_path)
-    if kind == "onnx":
-        return onnx_path
+    if kind not in ("onnx", "onnx-int8", "openvino", "openvino-int8"):
+        raise M2UNetError(f"unknown export kind {kind!r}")
+    source = onnx_path
+    if kind.startswith("openvino"):
+        source = folder / "model.xml"
+        if not source.is_file():
+            export_openvino(onnx_path, source)
+    if not kind.endswith("int8"):
+        return source
     tag = calibration if "/" not in str(calibration) else "folder-" + hashlib.sha256(str(Path(calibration).resolve()).encode()).hexdigest()[:8]
-    if kind == "onnx-int8":
-        out = folder / f"model_int8_{tag}_{INT8_TAG}.onnx"
-        if not out.is_file():
-            say(f"quantizing to int8 for ONNX Runtime, calibrated on {calibration} training images (once)")
-            quantize_onnx_int8(onnx_path, out, calibration_images(calibration))
-        return out
-    xml = folder / "model.xml"
-    if not xml.is_file():
-        export_openvino(onnx_path, xml)
-    if kind == "openvino":
-        return xml
-    if kind == "openvino-int8":
-        out = folder / f"model_int8_{tag}_{INT8_TAG}.xml"
-        if not out.is_file():
-            say(f"quantizing to int8 with NNCF, calibrated on {calibration} training images (once)")
-            quantize_openvino_int8(xml, out, calibration_images(calibration))
-        return out
-    raise M2UNetError(f"unknown export kind {kind!r}")
+    out = folder / f"model_int8_{tag}_{INT8_TAG}{source.suffix}"
+    if not out.is_file():
+        onnx = kind == "onnx-int8"
+        say(f"quantizing to int8 {'for ONNX Runtime' if onnx else 'with NNCF'}, calibrated on {calibration} training images (once)")
+        (quantize_onnx_int8 if onnx else quantize_openvino_int8)(source, out, calibration_images(calibration))
+    return out
