@@ -149,3 +149,22 @@ def test_xml_weights_default_to_openvino():
     from m2unet.inference.pipeline import default_runtime
 
     assert default_runtime("cpu", "model.xml") == "openvino" and default_runtime("cuda") == "torch"
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("bad.onnx", b"not a model", "not a readable ONNX model"),
+    ("bad.xml", b"<xml>not closed", "not a readable OpenVINO IR model"),
+    ("other.xml", b"<net name='x'><layers/></net>", "not a model OpenVINO can read"),
+])
+def test_a_corrupt_model_file_is_one_line(tmp_path, name, content, message):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from m2unet.cli import main
+
+    (tmp_path / name).write_bytes(content)
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "a.png")
+    for command in (["segment", str(tmp_path / "a.png"), "-o", str(tmp_path / "out")], ["evaluate", "--dataset", "drive", "--no-maps"]):
+        result = CliRunner().invoke(main, [*command, "--weights", str(tmp_path / name)])
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert result.output.strip().splitlines()[-1].startswith(f"error: {tmp_path / name}: {message}"), result.output

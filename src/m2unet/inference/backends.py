@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import M2UNetError
+from ..errors import InputFileError, M2UNetError
 
 BACKENDS = ("torch", "torch-bf16", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-bf16", "openvino-int8")
 GPU_BACKENDS = ("cuda", "cuda-fp16", "cuda-bf16")
@@ -116,7 +116,10 @@ class OnnxRuntimeBackend:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime's own exception types: a corrupt or foreign file
+            raise InputFileError(onnx_path, f"not a model ONNX Runtime can load ({_first_line(error)})") from None
         self.input = self.session.get_inputs()[0].name
         self.name = name
 
@@ -129,7 +132,10 @@ class OpenVINOBackend:
         import openvino as ov
 
         self.core = ov.Core()
-        self.model = self.core.read_model(str(model_path))
+        try:
+            self.model = self.core.read_model(str(model_path))
+        except Exception as error:  # RuntimeError with OpenVINO's multi-line report
+            raise InputFileError(model_path, f"not a model OpenVINO can read ({_first_line(error)})") from None
         self.config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": hint}
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = threads
@@ -153,6 +159,11 @@ class OpenVINOBackend:
         request = self.request(tuple(batch.shape))
         request.infer({0: batch})
         return request.get_output_tensor(0).data.copy()
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(error).__name__)[:160]
 
 
 def _installed_runtimes() -> str:
@@ -196,6 +207,10 @@ def create_backend(name: str, weights: str | os.PathLike, calibration: str = "dr
             torch.set_num_threads(threads)
         model, _ = load_weights(weights)
         return TorchBackend(model, autocast=torch.bfloat16 if name == "torch-bf16" else None)
+    if exported:
+        from ..export.exporters import read_exported_metadata
+
+        read_exported_metadata(weights)  # a corrupt file is one clear error here, before a runtime tries every format it knows
     if exported and name.endswith("int8"):
         raise M2UNetError(f"{weights}: an exported model runs as exported; for int8 export one with `m2unet export --int8`")
     if exported and runtime == "onnxruntime" and weights.suffix != ".onnx":
