@@ -118,6 +118,8 @@ def test_exported_model_carries_its_metadata_and_runs_without_pytorch(tmp_path, 
     wrong = subprocess.run([sys.executable, "-c", NO_TORCH, "segment", str(tmp_path / "photo.png"), "-o", str(tmp_path / "x"), "--weights",
                             str(tmp_path / "drive.xml"), "--backend", "onnxruntime"], capture_output=True, text=True, timeout=120)
     assert wrong.returncode == 1 and wrong.stderr.strip() == f"error: {tmp_path / 'drive.xml'}: ONNX Runtime runs .onnx files; use --backend openvino for OpenVINO IR"
+    again = CliRunner().invoke(main, ["export", "--format", "onnx", "--weights", str(tmp_path / "drive.onnx"), "-o", str(tmp_path / "again.onnx")])
+    assert again.exit_code == 1 and again.output.strip() == f"error: {tmp_path / 'drive.onnx'}: already an exported model; export takes .safetensors or .pth weights"
     needs_torch = subprocess.run([sys.executable, "-c", NO_TORCH, "info"], capture_output=True, text=True, timeout=120)  # a command that needs it
     assert needs_torch.returncode == 1 and "Traceback" not in needs_torch.stderr
     assert needs_torch.stderr.strip().splitlines() == [f"error: {missing_module_message('torch')}"]

@@ -54,6 +54,8 @@ def export(fmt, out_path, model_name, weights, int8, calibration):
     from ..weights import read_metadata
 
     path = resolve_weights(model_name, weights)
+    if path.suffix in (".onnx", ".xml"):
+        raise M2UNetError(f"{path}: already an exported model; export takes .safetensors or .pth weights")
     calibration = calibration_for(path, calibration)
     kind = ("onnx" if fmt == "onnx" else "openvino") + ("-int8" if int8 else "")
     suffix = ".onnx" if fmt == "onnx" else ".xml"
