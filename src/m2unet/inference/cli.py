@@ -142,7 +142,7 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
     """
     from tqdm import tqdm
 
-    from ..weights import read_metadata, threshold_of
+    from ..weights import threshold_of
     from .backends import backend_name
     from .pipeline import calibration_for, default_runtime, fov_width, get_segmenter, resolve_weights
 
@@ -207,7 +207,7 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
                     read_ahead(index + PREFETCH)
                 path = resolve_weights(model_name, weights, fov_width(mask, image.shape[1]))
                 segmenter = get_segmenter(path, backend, calibration=calibration_for(path, calibration), max_tile=max_tile, progress=tqdm.write, tta=tta)
-                cut = threshold if threshold is not None else threshold_of(read_metadata(path))
+                cut = threshold if threshold is not None else threshold_of(segmenter.metadata)
                 probability = segmenter(image, mask)
                 finish_writing()
                 writing = (file, writer.submit(write_outputs, out, stem, image, probability, probability >= cut, mask, overlay))

@@ -78,9 +78,11 @@ class Segmenter:
 
     def __init__(self, weights: str | os.PathLike, backend: str, calibration: str = "drive", hint: str = "LATENCY",
                  max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP, progress=None, tta: bool = False):
+        from ..weights import read_metadata
         from .backends import create_backend
 
         self.weights = Path(weights)
+        self.metadata = read_metadata(self.weights)  # once: for an .onnx it means opening the model
         self.backend = create_backend(backend, self.weights, calibration=calibration, hint=hint, progress=progress)
         self.max_tile, self.overlap, self.tta = max_tile, overlap, tta
 
