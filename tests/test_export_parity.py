@@ -13,6 +13,7 @@ from m2unet.errors import missing_module_message
 from m2unet.export import cached_export
 from m2unet.inference.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend, create_backend
 from m2unet.inference.tiling import predict_tiled
+from m2unet.weights import PRETRAINED_DIR
 from m2unet.weights import load_weights, pretrained_path
 
 # 544² (DRIVE crop), 960² (CHASE_DB1 crop), odd sizes that the runtime wrapper pads to multiples of 16.
@@ -155,6 +156,7 @@ def test_xml_weights_default_to_openvino():
 
 @pytest.mark.parametrize("name, content, message", [
     ("bad.onnx", b"not a model", "not a readable ONNX model"),
+    ("truncated.onnx", "drive.onnx cut in half", "not a readable ONNX model"),
     ("bad.xml", b"<xml>not closed", "not a readable OpenVINO IR model"),
     ("other.xml", b"<net name='x'><layers/></net>", "not a model OpenVINO can read"),
 ])
@@ -164,9 +166,21 @@ def test_a_corrupt_model_file_is_one_line(tmp_path, name, content, message):
 
     from m2unet.cli import main
 
+    if content == "drive.onnx cut in half":
+        shipped = PRETRAINED_DIR / "drive.onnx"
+        content = shipped.read_bytes()[: shipped.stat().st_size // 2]
     (tmp_path / name).write_bytes(content)
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "a.png")
     for command in (["segment", str(tmp_path / "a.png"), "-o", str(tmp_path / "out")], ["evaluate", "--dataset", "drive", "--no-maps"]):
         result = CliRunner().invoke(main, [*command, "--weights", str(tmp_path / name)])
         assert result.exit_code == 1 and "Traceback" not in result.output, result.output
         assert result.output.strip().splitlines()[-1].startswith(f"error: {tmp_path / name}: {message}"), result.output
+
+
+def test_onnx_metadata_is_read_from_the_protobuf_as_onnx_reads_it(tmp_path):
+    """The shipped models' metadata_props, parsed without a runtime, equal the onnx package's reading."""
+    from m2unet.export.exporters import METADATA_KEY, _onnx_metadata_props
+
+    for shipped in sorted(PRETRAINED_DIR.glob("*.onnx")):
+        expected = {p.key: p.value for p in onnx.load(str(shipped)).metadata_props}
+        assert METADATA_KEY in expected and _onnx_metadata_props(shipped.read_bytes()) == expected, shipped

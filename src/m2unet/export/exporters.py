@@ -126,10 +126,57 @@ def stamp_metadata(path: str | os.PathLike, metadata: dict) -> Path:
     return _save_ir(model, path)
 
 
+def _onnx_metadata_props(data: bytes) -> dict[str, str]:
+    """``metadata_props`` of a serialized ONNX ModelProto, read from the protobuf wire format directly.
+
+    No runtime and no onnx package needed, and the graph is skipped, not parsed. Raises ValueError when ``data``
+    is not a whole ModelProto (truncated, not protobuf, or lacking the ir_version and graph every model has).
+    """
+    def varint(at: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            if at >= len(data) or shift > 63:
+                raise ValueError("bad varint")
+            byte = data[at]
+            value |= (byte & 0x7F) << shift
+            at, shift = at + 1, shift + 7
+            if byte < 0x80:
+                return value, at
+
+    def fields(start: int, end: int):
+        at = start
+        while at < end:
+            tag, at = varint(at)
+            number, wire = tag >> 3, tag & 7
+            if wire == 0:
+                value, at = varint(at)
+            elif wire in (1, 5):
+                value, at = None, at + (8 if wire == 1 else 4)
+            elif wire == 2:
+                length, at = varint(at)
+                value, at = (at, at + length), at + length
+            else:
+                raise ValueError(f"wire type {wire}")
+            if at > end or number == 0:
+                raise ValueError("truncated")
+            yield number, value
+
+    props, seen = {}, set()
+    for number, value in fields(0, len(data)):
+        seen.add(number)
+        if number == 14:  # ModelProto.metadata_props: StringStringEntryProto {1: key, 2: value}
+            entry = {n: data[v[0]:v[1]].decode() for n, v in fields(*value) if n in (1, 2)}
+            props[entry.get(1, "")] = entry.get(2, "")
+    if not {1, 7} <= seen:  # ir_version, graph
+        raise ValueError("no ir_version or graph")
+    return props
+
+
 def read_exported_metadata(path: str | os.PathLike) -> dict:
     """The metadata :func:`stamp_metadata` wrote into an exported model ({} when there is none).
 
-    OpenVINO IR: read from the XML itself (no runtime needed); ONNX: through ONNX Runtime, else the onnx package.
+    Read from the file itself (OpenVINO IR: its XML; ONNX: the protobuf's metadata_props), so no runtime is needed
+    and the model is not loaded twice; a corrupt or truncated file is a one-line error here.
     """
     import json
 
@@ -138,7 +185,6 @@ def read_exported_metadata(path: str | os.PathLike) -> dict:
         from ..errors import InputFileError
 
         raise InputFileError(path, "no such file")
-    text = None
     try:
         if path.suffix == ".xml":
             import xml.etree.ElementTree as ET
@@ -146,19 +192,7 @@ def read_exported_metadata(path: str | os.PathLike) -> dict:
             node = ET.parse(path).getroot().find(f"rt_info/{METADATA_KEY}")
             text = None if node is None else node.get("value")
         else:
-            try:
-                import onnxruntime as ort
-
-                options = ort.SessionOptions()
-                options.log_severity_level = 3
-                session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-            except ImportError:
-                import onnx
-
-                text = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}.get(METADATA_KEY)
-    except ImportError:
-        return {}
+            text = _onnx_metadata_props(path.read_bytes()).get(METADATA_KEY)
     except Exception as error:
         from ..errors import InputFileError
 

@@ -173,6 +173,21 @@ def _installed_runtimes() -> str:
     return ", ".join(found) or "neither"
 
 
+def _check_exported(weights: Path, name: str) -> None:
+    """Refuse what an exported .onnx / .xml cannot do with backend ``name``, and a corrupt file, in one line each."""
+    from ..export.exporters import read_exported_metadata
+
+    runtime = name.split("-")[0]
+    if runtime in ("torch", "cuda"):
+        raise M2UNetError(f"{weights}: an exported model runs with --backend onnxruntime or openvino (installed: {_installed_runtimes()}); "
+                          "PyTorch needs the .safetensors / .pth weights")
+    if name.endswith("int8"):
+        raise M2UNetError(f"{weights}: an exported model runs as exported; for int8 export one with `m2unet export --int8`")
+    if runtime == "onnxruntime" and weights.suffix != ".onnx":
+        raise M2UNetError(f"{weights}: ONNX Runtime runs .onnx files; use --backend openvino for OpenVINO IR")
+    read_exported_metadata(weights)  # a corrupt file is one clear error here, before a runtime tries every format it knows
+
+
 def create_backend(name: str, weights: str | os.PathLike, calibration: str = "drive", hint: str = "LATENCY", threads: int | None = None, progress=None):
     """A backend ``name`` (see ``BACKENDS``) running the weights file ``weights``; exports are cached.
 
@@ -187,9 +202,8 @@ def create_backend(name: str, weights: str | os.PathLike, calibration: str = "dr
         raise M2UNetError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS + GPU_BACKENDS)}")
     runtime = name.split("-")[0]
     exported = weights.suffix in EXPORTED_SUFFIXES
-    if exported and runtime in ("torch", "cuda"):
-        raise M2UNetError(f"{weights}: an exported model runs with --backend onnxruntime or openvino (installed: {_installed_runtimes()}); "
-                          "PyTorch needs the .safetensors / .pth weights")
+    if exported:
+        _check_exported(weights, name)
     if name in GPU_BACKENDS:
         import torch
 
@@ -207,14 +221,6 @@ def create_backend(name: str, weights: str | os.PathLike, calibration: str = "dr
             torch.set_num_threads(threads)
         model, _ = load_weights(weights)
         return TorchBackend(model, autocast=torch.bfloat16 if name == "torch-bf16" else None)
-    if exported:
-        from ..export.exporters import read_exported_metadata
-
-        read_exported_metadata(weights)  # a corrupt file is one clear error here, before a runtime tries every format it knows
-    if exported and name.endswith("int8"):
-        raise M2UNetError(f"{weights}: an exported model runs as exported; for int8 export one with `m2unet export --int8`")
-    if exported and runtime == "onnxruntime" and weights.suffix != ".onnx":
-        raise M2UNetError(f"{weights}: ONNX Runtime runs .onnx files; use --backend openvino for OpenVINO IR")
     try:
         __import__(runtime)
     except ImportError:
