@@ -102,6 +102,14 @@ def test_bad_files_are_reported_and_the_rest_segmented(tmp_path, drive_rgb, auth
     assert "drive.safetensors ×6" in result.output and "chase_db1.safetensors ×1" in result.output  # auto: big.png → chase_db1 (shipped models)
 
 
+def test_when_every_file_fails_the_summary_says_nothing_was_written(tmp_path):
+    (tmp_path / "fake.png").write_text("not an image")
+    result = CliRunner().invoke(main, ["segment", str(tmp_path / "fake.png"), str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "segmented 0/2 image(s): nothing written" in result.output and "2 failed:" in result.output, result.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_missing_weights_is_one_line_error(tmp_path, drive_rgb):
     Image.fromarray(drive_rgb).save(tmp_path / "a.png")
     result = CliRunner().invoke(main, ["segment", str(tmp_path / "a.png"), "--weights", str(tmp_path / "nope.safetensors")])

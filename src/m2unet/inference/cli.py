@@ -224,9 +224,12 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
         bar.close()
     elapsed = time.perf_counter() - started
     done = len(files) - len(failures)
-    models = ", ".join(f"{name} ×{count}" for name, count in used.items()) or "none"
+    models = ", ".join(f"{name} ×{count}" for name, count in used.items())
     skipped_note = f"; {len(skipped)} non-image file(s) skipped" if skipped else ""
-    click.echo(f"segmented {done}/{len(files)} image(s){skipped_note} in {elapsed:.1f} s ({done / elapsed:.2f} images/s) with {backend}, weights {models}, into {out}/")
+    if done:
+        click.echo(f"segmented {done}/{len(files)} image(s){skipped_note} in {elapsed:.1f} s ({done / elapsed:.2f} images/s) with {backend}, weights {models}, into {out}/")
+    else:
+        click.echo(f"segmented 0/{len(files)} image(s){skipped_note}: nothing written")
     if failures:
         click.echo(f"{len(failures)} failed:", err=True)
         for line in failures:
