@@ -115,6 +115,7 @@ def test_baseline_trains_with_the_same_command(tiny_folder, tmp_path):
     model, meta = load_weights(out / "best.safetensors")
     assert meta["model"] == "erfnet" and type(model).__name__ == "ERFNet"
     assert json.loads((out / "config.json").read_text())["config"]["encoder_weights"] is None
+    assert Image.open(out / "curves.png").text["Title"].startswith("ERFNet on ")  # not "M2U-Net on"
     bad = train(tiny_folder, tmp_path / "bad", "--epochs", "1", "--model", "resnet")
     assert bad.returncode == 1 and "unknown model 'resnet'" in bad.stderr and "Traceback" not in bad.stderr
 

@@ -209,7 +209,7 @@ def plot_curves(path: Path, history: list[dict], title: str) -> None:
     right.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, metadata={"Title": title}))
     plt.close(fig)
 
 
@@ -421,7 +421,10 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
                "steps_per_epoch": steps_per_epoch, "load_average_at_end": list(os.getloadavg()), **run_info}
     if not main_process:
         return {}  # rank 0 reports
-    plot_curves(out / "curves.png", history, f"M2U-Net on {config['dataset']}, Jaccard {config['jaccard']}")
+    from ..evaluation.paper import TABLE2
+
+    model_label = TABLE2.get(config["model"], {}).get("label", config["model"])  # the curves of a U-Net run said "M2U-Net"
+    plot_curves(out / "curves.png", history, f"{model_label} on {config['dataset']}, Jaccard {config['jaccard']}")
     final_model, meta = load_weights(out / "best.safetensors")
     meta.update(_weights_metadata(config, run_info, best, epochs_done, summary["training_seconds"]))
     save_weights(final_model, out / "best.safetensors", meta)
