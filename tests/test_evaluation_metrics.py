@@ -177,3 +177,20 @@ def test_torch_counts_equal_numpy_counts():
         np.testing.assert_array_equal(got[key], expected[key])
     unmasked = M.threshold_counts_torch(torch.from_numpy(probability), torch.from_numpy(label))
     assert unmasked["tp"][0] + unmasked["fn"][0] == label.sum() and unmasked["fp"][0] + unmasked["tn"][0] == (~label).sum()
+
+
+def test_paired_bootstrap_difference_cancels_what_both_models_share():
+    rng = np.random.default_rng(1)
+    positives, miss = rng.integers(2_000, 20_000, size=30), rng.uniform(0.1, 0.4, size=30)  # hard and easy images: shared
+    base = np.stack([positives * (1 - miss), positives * miss, positives * miss], axis=1).round()
+    better = base + np.stack([positives * 0.01, -positives * 0.005, -positives * 0.01], axis=1).round()
+    same = M.paired_bootstrap_f1_difference(base, base)
+    assert same["difference"] == 0 and same["low"] == same["high"] == 0 and same["share_positive"] == 0
+    ahead = M.paired_bootstrap_f1_difference(better, base, resamples=500)
+    pooled = M.f1_score(*better.sum(0)) - M.f1_score(*base.sum(0))
+    assert ahead["difference"] == pytest.approx(pooled) and 0 < ahead["low"] <= pooled <= ahead["high"] and ahead["share_positive"] == 1
+    unpaired_a, unpaired_b = (M.bootstrap_f1([{"tp": [c[0]], "fp": [c[1]], "fn": [c[2]]} for c in counts], None, resamples=500)
+                              for counts in (better, base))
+    assert unpaired_a["low"] < unpaired_b["high"]  # the separate intervals overlap, the paired one excludes 0
+    with pytest.raises(ValueError, match="same images"):
+        M.paired_bootstrap_f1_difference(base, base[:-1])

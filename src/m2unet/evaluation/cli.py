@@ -189,7 +189,9 @@ def compare(runs, out_dir, region):
 
     RUNS are evaluation output folders (or their metrics.json). The table has F1 at the a-priori and at the
     best threshold (optimistic), its bootstrap interval, accuracy, AUC and average precision; the plot
-    has every model's curve with its operating points and each dataset's second observer.
+    has every model's curve with its operating points and each dataset's second observer. Runs on the
+    same images as the first run of their dataset also get ΔF1 a-priori against it with a paired
+    bootstrap interval (images resampled together): the fair test of "is model B better than A".
 
     \b
     Example:

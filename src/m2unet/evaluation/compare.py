@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from ..errors import M2UNetError
+from .metrics import paired_bootstrap_f1_difference
 from .evaluate import REGION_NAMES, load_run, run_label, write_text
 from .figures import pr_figure
 
@@ -56,6 +58,52 @@ def markdown_table(rows: list[dict], region: str) -> str:
     return "\n".join(lines)
 
 
+def a_priori_counts(result: dict, region: str) -> dict[str, tuple[int, int, int]] | None:
+    """Per-image (tp, fp, fn) of the model at its a-priori threshold, from the run's per_image.csv (None if absent)."""
+    file = Path(result["_path"]) / "per_image.csv"
+    if not result["pooled"] or not file.is_file():
+        return None
+    with open(file, newline="") as handle:
+        return {row["image"]: (int(row["tp"]), int(row["fp"]), int(row["fn"])) for row in csv.DictReader(handle)
+                if row["rater"] == "model" and row["region"] == region and row["protocol"] == "a_priori"}
+
+
+def paired_rows(results: list[dict], labels: list[str], region: str = "crop") -> list[dict]:
+    """ΔF1 a-priori of every run against the first model run on the same dataset split and images, paired bootstrap."""
+    rows, references = [], {}
+    for result, label in zip(results, labels, strict=True):
+        counts = a_priori_counts(result, region)
+        if not counts:
+            continue
+        key = (result["dataset"], result["split"])
+        if key not in references:
+            references[key] = (label, counts)
+            continue
+        reference_label, reference = references[key]
+        if set(counts) != set(reference):
+            continue  # different images: no pairing
+        names = sorted(reference)
+        paired = paired_bootstrap_f1_difference([counts[n] for n in names], [reference[n] for n in names])
+        rows.append({"model": label, "reference": reference_label, "dataset": f"{key[0]} {key[1]}", "images": len(names), **paired})
+    return rows
+
+
+def paired_table(rows: list[dict]) -> str:
+    lines = [
+        "Paired differences: F1 a-priori of each model minus the first model's on the same images; the 95% interval comes from "
+        "resampling the images together (paired bootstrap), so it is narrower than the separate intervals above. "
+        "It covers which test images were drawn, not training randomness (seeds, thread counts), which needs repeated runs; "
+        "'ahead' is the share of resamples in which the model beats the reference.",
+        "",
+        "| model | reference | dataset | images | ΔF1 a-priori | 95% paired interval | ahead |",
+        "|---|---|---|---:|---:|---|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['reference']} | {r['dataset']} | {r['images']} | {r['difference']:+.4f} | "
+                     f"[{r['low']:+.4f}, {r['high']:+.4f}] | {r['share_positive']:.1%} |")
+    return "\n".join(lines)
+
+
 def compare_runs(runs: list[Path], out_dir: Path, region: str = "crop") -> tuple[str, Path]:
     if not runs:
         raise M2UNetError("give at least one evaluation output folder")
@@ -66,6 +114,9 @@ def compare_runs(runs: list[Path], out_dir: Path, region: str = "crop") -> tuple
         for result, label in zip(results, labels, strict=True):
             result["weights"] = {**result.get("weights", {}), "label": label}
     table = markdown_table(comparison_rows(results, region), region)
+    paired = paired_rows(results, labels, region)
+    if paired:
+        table += "\n\n" + paired_table(paired)
     out_dir = Path(out_dir)
     plot = pr_figure(labels, results, out_dir / "pr_curves.png", region=region)
     sources = "\n".join(f"- `{r['_path']}`: {r.get('command') or ''}" for r in results)
