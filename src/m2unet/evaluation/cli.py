@@ -59,6 +59,10 @@ def _command_line(context: click.Context) -> str:
     import shlex
 
     words = [f"m2unet {context.info_name}"]
+    for parameter in context.command.params:  # positional arguments (compare's RUNS) first, as they were typed
+        if isinstance(parameter, click.Argument):
+            value = context.params.get(parameter.name)
+            words += [shlex.quote(str(item)) for item in (value if isinstance(value, (tuple, list)) else (value,)) if item is not None]
     for parameter in context.command.params:
         value = context.params.get(parameter.name)
         if not isinstance(parameter, click.Option) or value is None or value == parameter.get_default(context):
@@ -199,7 +203,7 @@ def compare(runs, out_dir, region):
     """
     from .compare import compare_runs
 
-    table, plot = compare_runs([Path(r) for r in runs], Path(out_dir), region=region)
+    table, plot = compare_runs([Path(r) for r in runs], Path(out_dir), region=region, command=_command_line(click.get_current_context()))
     click.echo(table)
     click.echo(f"wrote {Path(out_dir) / 'comparison.md'} and {plot}")
 

@@ -104,7 +104,7 @@ def paired_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def compare_runs(runs: list[Path], out_dir: Path, region: str = "crop") -> tuple[str, Path]:
+def compare_runs(runs: list[Path], out_dir: Path, region: str = "crop", command: str | None = None) -> tuple[str, Path]:
     if not runs:
         raise M2UNetError("give at least one evaluation output folder")
     results = [load_run(run) for run in runs]
@@ -120,5 +120,6 @@ def compare_runs(runs: list[Path], out_dir: Path, region: str = "crop") -> tuple
     out_dir = Path(out_dir)
     plot = pr_figure(labels, results, out_dir / "pr_curves.png", region=region)
     sources = "\n".join(f"- `{r['_path']}`: {r.get('command') or ''}" for r in results)
-    write_text(out_dir / "comparison.md", f"# Comparison\n\n{table}\n\n![precision–recall](pr_curves.png)\n\nRuns:\n{sources}\n")
+    made_by = f"\n\nMade by:\n\n    {command}\n" if command else "\n"
+    write_text(out_dir / "comparison.md", f"# Comparison\n\n{table}\n\n![precision–recall](pr_curves.png)\n\nRuns:\n{sources}{made_by}")
     return table, plot
