@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU runs behind results/train/{hrf-global,erfnet-*,unet-*} (run folder names here: hrf-global-gpu, ...): one
-# script, three parts, each fitting a short lease of one GPU (run on one NVIDIA H200, see those folders' config.json).
+# script, four parts, each fitting a short lease of one GPU (run on one NVIDIA H200, see those folders' config.json).
 # The lease sent a copy of the repo without ../shared: DATA_ROOT pointed at a copy of the needed images (TIFFs
 # recompressed losslessly with zlib + predictor, checked pixel-identical through m2unet's readers; DRIVE 23 -> 16 MB,
 # so that repo + data + wheels fit the lease's 64 MiB) and M2UNET_IMAGENET_WEIGHTS at the ImageNet file; kornia came
@@ -10,13 +10,15 @@
 #   scripts/gpu_session.sh drive   # U-Net and ERFNet on DRIVE, U-Net evaluated on DRIVE test, `m2unet bench --device cuda`
 #   scripts/gpu_session.sh unet    # U-Net alone on DRIVE (the full 300 epochs: about 4.5 min on an H200), evaluated,
 #                                  # then M2U-Net's GPU latency (eager fp32 / fp16 / bf16 CUDA graphs, 3 sizes: 9 cells)
+#   scripts/gpu_session.sh cuda    # only that latency and the `segment --device cuda` check (U-Net's 300 epochs were
+#                                  # trained on the CPU instead: results/train/unet-drive-global); about 3 min
 #
 # Environment: DATA_ROOT (folder with DRIVE/ CHASE_DB1/ HRF/; default ../shared/datasets), OUT (where results
 # go; default gpu-out), RUNS (run folders; default runs), HRF_MINUTES / BASELINE_MINUTES (--time-limit of the
 # trainings: a run that does not finish stops after a validated epoch and continues with --resume).
 # Trainings of one part share the GPU (they are small); the benchmark runs alone, after them.
 set -uo pipefail
-part=${1:?usage: scripts/gpu_session.sh hrf|drive|unet}
+part=${1:?usage: scripts/gpu_session.sh hrf|drive|unet|cuda}
 DATA_ROOT=${DATA_ROOT:-../shared/datasets}
 OUT=${OUT:-gpu-out}
 RUNS=${RUNS:-runs}
@@ -62,24 +64,26 @@ hrf)
     for n in hrf-global-gpu erfnet-chase_db1-global; do tail -n 4 "$LOGS/$n.log"; done
     collect hrf-global-gpu erfnet-chase_db1-global
     ;;
-drive | unet)
-    if [ "$part" = drive ]; then models="unet-drive-global erfnet-drive-global"; else models="unet-drive-global"; fi
-    stamp "start: $models on DRIVE (limit ${BASELINE_MINUTES} min each), same GPU"
-    train unet-drive-global --model unet --dataset drive --time-limit "$BASELINE_MINUTES" --no-test &
-    [ "$part" = drive ] && train erfnet-drive-global --model erfnet --dataset drive --time-limit "$BASELINE_MINUTES" --no-test &
-    wait
-    stamp "trainings done"
-    for n in $models; do tail -n 4 "$LOGS/$n.log"; done
-    # U-Net's weights (124 MB) are evaluated here, on the GPU: the same `evaluate` command as every other model
-    if [ -f "$RUNS/unet-drive-global/best.safetensors" ]; then
-        $PY -m m2unet evaluate --dataset drive --weights "$RUNS/unet-drive-global/best.safetensors" --device "$([ "$ACCELERATOR" = gpu ] && echo cuda || echo cpu)" --datasets-root "$DATA_ROOT" \
-            --out "$RUNS/eval/unet-drive-global" --label "U-Net (ours, DRIVE, GPU)" --no-maps >"$LOGS/unet-evaluate.log" 2>&1
-        echo "exit $?" >>"$LOGS/unet-evaluate.log"
-        tail -n 12 "$LOGS/unet-evaluate.log"
+drive | unet | cuda)
+    if [ "$part" != cuda ]; then  # cuda: no training, only the latency and `segment --device cuda` checks of #5
+        if [ "$part" = drive ]; then models="unet-drive-global erfnet-drive-global"; else models="unet-drive-global"; fi
+        stamp "start: $models on DRIVE (limit ${BASELINE_MINUTES} min each), same GPU"
+        train unet-drive-global --model unet --dataset drive --time-limit "$BASELINE_MINUTES" --no-test &
+        [ "$part" = drive ] && train erfnet-drive-global --model erfnet --dataset drive --time-limit "$BASELINE_MINUTES" --no-test &
+        wait
+        stamp "trainings done"
+        for n in $models; do tail -n 4 "$LOGS/$n.log"; done
+        # U-Net's weights (124 MB) are evaluated here, on the GPU: the same `evaluate` command as every other model
+        if [ -f "$RUNS/unet-drive-global/best.safetensors" ]; then
+            $PY -m m2unet evaluate --dataset drive --weights "$RUNS/unet-drive-global/best.safetensors" --device "$([ "$ACCELERATOR" = gpu ] && echo cuda || echo cpu)" --datasets-root "$DATA_ROOT" \
+                --out "$RUNS/eval/unet-drive-global" --label "U-Net (ours, DRIVE, GPU)" --no-maps >"$LOGS/unet-evaluate.log" 2>&1
+            echo "exit $?" >>"$LOGS/unet-evaluate.log"
+            tail -n 12 "$LOGS/unet-evaluate.log"
+        fi
+        stamp "evaluation done"
+        # shellcheck disable=SC2086
+        collect $models
     fi
-    stamp "evaluation done"
-    # shellcheck disable=SC2086
-    collect $models
     stamp "bench"
     # Written straight to $OUT, cell by cell (bench.partial.json), so a lease that ends midway keeps what was measured:
     # the first lease ran out here with 18 cells (each cell is a fresh process: torch import, CUDA start, cuDNN tuning).
@@ -90,7 +94,7 @@ drive | unet)
     fi
     $PY -m m2unet bench --device cuda "$@" -o "$OUT/bench-cuda" >"$LOGS/bench-cuda.log" 2>&1
     tail -n 25 "$LOGS/bench-cuda.log"
-    if [ "$part" = unet ]; then  # `segment --device cuda` against the CPU's PyTorch fp32, then a folder on the GPU
+    if [ "$part" != drive ]; then  # `segment --device cuda` against the CPU's PyTorch fp32, then a folder on the GPU
         stamp "segment --device cuda"
         $PY -c "import sys, numpy as np, m2unet; f = sys.argv[1] + '/DRIVE/test/images/01_test.tif'; cpu = m2unet.segment(f, backend='torch')
 print('segment --device cuda vs cpu, max |dp|:', *(f'{p} {float(np.abs(m2unet.segment(f, device=\"cuda\", precision=p) - cpu).max()):.2e}' for p in ('fp32', 'fp16', 'bf16')))" "$DATA_ROOT"
@@ -98,6 +102,6 @@ print('segment --device cuda vs cpu, max |dp|:', *(f'{p} {float(np.abs(m2unet.se
     fi
     ;;
 *)
-    echo "unknown part $part (hrf, drive or unet)" >&2; exit 2 ;;
+    echo "unknown part $part (hrf, drive, unet or cuda)" >&2; exit 2 ;;
 esac
 stamp "done"
