@@ -114,8 +114,10 @@ def test_compare_and_report_write_one_table_and_plot(tiny_runs, tmp_path):
     import re
 
     committed = REPO / "results" / "ours" / "drive-global"  # a DRIVE run with its Figure 5
-    result = runner.invoke(main, ["report", "--out", str(tmp_path / "rep2"), "--runs", str(committed), "--timing-repeats", "0", "--models", "m2unet"])
+    unet = REPO / "results" / "ours" / "unet-drive-global"  # same 20 test images: the report pairs them
+    result = runner.invoke(main, ["report", "--out", str(tmp_path / "rep2"), "--runs", str(committed), "--runs", str(unet), "--timing-repeats", "0", "--models", "m2unet"])
     assert result.exit_code == 0, result.output
+    assert "| U-Net (ours, DRIVE) | M2U-Net (ours, drive-global) | drive test | 20 | +0.00" in (tmp_path / "rep2" / "report.md").read_text()
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (tmp_path / "rep2" / "report.md").read_text())
     assert "pr_drive.png" in pictures and any(p.endswith("drive-global/figure5.png") for p in pictures)
     assert not list((tmp_path / "rep2").glob("figure5*"))  # linked where the evaluation wrote it, not copied

@@ -91,7 +91,7 @@ def paired_rows(results: list[dict], labels: list[str], region: str = "crop") ->
 def paired_table(rows: list[dict]) -> str:
     lines = [
         "Paired differences: F1 a-priori of each model minus the first model's on the same images; the 95% interval comes from "
-        "resampling the images together (paired bootstrap), so it is narrower than the separate intervals above. "
+        "resampling the images together (paired bootstrap), so it is much narrower than each model's own bootstrap interval. "
         "It covers which test images were drawn, not training randomness (seeds, thread counts), which needs repeated runs; "
         "'ahead' is the share of resamples in which the model beats the reference.",
         "",

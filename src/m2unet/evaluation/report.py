@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import M2UNetError
 from . import paper
+from .compare import paired_rows, paired_table
 from .evaluate import load_run, run_label, write_text
 from .figures import pr_figure
 
@@ -198,6 +199,9 @@ def tables34(results: list[dict], timing: dict | None, bench: dict | None = None
             )
         if not runs:
             lines.append(f"| (no evaluation of {label} found) | | | | | | | | | |")
+        paired = paired_rows([r for r in runs if r["pooled"]], [run_label(r) for r in runs if r["pooled"]], region="crop")
+        if paired:  # is one model really ahead of another? The same images, resampled together
+            lines += ["", paired_table(paired)]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
