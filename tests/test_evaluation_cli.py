@@ -102,7 +102,7 @@ def test_compare_and_report_write_one_table_and_plot(tiny_runs, tmp_path):
     assert table.count("\n| ") == 1 + len(runs) + 2  # header + one row per run, then the paired table: header + one row
     paired = table.split("Paired differences")[1]
     stored, given = (json.loads((run / "metrics.json").read_text())["pooled"]["crop"]["a_priori"]["f1"] for run in runs)
-    assert f"| random 0.6 | " in paired and f"{given - stored:+.4f}" in paired  # same images, same model, two thresholds
+    assert "| random 0.6 | " in paired and f"{given - stored:+.4f}" in paired  # same images, same model, two thresholds
     assert f"    m2unet compare {runs[0]} {runs[1]} --out {tmp_path / 'cmp'}" in table  # provenance: the command itself
     assert (tmp_path / "cmp" / "pr_curves.png").stat().st_size > 5_000
     result = runner.invoke(main, ["report", "--out", str(tmp_path / "rep"), "--runs", str(runs[0]), "--timing-repeats", "0", "--models", "m2unet"])

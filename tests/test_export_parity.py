@@ -13,8 +13,7 @@ from m2unet.errors import missing_module_message
 from m2unet.export import cached_export
 from m2unet.inference.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend, create_backend
 from m2unet.inference.tiling import predict_tiled
-from m2unet.weights import PRETRAINED_DIR
-from m2unet.weights import load_weights, pretrained_path
+from m2unet.weights import PRETRAINED_DIR, load_weights, pretrained_path
 
 # 544² (DRIVE crop), 960² (CHASE_DB1 crop), odd sizes that the runtime wrapper pads to multiples of 16.
 SIZES = [(544, 544), (960, 960), (61, 75), (64, 80)]

@@ -6,9 +6,9 @@ import csv
 from pathlib import Path
 
 from ..errors import M2UNetError
-from .metrics import paired_bootstrap_f1_difference
 from .evaluate import REGION_NAMES, load_run, run_label, write_text
 from .figures import pr_figure
+from .metrics import paired_bootstrap_f1_difference
 
 
 def comparison_rows(results: list[dict], region: str = "crop") -> list[dict]:

@@ -222,6 +222,17 @@ def summary(counts: dict) -> dict[str, float]:
     return values
 
 
+def _resample_weights(n: int, resamples: int, seed: int) -> np.ndarray:
+    """Multiplicity of each of ``n`` images in each bootstrap resample (= drawing n with replacement), resamples × n."""
+    return np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+
+
+def _interval(scores: np.ndarray, level: float) -> tuple[float, float]:
+    alpha = (1.0 - level) / 2
+    low, high = np.quantile(scores, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
 def paired_bootstrap_f1_difference(counts_a, counts_b, resamples: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
     """Paired bootstrap over images of pooled F1(A) − F1(B), both models at fixed thresholds.
 
@@ -233,14 +244,12 @@ def paired_bootstrap_f1_difference(counts_a, counts_b, resamples: int = 2000, se
     a, b = np.asarray(counts_a, dtype=np.float64), np.asarray(counts_b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2 or a.shape[1] != 3 or len(a) == 0:
         raise ValueError(f"need two n×3 (tp, fp, fn) arrays over the same images, got {a.shape} and {b.shape}")
-    n = len(a)
-    weights = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+    weights = _resample_weights(len(a), resamples, seed)
     pooled_a, pooled_b = weights @ a, weights @ b
     differences = f1_score(*pooled_a.T) - f1_score(*pooled_b.T)
-    alpha = (1.0 - level) / 2
-    low, high = np.quantile(differences, [alpha, 1.0 - alpha])
+    low, high = _interval(differences, level)
     difference = float(f1_score(*a.sum(axis=0)) - f1_score(*b.sum(axis=0)))
-    return {"difference": difference, "low": float(low), "high": float(high), "share_positive": float(np.mean(differences > 0)),
+    return {"difference": difference, "low": low, "high": high, "share_positive": float(np.mean(differences > 0)),
             "resamples": resamples, "level": level, "seed": seed}
 
 
@@ -255,15 +264,12 @@ def bootstrap_f1(per_image: list[dict], threshold: float | None, resamples: int 
     if n == 0:
         raise ValueError("no images to resample")
     stacked = {key: np.stack([np.asarray(c[key], dtype=np.float64) for c in per_image]) for key in ("tp", "fp", "fn")}
-    rng = np.random.default_rng(seed)
-    # multiplicity of each image in each resample (equivalent to drawing n indices with replacement)
-    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+    weights = _resample_weights(n, resamples, seed)
     if threshold is not None:
         bins = stacked["tp"].shape[1] - 1
         k = int(np.clip(np.ceil(threshold * bins - 1e-9), 0, bins))
         stacked = {key: value[:, k : k + 1] for key, value in stacked.items()}
     pooled = {key: weights @ value for key, value in stacked.items()}
     scores = f1_score(pooled["tp"], pooled["fp"], pooled["fn"]).max(axis=1)
-    alpha = (1.0 - level) / 2
-    low, high = np.quantile(scores, [alpha, 1.0 - alpha])
-    return {"low": float(low), "high": float(high), "resamples": resamples, "level": level, "seed": seed}
+    low, high = _interval(scores, level)
+    return {"low": low, "high": high, "resamples": resamples, "level": level, "seed": seed}

@@ -82,7 +82,7 @@ class Segmenter:
         from .backends import create_backend
 
         self.weights = Path(weights)
-        self.metadata = read_metadata(self.weights)  # once: for an .onnx it means opening the model
+        self.metadata = read_metadata(self.weights)  # once per model, not per image (the a-priori threshold)
         self.backend = create_backend(backend, self.weights, calibration=calibration, hint=hint, progress=progress)
         self.max_tile, self.overlap, self.tta = max_tile, overlap, tta
 
