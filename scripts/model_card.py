@@ -77,6 +77,11 @@ def main() -> None:
             metrics = load(run)
             if metrics["dataset"] == dataset:
                 lines.append(row(f"ours: {run.parent.name}", metrics))
+        for folder, label_, note in (("universal", "ours: `universal` (all three datasets, FOV 1024 px)", "one model for any camera"),
+                                     ("universal-tta", "ours: `universal` + flip TTA", "4× the inference time; `--tta`")):
+            universal = load(OURS / folder / dataset / "metrics.json")
+            if universal:
+                lines.append(row(label_, universal, note))
         tta = load(OURS / "tta" / dataset / "metrics.json")
         if tta:
             lines.append(row("ours + flip TTA (mean of 4 flipped views)", tta, "4× the inference time; `--tta`"))
@@ -86,6 +91,20 @@ def main() -> None:
         paper = RESULTS[dataset]["m2unet"]
         lines.append(f"| paper (Table 3/4) | – | – | {fmt(paper['f1'])} | {fmt(paper['accuracy'])} | {fmt(paper['auc'])} | published |")
         lines.append("")
+    universal_meta = read_metadata(PRETRAINED_DIR / "universal.safetensors") if (PRETRAINED_DIR / "universal.safetensors").is_file() else None
+    if universal_meta:
+        m = universal_meta
+        lines += [
+            "## `universal`: one model for any camera",
+            "",
+            f"Shipped: `src/m2unet/pretrained/universal.safetensors` — trained with `m2unet train --dataset drive,chase_db1,hrf` "
+            f"(every image at a FOV diameter of {m.get('fov_diameter')} px, datasets in balance, camera-variation augmentations; "
+            f"docs/training.md), {m.get('epochs_trained')} of {m.get('epochs')} epochs, best validation Dice {m.get('val_dice'):.4f} "
+            f"on held-out training images at epoch {m.get('best_epoch')}, a-priori threshold {m.get('threshold'):.3f}; "
+            f"{m.get('training_seconds', 0) / 60:.0f} min on {m.get('hardware')} (commit {m.get('git_commit')}). Its rows are under each dataset above; "
+            "leave-one-dataset-out and rescaled cross-dataset results: results/scale/.",
+            "",
+        ]
     cross = sorted((OURS / "cross").glob("*/metrics.json")) if (OURS / "cross").is_dir() else []
     if cross:
         lines += [

@@ -163,3 +163,52 @@ def test_export_and_bench_commands(tmp_path, authors_dir, export_cache):
     assert [c["backend"] for c in report["cells"]] == ["torch", "openvino"]  # the eager baseline always runs
     assert all(c["median_ms"] > 0 and c["peak_rss_mb"] > 50 and len(c["loadavg_before"]) == 3 for c in report["cells"])
     assert (bench_out / "bench.png").stat().st_size > 1000 and "| torch | 64×48 |" in (bench_out / "bench.md").read_text()
+
+
+def _fundus_like(height, width, radius):
+    """A bright disc (the FOV) with dark lines (vessels) on black, float RGB."""
+    yy, xx = np.mgrid[:height, :width]
+    fov = (yy - height / 2) ** 2 + (xx - width / 2) ** 2 <= radius**2
+    image = np.zeros((height, width, 3), np.float32)
+    image[fov] = (0.8, 0.4, 0.2)
+    image[(np.abs(yy - xx) < 3) & fov] *= 0.4
+    return image, fov
+
+
+class RecordingBackend:
+    def __init__(self):
+        self.shapes = []
+
+    def __call__(self, batch):
+        self.shapes.append(batch.shape)
+        return np.full((batch.shape[0], 1, *batch.shape[2:]), 0.7, np.float32)
+
+
+@pytest.mark.parametrize("metadata, photo_radius, expected_side", [
+    ({"fov_diameter": 256}, 400, 256 * 1.04),  # a scale-normalised model: shrunk to its diameter ...
+    ({"fov_diameter": 256}, 60, 256 * 1.04),  # ... and enlarged to it
+    ({"dataset": "drive"}, 400, 538 * 1.04),  # a DRIVE model: shrunk to DRIVE's FOV ...
+    ({"dataset": "drive"}, 200, None),  # ... but a smaller photograph runs as it is
+    ({}, 400, None),  # a model without a scale: as it is
+])
+def test_segmenter_runs_the_photograph_at_the_models_fov_diameter(tmp_path, export_cache, metadata, photo_radius, expected_side):
+    from m2unet.inference.pipeline import Segmenter
+    from m2unet.models import create_model
+    from m2unet.weights import save_weights
+
+    weights = save_weights(create_model("m2unet"), tmp_path / "model.safetensors", {**metadata, "threshold": 0.5})
+    segmenter = Segmenter(weights, "torch")
+    segmenter.backend = recording = RecordingBackend()
+    image, fov = _fundus_like(2 * photo_radius + 40, 2 * photo_radius + 100, photo_radius)
+    probability = segmenter(image, fov)
+    side = max(recording.shapes[0][2:])
+    if expected_side is None:
+        assert side == -(-image.shape[1] // 16) * 16  # the whole photograph, padded to 16
+    else:
+        assert abs(side - expected_side) <= 24  # the FOV box at the diameter (plus margin), padded to 16
+    assert probability.shape == fov.shape and probability[~fov].max() == 0.0
+    assert np.allclose(probability[fov], 0.7, atol=1e-3)  # mapped back onto the whole photograph
+    no_scale = Segmenter(weights, "torch", rescale=False)
+    no_scale.backend = recording = RecordingBackend()
+    no_scale(image, fov)
+    assert max(recording.shapes[0][2:]) == -(-image.shape[1] // 16) * 16  # --no-rescale: as it is

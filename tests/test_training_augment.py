@@ -98,3 +98,37 @@ def test_random_crop_keeps_image_label_and_mask_together():
     assert crops.shape == (3, 5, 32, 32)
     assert torch.equal((crops[:, 0] > 0.5).float(), crops[:, 3])  # label still derived from the same pixels
     assert random_crop(batch, None) is batch
+
+
+CAMERA_ONLY = {"hflip": 0.0, "vflip": 0.0, "rotation_p": 0.0, "elastic_p": 0.0, "jitter_p": 0.0}
+CAMERA_TRANSFORMS = ("gamma_p", "temperature_p", "blur_p", "low_contrast_p", "vignette_p", "noise_p", "jpeg_p")
+
+
+def test_each_camera_transform_changes_only_the_image_and_keeps_it_in_range():
+    batch = synthetic_batch(n=2, size=64)
+    for name in CAMERA_TRANSFORMS:
+        torch.manual_seed(3)
+        out = Augmenter(AugmentConfig(**CAMERA_ONLY, **{name: 1.0}))(batch)
+        change = (out[:, :3] - batch[:, :3]).abs().mean().item()
+        assert change > 1e-3, name  # it did something
+        assert torch.equal(out[:, 3:], batch[:, 3:]), name  # label and FOV untouched
+        assert 0.0 <= out[:, :3].min().item() and out[:, :3].max().item() <= 1.0, name
+    torch.manual_seed(3)
+    assert torch.equal(Augmenter(AugmentConfig(**CAMERA_ONLY))(batch)[:, :3], batch[:, :3])  # all off: the paper's recipe
+
+
+def test_low_contrast_and_vignetting_do_what_their_names_say():
+    batch = synthetic_batch(n=2, size=64)
+    torch.manual_seed(4)
+    flat = Augmenter(AugmentConfig(**CAMERA_ONLY, low_contrast_p=1.0))(batch)
+    assert flat[:, :3].std().item() < batch[:, :3].std().item()
+    white = torch.cat([torch.ones(1, 3, 64, 64), batch[:1, 3:]], dim=1)
+    vignetted = Augmenter(AugmentConfig(**CAMERA_ONLY, vignette_p=1.0))(white)
+    assert vignetted[0, :, 32, 32].min().item() > 0.99 and vignetted[0, :, 0, 0].max().item() < vignetted[0, :, 32, 32].min().item()
+
+
+def test_camera_scale_zooms_image_and_label_together():
+    torch.manual_seed(5)
+    out = Augmenter(AugmentConfig(**CAMERA_ONLY, scale=0.2, scale_p=1.0))(synthetic_batch())
+    inside = out[:, 4] > 0.5
+    assert ((out[:, 0] > 0.5) == (out[:, 3] > 0.5))[inside].float().mean().item() > 0.97

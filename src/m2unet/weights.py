@@ -102,7 +102,7 @@ def git_commit() -> str | None:
 
 # Models shipped inside the package (safetensors with metadata), chosen by name.
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-PRETRAINED_NAMES = ("drive", "chase_db1", "hrf")
+PRETRAINED_NAMES = ("drive", "chase_db1", "hrf", "universal")  # universal: all three datasets at one FOV diameter
 # The authors' checkpoints beside a checkout (../shared/weights), the fallback while no model is shipped.
 AUTHORS_FILES = {"drive": "M2UNetDRIVE.pth", "chase_db1": "M2UNetCHASEDB1.pth", "hrf": "M2UNetHRF.pth"}
 
@@ -123,13 +123,18 @@ def pretrained_path(name: str) -> Path:
     if shipped.is_file():
         return shipped
     authors = authors_weights_dir()
-    if authors is not None and (authors / AUTHORS_FILES[name]).is_file():
+    if authors is not None and name in AUTHORS_FILES and (authors / AUTHORS_FILES[name]).is_file():
         return authors / AUTHORS_FILES[name]
-    raise M2UNetError(f"no weights for {name!r}: not shipped in this install and no ../shared/weights/m2unet-authors; pass --weights FILE")
+    fallback = " and no ../shared/weights/m2unet-authors" if name in AUTHORS_FILES else ""
+    raise M2UNetError(f"no weights for {name!r}: not shipped in this install{fallback}; pass --weights FILE")
 
 
 def load_pretrained(name: str = "drive") -> nn.Module:
-    """A pretrained M2U-Net in eval mode (``"drive"``, ``"chase_db1"`` or ``"hrf"``); metadata in ``.metadata``."""
+    """A pretrained M2U-Net in eval mode (``"drive"``, ``"chase_db1"``, ``"hrf"`` or ``"universal"``); metadata in ``.metadata``.
+
+    The ``universal`` model expects photographs scaled to its FOV diameter (``.metadata["fov_diameter"]``;
+    :func:`m2unet.segment` does that); the others run at their dataset's native scale.
+    """
     model, meta = load_weights(pretrained_path(name))
     model.metadata = meta
     return model

@@ -228,6 +228,9 @@ def image_folder(root: str | os.PathLike, split: str = "test") -> SegmentationDa
 
 
 BUILTIN = {"drive": drive, "chase_db1": chase_db1, "hrf": hrf}
+# FOV diameter in pixels (larger side of the FOV mask's box, median over the training split's masks; the test splits
+# agree within 1 px): the scale each per-dataset model was trained at (m2unet.data.scale).
+FOV_DIAMETER = {"drive": 538, "chase_db1": 921, "hrf": 3263}
 
 
 def load_dataset(name_or_path: str | os.PathLike, split: str = "test", root: str | os.PathLike | None = None) -> SegmentationDataset:

@@ -28,12 +28,31 @@ def _weights_info(path: Path, metadata: dict, label: str | None, backend: str = 
     }
 
 
-def _predictor(path: Path, runtime: str | None, precision: str, device: str):
+def _predictor(path: Path, runtime: str | None, precision: str, device: str, rescale: bool = True):
     """(image → probability, the weights' metadata, backend name) for evaluating ``path`` as asked.
 
     PyTorch fp32 on the CPU or the GPU keeps the reference path (whole images, as every committed result); any other
-    backend or precision, and exported files, run through the backends and tiling of ``m2unet segment``.
+    backend or precision, and exported files, run through the backends and tiling of ``m2unet segment``. Either way the
+    image runs at the model's FOV diameter as ``segment`` runs it (``rescale``; see :mod:`m2unet.data.scale`).
     """
+    predict, metadata, name = _unscaled_predictor(path, runtime, precision, device)
+    from ..data.scale import model_scale
+
+    scale = model_scale(metadata) if rescale else None
+    return _scaled(predict, scale), {**metadata, "run_at_fov_diameter": None if scale is None else list(scale)}, name
+
+
+def _scaled(predict, scale):
+    """``predict`` run at ``scale`` on each image's estimated FOV (as ``segment`` does), or ``predict`` itself."""
+    if scale is None:
+        return predict
+    from ..data.fov import estimate_fov_mask
+    from ..data.scale import predict_scaled
+
+    return lambda image: predict_scaled(predict, image, estimate_fov_mask(image), scale)
+
+
+def _unscaled_predictor(path: Path, runtime: str | None, precision: str, device: str):
     from ..export.exporters import EXPORTED_SUFFIXES
     from ..inference.backends import backend_name, create_backend, require_cuda
     from ..inference.pipeline import calibration_for, default_runtime
@@ -93,6 +112,8 @@ def _command_line(context: click.Context) -> str:
 @click.option("--label", help="Name of this model in tables and plots.")
 @click.option("--second-observer-only", is_flag=True, help="No model: only score the second human observer against the first.")
 @click.option("--tta", is_flag=True, help="Test-time augmentation: mean probability over the image and its 3 flips (4× the time).")
+@click.option("--rescale/--no-rescale", default=True, show_default=True,
+              help="Run each image at the FOV diameter the model was trained at, as segment does (no effect on a model's own dataset).")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]), help="Where the model runs; cuda needs a GPU build of torch.")
 @click.option("--backend", "runtime", default=None, type=click.Choice(["torch", "onnxruntime", "openvino"]),
               help="Runtime [default: torch; for an exported .onnx / .xml file, as segment chooses]. Not torch fp32: tiled as segment runs it.")
@@ -100,7 +121,7 @@ def _command_line(context: click.Context) -> str:
               help="As in segment: auto is fp32 for torch, bf16 for openvino on CPUs with it; int8 calibrated on the model's dataset.")
 @one_line_errors
 def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, threshold_split, datasets_root, maps, npy, figure_image, bootstrap, label,
-             second_observer_only, device, runtime, precision, tta):
+             second_observer_only, device, runtime, precision, tta, rescale):
     """Evaluate a model on a labelled split, the paper's way and the honest way.
 
     Confusion counts at 1001 thresholds are pooled over the split, inside the FOV and over the whole
@@ -149,7 +170,7 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
     path = Path(weights) if weights else pretrained_path(model_name)
     if not path.is_file():
         raise M2UNetError(f"{path}: no such weights file")
-    predictor, metadata, backend = _predictor(path, runtime, precision, device)
+    predictor, metadata, backend = _predictor(path, runtime, precision, device, rescale)
     dataset = load_dataset(dataset_name, split, root=datasets_root)
     if len(dataset) == 0:
         raise M2UNetError(f"{dataset_name} {split}: no images")

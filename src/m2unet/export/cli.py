@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import M2UNetError, one_line_errors
+from ..weights import PRETRAINED_NAMES
 
 
 def parity(weights: Path, backend_name: str, size: tuple[int, int] = (544, 544), model_file: Path | None = None) -> float:
@@ -30,7 +31,7 @@ def parity(weights: Path, backend_name: str, size: tuple[int, int] = (544, 544),
 @click.option("--format", "fmt", required=True, type=click.Choice(["onnx", "openvino"]), help="onnx: one .onnx file; openvino: IR .xml + .bin.")
 @click.option("-o", "--out", "out_path", default=None, type=click.Path(dir_okay=False),
               help="Output file [default: m2unet-<model>[-int8].onnx / .xml].")
-@click.option("--model", "model_name", default="drive", show_default=True, type=click.Choice(["drive", "chase_db1", "hrf"]), help="Pretrained model.")
+@click.option("--model", "model_name", default="drive", show_default=True, type=click.Choice(list(PRETRAINED_NAMES)), help="Pretrained model.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Weights file instead of --model.")
 @click.option("--int8", is_flag=True, help="Post-training int8 quantization (ONNX: onnxruntime QDQ; OpenVINO: NNCF).")
 @click.option("--calibration", default="auto", show_default=True,

@@ -28,6 +28,7 @@ from pathlib import Path
 import click
 
 from ..errors import M2UNetError, one_line_errors
+from ..weights import PRETRAINED_NAMES
 from .bench_worker import CUDA_BACKENDS
 from .tiling import MAX_TILE, TILE_OVERLAP
 
@@ -261,7 +262,7 @@ def bar_chart(cells: list[dict], path: Path, title: str) -> None:
               f"[default: {DEFAULT_BACKENDS}; with --device cuda: {DEFAULT_CUDA_BACKENDS}]")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
               help="cuda: time the GPU backends (whole image in one call) on a CUDA build of torch (not this project's CPU install).")
-@click.option("--model", "model_names", multiple=True, type=click.Choice(["drive", "chase_db1", "hrf"]),
+@click.option("--model", "model_names", multiple=True, type=click.Choice(list(PRETRAINED_NAMES)),
               help="Pretrained M2U-Net weights to run; repeatable. [default: drive, unless --weights or --arch is given]")
 @click.option("--weights", "weights_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A weights file (.safetensors of ours, e.g. a trained U-Net or ERFNet; the architecture comes from its metadata); repeatable.")

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ..errors import M2UNetError, one_line_errors
+from ..weights import PRETRAINED_NAMES
 from .tiling import MAX_TILE
 
 PREFETCH = 2  # images decoded ahead of the one being segmented
@@ -101,7 +102,7 @@ def write_outputs(out: Path, stem: Path, image, probability, vessels, mask, with
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--out", "out_dir", default="m2unet-output", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--model", "model_name", default="auto", show_default=True, type=click.Choice(["auto", "drive", "chase_db1", "hrf"]),
+@click.option("--model", "model_name", default="auto", show_default=True, type=click.Choice(["auto", *PRETRAINED_NAMES]),
               help="Pretrained model; auto picks by FOV width: ≤700 px drive, ≤1500 px chase_db1, else hrf.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Weights file (.safetensors of ours or an authors' .pth), or a model from `m2unet export` (.onnx / .xml: runs without PyTorch); overrides --model.")
 @click.option("--backend", "runtime", default=None, type=click.Choice(["torch", "onnxruntime", "openvino"]),
@@ -120,8 +121,10 @@ def write_outputs(out: Path, stem: Path, image, probability, vessels, mask, with
 @click.option("--mask", "mask_option", default=None, help="FOV mask FILE, or DIR holding NAME.* / NAME_mask.* per image (instead of the estimate).")
 @click.option("--tile", "max_tile", default=MAX_TILE, show_default=True, type=click.IntRange(512, 16384), help="Largest tile side for big images (bounds memory).")
 @click.option("--tta", is_flag=True, help="Test-time augmentation: mean over the image and its 3 flips (4× the time; results/ours/tta).")
+@click.option("--rescale/--no-rescale", default=True, show_default=True,
+              help="Run each photograph at the FOV diameter the model was trained at (shrink only for the per-dataset models) and map back.")
 @one_line_errors
-def segment(inputs, out_dir, model_name, weights, runtime, precision, device, calibration, threshold, overlay, use_fov, mask_option, max_tile, tta):
+def segment(inputs, out_dir, model_name, weights, runtime, precision, device, calibration, threshold, overlay, use_fov, mask_option, max_tile, tta, rescale):
     """Segment the vessels of fundus photographs: probability map, binary map (and overlay) per image.
 
     INPUTS are image files (JPEG, PNG, TIFF 8/16-bit, GIF, PPM, BMP, WebP; gray, RGB or RGBA; any size) or
@@ -160,7 +163,7 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
     if weights is not None or model_name != "auto":
         # a missing weights file, or one the backend cannot run, is one error up front, not one per image
         path = resolve_weights(model_name, weights)
-        get_segmenter(path, backend, calibration=calibration_for(path, calibration), max_tile=max_tile, progress=tqdm.write, tta=tta)
+        get_segmenter(path, backend, calibration=calibration_for(path, calibration), max_tile=max_tile, progress=tqdm.write, tta=tta, rescale=rescale)
     out = Path(out_dir)
     failures: list[str] = []
     used: dict[str, int] = {}
@@ -206,7 +209,7 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
                 if not large and index + 1 < len(files) and header_pixels(files[index + 1][0]) <= LARGE_PIXELS:
                     read_ahead(index + PREFETCH)
                 path = resolve_weights(model_name, weights, fov_width(mask, image.shape[1]))
-                segmenter = get_segmenter(path, backend, calibration=calibration_for(path, calibration), max_tile=max_tile, progress=tqdm.write, tta=tta)
+                segmenter = get_segmenter(path, backend, calibration=calibration_for(path, calibration), max_tile=max_tile, progress=tqdm.write, tta=tta, rescale=rescale)
                 cut = threshold if threshold is not None else threshold_of(segmenter.metadata)
                 probability = segmenter(image, mask)
                 finish_writing()

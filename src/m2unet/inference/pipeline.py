@@ -77,7 +77,8 @@ class Segmenter:
     """A loaded model on one backend: ``segmenter(image, mask)`` → probability H×W (0 outside the mask)."""
 
     def __init__(self, weights: str | os.PathLike, backend: str, calibration: str = "drive", hint: str = "LATENCY",
-                 max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP, progress=None, tta: bool = False):
+                 max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP, progress=None, tta: bool = False, rescale: bool = True):
+        from ..data.scale import model_scale
         from ..weights import read_metadata
         from .backends import create_backend
 
@@ -85,12 +86,22 @@ class Segmenter:
         self.metadata = read_metadata(self.weights)  # once per model, not per image (the a-priori threshold)
         self.backend = create_backend(backend, self.weights, calibration=calibration, hint=hint, progress=progress)
         self.max_tile, self.overlap, self.tta = max_tile, overlap, tta
+        # the FOV diameter the model works at (m2unet.data.scale); None: photographs run as they are
+        self.scale = model_scale(self.metadata) if rescale else None
 
     def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        from ..data.fov import estimate_fov_mask
+        from ..data.scale import predict_scaled
+
         def predict(view: np.ndarray) -> np.ndarray:
             return predict_tiled(self.backend, view, self.max_tile, self.overlap)
 
-        probability = flip_average(predict, image) if self.tta else predict(image)
+        def predict_view(view: np.ndarray) -> np.ndarray:
+            return flip_average(predict, view) if self.tta else predict(view)
+
+        # without a mask (--no-fov-mask) the scale still needs the FOV's size: estimated, used for the frame only
+        frame_mask = mask if mask is not None or self.scale is None else estimate_fov_mask(image)
+        probability = predict_scaled(predict_view, image, frame_mask, self.scale)
         if mask is not None:
             probability[~mask] = 0.0
         return probability
@@ -139,7 +150,7 @@ def resolve_weights(model: str = "auto", weights: str | os.PathLike | None = Non
 
 def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = None, backend: str | None = None,
             precision: str = "auto", device: str = "cpu", fov_mask: bool | np.ndarray = True, max_tile: int = MAX_TILE,
-            overlap: int = TILE_OVERLAP, tta: bool = False) -> np.ndarray:
+            overlap: int = TILE_OVERLAP, tta: bool = False, rescale: bool = True) -> np.ndarray:
     """Vessel probability map (float32 H×W in [0, 1]) of a fundus photograph.
 
     Args:
@@ -154,6 +165,8 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
         device: ``cpu`` or ``cuda`` (PyTorch on the GPU).
         fov_mask: True (estimate it from the image, probability 0 outside), False (no mask) or a bool H×W array.
         tta: average over the image and its three flips (:func:`m2unet.inference.tiling.flip_average`; 4× the time).
+        rescale: run the photograph at the FOV diameter the model was trained at (:mod:`m2unet.data.scale`); False
+            runs it as it is.
     """
     from ..data.fov import estimate_fov_mask
     from ..data.io import read_image
@@ -170,7 +183,8 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
     runtime = backend or default_runtime(device, weights)
     full_name = runtime in GPU_BACKENDS or (runtime in BACKENDS and "-" in runtime)
     name = runtime if full_name else backend_name(runtime, precision, device)
-    return get_segmenter(path, name, calibration=calibration_for(path), max_tile=max_tile, overlap=overlap, tta=tta)(rgb, mask)
+    segmenter = get_segmenter(path, name, calibration=calibration_for(path), max_tile=max_tile, overlap=overlap, tta=tta, rescale=rescale)
+    return segmenter(rgb, mask)
 
 
 def overlay(image: np.ndarray, vessels: np.ndarray, mask: np.ndarray | None = None, rows: int = 512) -> np.ndarray:

@@ -15,6 +15,14 @@ grid vertex moves by an integer (dx, dy), each drawn uniformly from {−magnitud
 the border vertices stay; each tile is warped bilinearly onto its moved corners. With magnitude 1 the
 distortion is at most one pixel: a mild jitter of the vessel outlines, as in the paper's recipe.
 Random numbers come from torch's global generator (seeded, and saved in checkpoints for resume).
+
+Camera variation (beyond the paper; off unless a preset turns it on, as the ``universal`` one does): photographs of
+other cameras differ in scale, colour, focus, noise, compression and illumination. ``scale`` zooms by up to ±20 %
+(all five channels, with the geometric transforms); then, each with its own probability and on RGB only: gamma
+(0.6–1.6), colour temperature (kornia's Planckian jitter, black-body), Gaussian blur (σ 0.1–1.5 px: defocus),
+low contrast (blend towards the image mean, factor 0.5–1), vignetting (brightness falling off with the distance
+from the centre by up to 50 % at the corners), Gaussian noise (σ 0.01–0.03) and JPEG compression (quality 30–90,
+encoded and decoded with Pillow: faster than a differentiable JPEG and the same artefacts a camera writes).
 """
 
 from __future__ import annotations
@@ -42,6 +50,16 @@ class AugmentConfig:
     saturation: float = 0.02
     hue: float = 0.02
     jitter_p: float = 0.5
+    # camera variation (0 = off: the paper's recipe); probabilities per sample
+    scale: float = 0.0  # zoom by a factor in [1 - scale, 1 + scale]
+    scale_p: float = 0.0
+    gamma_p: float = 0.0
+    temperature_p: float = 0.0
+    blur_p: float = 0.0
+    low_contrast_p: float = 0.0
+    vignette_p: float = 0.0
+    noise_p: float = 0.0
+    jpeg_p: float = 0.0
 
 
 def grid_distortion(batch: torch.Tensor, grid: tuple[int, int] = (8, 8), magnitude: int = 1, p: float = 1.0) -> torch.Tensor:
@@ -74,7 +92,10 @@ class Augmenter(nn.Module):
             K.RandomVerticalFlip(p=c.vflip),
             K.RandomRotation(degrees=c.rotation_degrees, p=c.rotation_p, resample="bilinear"),
         )
+        if c.scale > 0 and c.scale_p > 0:
+            self.geometric.append(K.RandomAffine(degrees=0.0, scale=(1.0 - c.scale, 1.0 + c.scale), p=c.scale_p, resample="bilinear"))
         self.colour = K.ColorJitter(brightness=c.brightness, contrast=c.contrast, saturation=c.saturation, hue=c.hue, p=c.jitter_p)
+        self.camera = CameraAugment(c)
 
     @torch.no_grad()
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
@@ -82,9 +103,75 @@ class Augmenter(nn.Module):
         out = self.geometric(batch)
         if c.elastic_magnitude > 0 and c.elastic_p > 0:
             out = grid_distortion(out, c.elastic_grid, c.elastic_magnitude, c.elastic_p)
-        image = self.colour(out[:, IMAGE].clamp(0.0, 1.0)).clamp(0.0, 1.0)
+        image = self.camera(self.colour(out[:, IMAGE].clamp(0.0, 1.0)).clamp(0.0, 1.0))
         binary = (out[:, LABEL:] >= 0.5).to(out.dtype)
         return torch.cat([image, binary], dim=1)
+
+
+def _chosen(batch: torch.Tensor, p: float) -> torch.Tensor:
+    """Indices of the samples a transform of probability ``p`` applies to (CPU generator, as everywhere here)."""
+    return torch.nonzero(torch.rand(batch.shape[0]) < p).flatten().to(batch.device)
+
+
+def _uniform(count: int, low: float, high: float, like: torch.Tensor) -> torch.Tensor:
+    return (low + (high - low) * torch.rand(count)).to(like.device, like.dtype).view(count, 1, 1, 1)
+
+
+def jpeg_roundtrip(images: torch.Tensor, qualities: list[int]) -> torch.Tensor:
+    """Each RGB image of B×3×H×W in [0, 1] encoded as JPEG at its quality and decoded (Pillow, 4:2:0 as cameras write)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    out = []
+    for image, quality in zip(images, qualities, strict=True):
+        array = np.rint(image.permute(1, 2, 0).float().cpu().numpy() * 255.0).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="JPEG", quality=int(quality))
+        decoded = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255.0
+        out.append(torch.from_numpy(decoded).permute(2, 0, 1))
+    return torch.stack(out).to(images.device, images.dtype)
+
+
+class CameraAugment(nn.Module):
+    """The camera-variation transforms of RGB B×3×H×W batches in [0, 1] (see the module docstring)."""
+
+    def __init__(self, config: AugmentConfig):
+        super().__init__()
+        import kornia.augmentation as K
+
+        self.config = config
+        self.temperature = K.RandomPlanckianJitter(mode="blackbody", p=1.0)
+
+    @torch.no_grad()
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        import kornia.filters
+
+        c = self.config
+        out = image.clone()
+        if (i := _chosen(out, c.gamma_p)).numel():
+            out[i] = out[i].clamp_min(1e-6) ** _uniform(i.numel(), 0.6, 1.6, out)
+        if (i := _chosen(out, c.temperature_p)).numel():
+            out[i] = self.temperature(out[i])
+        if (i := _chosen(out, c.blur_p)).numel():
+            for j in i.tolist():  # one σ per image
+                sigma = float(0.1 + 1.4 * torch.rand(1))
+                out[j : j + 1] = kornia.filters.gaussian_blur2d(out[j : j + 1], (9, 9), (sigma, sigma))
+        if (i := _chosen(out, c.low_contrast_p)).numel():
+            mean = out[i].mean(dim=(1, 2, 3), keepdim=True)
+            out[i] = mean + _uniform(i.numel(), 0.5, 1.0, out) * (out[i] - mean)
+        if (i := _chosen(out, c.vignette_p)).numel():
+            h, w = out.shape[-2:]
+            ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=out.device), torch.linspace(-1, 1, w, device=out.device), indexing="ij")
+            radius2 = ((xs**2 + ys**2) / 2.0).to(out.dtype)  # 0 at the centre, 1 at the corners
+            out[i] = out[i] * (1.0 - _uniform(i.numel(), 0.0, 0.5, out) * radius2)
+        if (i := _chosen(out, c.noise_p)).numel():
+            out[i] = out[i] + _uniform(i.numel(), 0.01, 0.03, out) * torch.randn(out[i].shape).to(out.device, out.dtype)
+        out = out.clamp(0.0, 1.0)
+        if (i := _chosen(out, c.jpeg_p)).numel():
+            out[i] = jpeg_roundtrip(out[i], torch.randint(30, 91, (i.numel(),)).tolist())
+        return out
 
 
 def save_augmentation_grid(path, originals: torch.Tensor, augment: Augmenter, copies: int = 3, max_images: int = 4, size: int = 256) -> None:

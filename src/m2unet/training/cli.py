@@ -8,7 +8,8 @@ from ..errors import M2UNetError, one_line_errors
 
 
 @click.command()
-@click.option("--dataset", required=True, help="drive, chase_db1, hrf, or a folder in the images/ labels/ masks/ layout.")
+@click.option("--dataset", required=True, help="drive, chase_db1, hrf, a folder in the images/ labels/ masks/ layout, or several names joined by commas "
+              "(drive,chase_db1,hrf: one model for any camera, each image scaled to one FOV diameter).")
 @click.option("--model", "model_name", default="m2unet", show_default=True, help="Registered model: m2unet, or the paper's baselines unet, erfnet (trained from scratch).")
 @click.option("--epochs", type=int, default=None, help="Epochs (preset: 300).")
 @click.option("--batch-size", type=int, default=None, help="Images per step and process (preset: DRIVE 4, CHASE_DB1 2, HRF 1); with --devices N the global batch is N times it.")
@@ -50,6 +51,8 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
       m2unet train --dataset hrf --crop 1024                          # HRF on a CPU
       m2unet train --dataset hrf --accelerator gpu --time-limit 230   # stops cleanly; then --resume
       m2unet train --dataset drive --model erfnet --out runs/drive-erfnet  # a baseline, same recipe
+      m2unet train --dataset drive,chase_db1,hrf --out runs/universal     # the universal model (FOV scaled to 1024 px)
+      m2unet train --dataset chase_db1,hrf --out runs/loo-drive            # leave DRIVE out, test on it
       torchrun --nproc_per_node 4 -m m2unet train --dataset chase_db1 --accelerator gpu --devices 4
     """
     import torch
@@ -82,7 +85,8 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
         raise M2UNetError(f"--time-limit must be positive (minutes), got {time_limit}")
     prefix = "" if model_name == "m2unet" else f"{model_name}-"
     suffix = "" if config["lr_schedule"] == "constant" else f"-{config['lr_schedule']}"
-    out = out_dir or f"runs/{prefix}{config['dataset'] if dataset.lower() in ('drive', 'chase_db1', 'hrf') else 'custom'}-{config['jaccard']}{suffix}"
+    named = config.get("datasets") or dataset.lower() in ("drive", "chase_db1", "hrf")
+    out = out_dir or f"runs/{prefix}{config['dataset'] if named else 'custom'}-{config['jaccard']}{suffix}"
     summary = run_training(config, out, resume=resume, accelerator=accelerator, devices=devices, num_nodes=num_nodes, precision=precision,
                            channels_last=channels_last, progress=not quiet, root=data_root, test=test,
                            time_limit_minutes=time_limit)

@@ -29,16 +29,77 @@ def load_training_tensor(dataset_name: str, split: str = "train", root=None, pro
         samples.append(sample)
     if not samples:
         raise M2UNetError(f"{dataset_name}: no training images")
-    height = max(s.image.shape[0] for s in samples)
-    width = max(s.image.shape[1] for s in samples)
+    return stack_samples([(s.image, s.label, s.mask) for s in samples]), [s.name for s in samples]
+
+
+def stack_samples(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> torch.Tensor:
+    """uint8 N×5×H×W from (RGB float, label bool, mask bool) triples, zero-padded to a common multiple of 16."""
+    height = max(image.shape[0] for image, _, _ in samples)
+    width = max(image.shape[1] for image, _, _ in samples)
     height, width = -(-height // MULTIPLE) * MULTIPLE, -(-width // MULTIPLE) * MULTIPLE
     stack = np.zeros((len(samples), 5, height, width), np.uint8)
-    for i, s in enumerate(samples):
-        h, w = s.image.shape[:2]
-        stack[i, :3, :h, :w] = np.rint(s.image.transpose(2, 0, 1) * 255.0).astype(np.uint8)
-        stack[i, 3, :h, :w] = s.label
-        stack[i, 4, :h, :w] = s.mask
-    return torch.from_numpy(stack), [s.name for s in samples]
+    for i, (image, label, mask) in enumerate(samples):
+        h, w = image.shape[:2]
+        stack[i, :3, :h, :w] = np.rint(np.clip(image, 0.0, 1.0).transpose(2, 0, 1) * 255.0).astype(np.uint8)
+        stack[i, 3, :h, :w] = label
+        stack[i, 4, :h, :w] = mask
+    return torch.from_numpy(stack)
+
+
+def scaled_sample(sample, diameter: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image, label, mask) of a dataset sample with its FOV brought to ``diameter`` pixels, as inference will see it
+    (:func:`m2unet.data.scale.scale_frame`, no tolerance, any enlargement); label and mask re-binarised at 0.5."""
+    from ..data.scale import scale_frame
+
+    frame = scale_frame(sample.mask, diameter, max_upscale=float("inf"), tolerance=0.0)
+    label = frame.to_model(sample.label.astype(np.float32)) >= 0.5
+    mask = frame.to_model(sample.mask.astype(np.float32)) >= 0.5
+    return frame.to_model(sample.image), label, mask
+
+
+def load_scaled_training_sets(datasets: list[str], diameter: int, holdout: dict[str, list[str]], root=None,
+                              progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[str], torch.Tensor, list[str]]:
+    """Several datasets' training splits, each image scaled to FOV diameter ``diameter``, in memory.
+
+    Returns (training stack, group of each training image (index into ``datasets``), training names, validation
+    stack, validation names). ``holdout`` names the training images of each dataset kept out of training and used,
+    unaugmented, for validation and the choice of the threshold. Names are ``dataset/image``.
+    """
+    from tqdm import tqdm
+
+    from ..data import load_dataset
+
+    train, groups, names, val, val_names = [], [], [], [], []
+    for group, name in enumerate(datasets):
+        dataset = load_dataset(name, "train", root=root)
+        kept_out = set(holdout.get(name, []))
+        unknown = kept_out - {item.name for item in dataset.items}
+        if unknown:
+            raise M2UNetError(f"{name}: held-out image(s) {', '.join(sorted(unknown))} are not in its training split")
+        for sample in tqdm(dataset, desc=f"reading {name} train at FOV {diameter} px", unit="image", disable=not progress, leave=False):
+            if sample.label is None:
+                raise M2UNetError(f"{sample.image_path}: no label for this training image")
+            held = sample.name in kept_out
+            (val if held else train).append(scaled_sample(sample, diameter))
+            (val_names if held else names).append(f"{name}/{sample.name}")
+            if not held:
+                groups.append(group)
+    if not train or not val:
+        raise M2UNetError(f"{'+'.join(datasets)}: need training and held-out validation images")
+    return stack_samples(train), torch.tensor(groups), names, stack_samples(val), val_names
+
+
+def balanced_order(groups: torch.Tensor) -> torch.Tensor:
+    """One epoch's image order with every group (dataset) equally often: each group's images in a random order,
+    repeated up to the largest group's size, then all shuffled together (torch's global generator)."""
+    largest = int(torch.bincount(groups).max())
+    parts = []
+    for group in torch.unique(groups).tolist():
+        members = torch.nonzero(groups == group).flatten()
+        repeats = -(-largest // len(members))
+        parts.append(torch.cat([members[torch.randperm(len(members))] for _ in range(repeats)])[:largest])
+    order = torch.cat(parts)
+    return order[torch.randperm(len(order))]
 
 
 def to_float(stack: torch.Tensor) -> torch.Tensor:

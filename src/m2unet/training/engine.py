@@ -34,7 +34,7 @@ import torch
 from ..data.io import write_atomic
 from ..errors import M2UNetError
 from .augment import AugmentConfig, Augmenter, save_augmentation_grid
-from .data import load_training_tensor, random_crop, to_float
+from .data import balanced_order, load_scaled_training_sets, load_training_tensor, random_crop, to_float
 from .losses import BCEJaccardLoss
 
 CHECKPOINT_FORMAT = "m2unet-train-checkpoint-v1"
@@ -42,7 +42,7 @@ CHECKPOINT_FORMAT = "m2unet-train-checkpoint-v1"
 KILL_AFTER_EPOCH_ENV = "M2UNET_TRAIN_KILL_AFTER_EPOCH"
 # Settings that must not change when a run is resumed (epochs may grow).
 FROZEN_KEYS = ("model", "dataset", "lr", "lr_schedule", "weight_decay", "jaccard", "jaccard_weight", "batch_size", "crop", "seed", "val_seed", "val_copies",
-               "augment")
+               "augment", "datasets", "fov_diameter", "holdout", "balanced")
 # values of keys added after the first checkpoints were written, for resuming those
 KEY_DEFAULTS = {"lr_schedule": "constant"}
 LR_SCHEDULES = ("constant", "cosine")
@@ -148,6 +148,28 @@ def make_validation_set(stack: torch.Tensor, config: dict, augment: Augmenter) -
                 batch[:, :3] = torch.round(batch[:, :3] * 255.0)
                 copies.append(batch.to(torch.uint8))
     return torch.cat(copies)
+
+
+def load_training_data(config: dict, root, progress: bool) -> tuple[torch.Tensor, torch.Tensor | None, list[str], torch.Tensor | None, str]:
+    """(training stack, dataset group per image or None, names, held-out validation stack or None, how validation is done).
+
+    One dataset: its training split as it is, validated on augmented copies (the paper has no validation images).
+    Several (``config["datasets"]``): each scaled to ``fov_diameter`` with held-out images for validation.
+    """
+    if not config.get("datasets"):
+        stack, names = load_training_tensor(config["dataset"], "train", root=root, progress=progress)
+        return stack, None, names, None, f"{config['val_copies']} augmented copy/copies of each training image, drawn once with seed {config['val_seed']}"
+    stack, groups, names, val, val_names = load_scaled_training_sets(config["datasets"], config["fov_diameter"], config["holdout"], root, progress)
+    return stack, groups, names, val, f"held-out training images at FOV {config['fov_diameter']} px, not augmented: {', '.join(val_names)}"
+
+
+def epoch_order(groups: torch.Tensor | None, count: int) -> torch.Tensor:
+    """The images of one epoch: a permutation of all ``count``, or with dataset ``groups`` every dataset equally often."""
+    return torch.randperm(count) if groups is None else balanced_order(groups)
+
+
+def epoch_length(groups: torch.Tensor | None, count: int) -> int:
+    return count if groups is None else int(torch.bincount(groups).max()) * len(torch.unique(groups))
 
 
 def pooled_counts(model, val: torch.Tensor, batch_size: int, fabric, channels_last: bool, rank: int, world: int) -> dict:
@@ -267,7 +289,8 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
         print(f"no checkpoint in {out}; starting a new run", file=sys.stderr)
     from ..data import load_dataset
 
-    load_dataset(config["dataset"], "train", root=root)  # a missing dataset fails here, before the slow imports
+    for name in config.get("datasets") or [config["dataset"]]:
+        load_dataset(name, "train", root=root)  # a missing dataset fails here, before the slow imports
 
     from lightning.fabric import Fabric
     from tqdm import tqdm
@@ -283,14 +306,14 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
     used_precision = fabric._precision.precision if hasattr(fabric._precision, "precision") else precision
 
     fabric.seed_everything(config["seed"], verbose=False)
-    stack, names = load_training_tensor(config["dataset"], "train", root=root, progress=progress and main_process)
+    stack, groups, names, val, validation = load_training_data(config, root, progress and main_process)
     augment = Augmenter(AugmentConfig(**{**config["augment"], "elastic_grid": tuple(config["augment"]["elastic_grid"])}))
     if device.type == "cuda":
         # the uint8 images live on the GPU (HRF: 0.6 GB): no per-step host decode, conversion or copy
         stack = stack.to(device)
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels once
     augment = augment.to(device)
-    val = make_validation_set(stack, config, augment)
+    val = make_validation_set(stack, config, augment) if val is None else val.to(stack.device)
 
     encoder_weights = None if state else config.get("encoder_weights")
     model = create_model(config["model"], **({"encoder_weights": encoder_weights} if encoder_weights else {}))
@@ -318,7 +341,7 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
     hardware = hardware_description(device)
     run_info = {"precision": used_precision, "channels_last": channels_last, "devices": devices, "num_nodes": num_nodes, "world_size": world,
                 "accelerator": device.type, "hardware": hardware, "git_commit": commit, "torch": torch.__version__,
-                "resumed_from_epoch": start_epoch, "training_images": names, "validation": f"{config['val_copies']} augmented copy/copies of each training image, drawn once with seed {config['val_seed']}"}
+                "resumed_from_epoch": start_epoch, "training_images": names, "validation": validation}
     if main_process:
         write_atomic(out / "config.json", lambda tmp: Path(tmp).write_text(json.dumps({"config": config, "run": run_info}, indent=2) + "\n"))
         if not (out / "augmentations.jpg").exists():
@@ -329,7 +352,7 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
     tensorboard = _tensorboard_logger(out) if main_process else None
 
     kill_after = int(os.environ.get(KILL_AFTER_EPOCH_ENV, "0") or 0)
-    steps_per_epoch = -(-len(rank_share(torch.arange(stack.shape[0]), rank, world)) // config["batch_size"])
+    steps_per_epoch = -(-len(rank_share(torch.arange(epoch_length(groups, stack.shape[0])), rank, world)) // config["batch_size"])
     bar = tqdm(total=epochs, initial=start_epoch, desc=f"train {config['dataset']}", unit="epoch", disable=not (progress and main_process),
                mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
     started = time.perf_counter()
@@ -340,7 +363,7 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
         lr = learning_rate(config, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        order = torch.randperm(stack.shape[0])
+        order = epoch_order(groups, stack.shape[0])
         if world > 1:
             order = fabric.broadcast(order, src=0)  # one permutation for all ranks, so that their shares do not overlap
         order = rank_share(order, rank, world)
@@ -435,7 +458,9 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
 
 
 def _weights_metadata(config: dict, run_info: dict, best: dict, epochs_done: int, seconds: float) -> dict:
-    return {"model": config["model"], "dataset": config["dataset"], "recipe": f"m2unet train preset {config['dataset']} (paper: AdamW 1e-3, BCE+0.3(1-J))",
+    # a model trained at one FOV diameter is run at it (m2unet.data.scale): inference reads it from here
+    scaled = {"fov_diameter": int(config["fov_diameter"]), "datasets": list(config["datasets"])} if config.get("fov_diameter") else {}
+    return {**scaled, "model": config["model"], "dataset": config["dataset"], "recipe": f"m2unet train preset {config['dataset']} (paper: AdamW 1e-3, BCE+0.3(1-J))",
             "jaccard": config["jaccard"], "epochs": int(config["epochs"]), "epochs_trained": epochs_done, "best_epoch": best["epoch"],
             "val_dice": round(float(best["val_dice"]), 6), "threshold": best["threshold"], "batch_size": config["batch_size"], "lr": config["lr"],
             "lr_schedule": config.get("lr_schedule", "constant"),

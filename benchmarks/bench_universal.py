@@ -1,0 +1,76 @@
+"""Latency of a whole photograph through `m2unet.segment` with the universal model against the per-dataset model.
+
+The universal model runs every photograph at its FOV diameter (1024 px), so an HRF photograph (3504×2336, FOV
+≈ 3260 px) is shrunk ~3.2× before the network and the probability resized back; the HRF model runs it at full
+resolution in tiles. Timed in one process after a warm-up call (compiled models cached), median of --repeats, with
+FOV estimation, scaling and tiling included (decoding the file is not: the image is already in memory).
+
+    .venv/bin/python benchmarks/bench_universal.py --universal FILE     # writes results/scale/latency.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import m2unet
+from m2unet.data import read_image, write_atomic
+from m2unet.inference.backends import backend_name
+from m2unet.inference.pipeline import default_runtime
+from m2unet.weights import pretrained_path
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = {"DRIVE 565×584": ("DRIVE/test/images/01_test.tif", "drive"), "CHASE_DB1 999×960": ("CHASE_DB1/Image_11L.jpg", "chase_db1"),
+          "HRF 3504×2336": ("HRF/images/06_h.jpg", "hrf")}
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def median_seconds(image, weights: Path, repeats: int) -> float:
+    m2unet.segment(image, weights=weights)  # warm-up: export, compile
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        m2unet.segment(image, weights=weights)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--universal", type=Path, default=None, help="universal weights [default: the shipped model]")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--datasets-root", type=Path, default=REPO.parent / "shared" / "datasets")
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "scale" / "latency.md")
+    args = parser.parse_args()
+    universal = args.universal or pretrained_path("universal")
+    load = os.getloadavg()[0]
+    rows = []
+    for label, (relative, own) in PHOTOS.items():
+        image = read_image(args.datasets_root / relative)
+        own_s = median_seconds(image, pretrained_path(own), args.repeats)
+        universal_s = median_seconds(image, universal, args.repeats)
+        rows.append(f"| {label} | `{own}` {1000 * own_s:.0f} ms | {1000 * universal_s:.0f} ms | {own_s / universal_s:.2f}× |")
+        print(rows[-1], flush=True)
+    backend = backend_name(default_runtime(), "auto")
+    lines = [f"# Latency of one photograph: per-dataset model vs universal ({cpu_name()}, {os.cpu_count()} cores)", "",
+             f"Command: `python benchmarks/bench_universal.py{' --universal ' + str(args.universal) if args.universal else ''}`; `m2unet.segment` "
+             f"in one process with its default backend ({backend}), median of {args.repeats} after a warm-up; FOV estimate, scaling, "
+             f"tiling and the map back included, file decoding not. 1-min load average at the start: {load:.1f} "
+             f"(at the end: {os.getloadavg()[0]:.1f}).", "",
+             "| photograph | per-dataset model | universal (FOV → 1024 px) | speed-up |", "|---|---:|---:|---:|", *rows]
+    write_atomic(args.out, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

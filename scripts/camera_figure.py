@@ -1,0 +1,97 @@
+"""docs/camera_robustness.png: one photograph at three resolutions and degraded, the per-dataset model's map beside
+the universal model's, each with its F1 against the manual label (inside the FOV, at the model's stored threshold).
+
+The photograph is a CHASE_DB1 test image (Image_11L, bundled in examples/, label from ../shared/datasets). Variants:
+as it is (FOV ≈ 920 px), shrunk to half (≈ 460 px, a DRIVE-like camera), enlarged 3.5× (≈ 3200 px, an HRF-like
+camera), defocus blur (Gaussian σ = 2 px), low contrast (blended 60 % towards its mean) and JPEG at quality 15.
+The per-dataset model is what `--model auto` picked before the universal model existed (by FOV width), run with
+scale normalisation (shrink only); the universal model runs at its FOV diameter.
+
+Usage: python scripts/camera_figure.py [--universal FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import m2unet  # noqa: E402
+from m2unet.data import load_dataset, write_atomic  # noqa: E402
+from m2unet.data.scale import resize_image  # noqa: E402
+from m2unet.evaluation.metrics import binary_counts, f1_score  # noqa: E402
+from m2unet.inference.pipeline import auto_model_name, fov_width  # noqa: E402
+from m2unet.weights import pretrained_path, read_metadata, threshold_of  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(np.rint(image * 255).astype(np.uint8)).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buffer), dtype=np.float32) / 255.0
+
+
+def variants(image: np.ndarray, label: np.ndarray, mask: np.ndarray):
+    """(title, image, label, FOV) for each variant of the photograph."""
+    from m2unet.data.scale import resize_plane
+
+    def resized(factor: float):
+        size = (round(image.shape[0] * factor), round(image.shape[1] * factor))
+        return resize_image(image, size), resize_plane(label.astype(np.float32), size) >= 0.5, resize_plane(mask.astype(np.float32), size) >= 0.5
+
+    from scipy.ndimage import gaussian_filter
+
+    blurred = np.stack([gaussian_filter(image[..., c], 2.0) for c in range(3)], axis=2)
+    mean = image[mask].mean(axis=0)
+    flat = np.where(mask[..., None], mean + 0.4 * (image - mean), image)  # inside the FOV; the black surround stays black
+    return [
+        ("as it is (FOV ≈ 920 px)", image, label, mask),
+        ("shrunk to half (FOV ≈ 460 px)", *resized(0.5)),
+        ("enlarged 3.5× (FOV ≈ 3200 px)", *resized(3.5)),
+        ("defocus blur (σ 2 px)", blurred, label, mask),
+        ("low contrast (60 % to the mean)", flat, label, mask),
+        ("JPEG quality 15", jpeg(image, 15), label, mask),
+    ]
+
+
+def segment(image: np.ndarray, mask: np.ndarray, weights: Path) -> tuple[np.ndarray, float]:
+    probability = m2unet.segment(image, weights=weights, backend="openvino", precision="fp32", fov_mask=mask)
+    return probability >= threshold_of(read_metadata(weights)), threshold_of(read_metadata(weights))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--universal", type=Path, default=None, help="universal weights [default: the shipped model]")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "camera_robustness.png")
+    args = parser.parse_args()
+    universal = args.universal or pretrained_path("universal")
+    sample = next(s for s in load_dataset("chase_db1", "test") if s.name == "Image_11L")
+    rows = variants(sample.image, sample.label, sample.mask)
+    figure, axes = plt.subplots(len(rows), 3, figsize=(10.5, 3.4 * len(rows)))
+    for row, (title, image, label, mask) in zip(axes, rows, strict=True):
+        per_dataset = pretrained_path(auto_model_name(fov_width(mask, image.shape[1])))
+        row[0].imshow(np.clip(image, 0, 1))
+        row[0].set_title(title, fontsize=10)
+        for axis, weights, name in ((row[1], per_dataset, f"per-dataset ({per_dataset.stem})"), (row[2], universal, "universal")):
+            vessels, _ = segment(image, mask, weights)
+            counts = binary_counts(vessels, label, mask)
+            axis.imshow(vessels, cmap="gray")
+            axis.set_title(f"{name}: F1 {f1_score(counts['tp'], counts['fp'], counts['fn']):.3f}", fontsize=10)
+        for axis in row:
+            axis.axis("off")
+    figure.suptitle("CHASE_DB1 Image_11L: camera changes, per-dataset vs universal model", fontsize=12)
+    figure.tight_layout(rect=(0, 0, 1, 0.98))
+    write_atomic(args.out, lambda tmp: figure.savefig(tmp, dpi=60, format="png"))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Scale normalisation: bring a photograph's field of view (FOV) to a fixed diameter, and a map back.
+
+Vessel widths in pixels follow the camera's resolution: the FOV is about 540 px across in DRIVE, 900 px in
+CHASE_DB1 and 3250 px in HRF, and a model trained at one scale fails at another (README, cross-dataset table).
+A :class:`ScaleFrame` crops the photograph to the bounding box of its FOV (plus a margin), resizes it so that
+the FOV diameter becomes ``diameter`` pixels, and maps a probability computed there back onto the whole
+photograph (zero outside the box). Training (:mod:`m2unet.training.data`) and inference
+(:mod:`m2unet.inference.pipeline`) use the same frame, so a model sees vessels of one width whatever the camera.
+
+The FOV diameter is the larger side of the mask's bounding box: HRF's FOV disk is cut at the top and bottom of
+the frame, so its width (3250 px) is the diameter, not its height (2336 px).
+Resizing: Pillow's ``resize`` on float32 planes, bilinear with its built-in antialiasing when shrinking (the
+filter support grows with the reduction, i.e. an area-weighted mean), so thin vessels fade into grey instead of
+aliasing into dashes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+# A resize by less than this fraction is skipped: the model sees the photograph as it is (no resampling blur),
+# so in-domain results are those of the unscaled model.
+SCALE_TOLERANCE = 0.05
+MARGIN = 0.02  # of the FOV diameter, kept around the FOV box so that the FOV border is not at the crop edge
+# A model trained on one dataset at its native scale is run at that scale: photographs with a wider FOV are shrunk to
+# it, smaller ones are enlarged by at most this factor (enlarging blurs vessels; results/scale/cross.md measures it).
+MAX_UPSCALE_NATIVE = 1.0
+
+
+def fov_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the bounding box of a boolean FOV mask (the whole image when it is empty)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return 0, 0, mask.shape[0], mask.shape[1]
+    return int(rows[0]), int(cols[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
+
+
+def fov_diameter(mask: np.ndarray) -> int:
+    """The FOV's diameter in pixels: the larger side of its bounding box (see the module docstring)."""
+    _, _, height, width = fov_box(mask)
+    return max(height, width)
+
+
+def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A float32 H×W plane resized to ``size`` = (height, width), bilinear (antialiased when shrinking)."""
+    height, width = size
+    if plane.shape == (height, width):
+        return np.asarray(plane, dtype=np.float32)
+    image = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32), mode="F")
+    return np.asarray(image.resize((width, height), resample=Image.BILINEAR), dtype=np.float32)
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An H×W×C (or H×W) float image resized to ``size`` = (height, width), channel by channel."""
+    if image.ndim == 2:
+        return resize_plane(image, size)
+    return np.stack([resize_plane(image[..., c], size) for c in range(image.shape[2])], axis=2)
+
+
+@dataclass(frozen=True)
+class ScaleFrame:
+    """Where a photograph's FOV box lies and the size it is resized to; ``scale`` = new size / old size.
+
+    An identity frame (``scale`` 1, the whole image) is used when no resize is needed.
+    """
+
+    image_shape: tuple[int, int]  # (H, W) of the whole photograph
+    box: tuple[int, int, int, int]  # (top, left, height, width) of the crop in the photograph
+    size: tuple[int, int]  # (height, width) the crop is resized to
+    scale: float
+
+    @property
+    def identity(self) -> bool:
+        return self.scale == 1.0 and self.box == (0, 0, *self.image_shape)
+
+    def to_model(self, array: np.ndarray) -> np.ndarray:
+        """The crop of ``array`` (image H×W×C or plane H×W, float) resized to :attr:`size`."""
+        if self.identity:
+            return array
+        top, left, height, width = self.box
+        return resize_image(array[top : top + height, left : left + width], self.size)
+
+    def to_image(self, probability: np.ndarray) -> np.ndarray:
+        """A map computed on :meth:`to_model`'s output, back on the whole photograph (0 outside the box)."""
+        if self.identity:
+            return probability
+        top, left, height, width = self.box
+        full = np.zeros(self.image_shape, dtype=np.float32)
+        full[top : top + height, left : left + width] = resize_plane(probability, (height, width))
+        return full
+
+
+def scale_frame(mask: np.ndarray, diameter: int, max_upscale: float = 1.0, tolerance: float = SCALE_TOLERANCE) -> ScaleFrame:
+    """The frame that brings the FOV of ``mask`` to ``diameter`` pixels.
+
+    ``max_upscale`` bounds enlargement (a model trained at one scale can be run on smaller photographs as they
+    are); a scale within ``tolerance`` of 1 is not applied at all (identity frame, not even a crop).
+    """
+    shape = tuple(int(s) for s in mask.shape[:2])
+    scale = min(diameter / max(fov_diameter(mask), 1), max_upscale)
+    if abs(scale - 1.0) <= tolerance:
+        return ScaleFrame(shape, (0, 0, *shape), shape, 1.0)
+    top, left, height, width = fov_box(mask)
+    margin = int(round(MARGIN * max(height, width)))
+    bottom, right = min(shape[0], top + height + margin), min(shape[1], left + width + margin)
+    top, left = max(0, top - margin), max(0, left - margin)
+    box = (top, left, bottom - top, right - left)
+    size = (max(16, int(round(box[2] * scale))), max(16, int(round(box[3] * scale))))
+    return ScaleFrame(shape, box, size, scale)
+
+
+def model_scale(metadata: dict) -> tuple[int, float] | None:
+    """(FOV diameter, largest enlargement) a model runs at, from its weights' metadata; None: run photographs as they are.
+
+    A model trained with scale normalisation stores ``fov_diameter`` (every photograph goes to it, up or down);
+    a model trained on one of DRIVE, CHASE_DB1, HRF at native resolution runs at that dataset's diameter
+    (:data:`m2unet.data.datasets.FOV_DIAMETER`), shrinking only (:data:`MAX_UPSCALE_NATIVE`). Other weights (the
+    authors' checkpoints, a model of one's own folder) carry no scale.
+    """
+    from .datasets import FOV_DIAMETER
+
+    if metadata.get("fov_diameter"):
+        return int(metadata["fov_diameter"]), float("inf")
+    native = FOV_DIAMETER.get(str(metadata.get("dataset")))
+    return (native, MAX_UPSCALE_NATIVE) if native else None
+
+
+def predict_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, float] | None) -> np.ndarray:
+    """``predict`` (H×W×3 image → H×W probability) run at a model's scale (:func:`model_scale`), mapped back.
+
+    ``mask``: the photograph's FOV (given or estimated; its box and diameter set the frame); without one, or
+    without a scale, ``predict`` runs on the photograph as it is.
+    """
+    if scale is None or mask is None or not mask.any():
+        return predict(image)
+    frame = scale_frame(mask, scale[0], max_upscale=scale[1])
+    return frame.to_image(predict(frame.to_model(image)))

@@ -1,0 +1,75 @@
+"""Scale normalisation (m2unet.data.scale): the FOV frame, resizing there and back, the scale a model runs at."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from m2unet.data.scale import MAX_UPSCALE_NATIVE, fov_box, fov_diameter, model_scale, predict_scaled, resize_plane, scale_frame
+
+
+def disc(shape, centre, radius):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
+
+
+def test_box_and_diameter_of_a_disc_cut_at_top_and_bottom():
+    mask = disc((300, 500), (150, 250), 200)  # like HRF: the disc is wider than the frame is high
+    assert fov_box(mask) == (0, 50, 300, 401)
+    assert fov_diameter(mask) == 401
+    assert fov_box(np.zeros((20, 30), bool)) == (0, 0, 20, 30)
+
+
+def test_frame_shrinks_the_fov_to_the_diameter_and_maps_back_onto_the_photograph():
+    mask = disc((700, 900), (350, 450), 320)  # diameter 641
+    frame = scale_frame(mask, 320)
+    assert frame.scale == pytest.approx(320 / 641)
+    top, left, height, width = frame.box
+    assert top <= 30 and left <= 130 and top + height >= 670 and left + width >= 770  # the FOV box, plus a margin
+    assert frame.size == (round(height * frame.scale), round(width * frame.scale))
+    small = frame.to_model(mask.astype(np.float32))
+    assert fov_diameter(small >= 0.5) == pytest.approx(320, abs=2)
+    back = frame.to_image(small) >= 0.5
+    assert back.shape == mask.shape
+    assert np.count_nonzero(back ^ mask) / np.count_nonzero(mask) < 0.01
+    assert not back[:, :100].any()  # 0 outside the box
+
+
+def test_scale_near_one_and_enlargement_limits():
+    mask = disc((560, 560), (280, 280), 269)  # diameter 539
+    assert scale_frame(mask, 538).identity  # within the tolerance: the photograph as it is, not even cropped
+    assert scale_frame(mask, 1024, max_upscale=1.0).identity  # enlarging not allowed
+    frame = scale_frame(mask, 1024, max_upscale=float("inf"))
+    assert frame.scale == pytest.approx(1024 / 539) and max(frame.size) > 1024
+    assert scale_frame(mask, 1024, max_upscale=1.25).scale == pytest.approx(1.25)
+
+
+def test_shrinking_is_antialiased_so_a_thin_line_fades_instead_of_vanishing():
+    plane = np.zeros((400, 400), np.float32)
+    plane[:, 201] = 1.0  # one pixel wide
+    small = resize_plane(plane, (100, 100))
+    assert small.sum() == pytest.approx(plane.sum() / 16, rel=0.05)  # the mass of the line is kept (area mean)
+    assert 0.15 < small.max() < 0.4
+
+
+def test_the_scale_a_model_runs_at_comes_from_its_metadata():
+    assert model_scale({"fov_diameter": 1024, "dataset": "drive+chase_db1+hrf"}) == (1024, float("inf"))
+    assert model_scale({"dataset": "drive"}) == (538, MAX_UPSCALE_NATIVE)
+    assert model_scale({"dataset": "hrf"})[0] == 3263
+    assert model_scale({"source": "authors"}) is None and model_scale({"dataset": "my_folder"}) is None
+
+
+def test_predict_scaled_runs_the_model_at_the_diameter():
+    mask = disc((600, 800), (300, 400), 290)
+    image = np.repeat(mask[..., None], 3, axis=2).astype(np.float32)
+    seen = []
+
+    def predict(view):
+        seen.append(view.shape)
+        return view[..., 0]
+
+    probability = predict_scaled(predict, image, mask, (290, float("inf")))
+    assert max(seen[-1][:2]) == pytest.approx(290 * 1.04, abs=4)  # the FOV (581 px) halved, plus the margin
+    assert probability.shape == mask.shape
+    assert np.count_nonzero((probability >= 0.5) ^ mask) / np.count_nonzero(mask) < 0.01
+    assert predict_scaled(predict, image, None, (290, 1.0)) is not None and seen[-1] == image.shape  # no mask: as it is

@@ -1,0 +1,63 @@
+"""Several datasets in one run: presets, balanced sampling, scaled loading with held-out validation, a short run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from m2unet.errors import M2UNetError
+from m2unet.training.data import balanced_order, load_scaled_training_sets
+from m2unet.training.engine import epoch_length
+from m2unet.training.presets import HOLDOUT, preset_for
+
+
+def test_preset_of_several_datasets():
+    config = preset_for("drive, CHASE_DB1,hrf")
+    assert config["datasets"] == ["drive", "chase_db1", "hrf"] and config["dataset"] == "drive+chase_db1+hrf"
+    assert config["fov_diameter"] == 1024 and config["balanced"] and config["augment"]["jpeg_p"] > 0
+    assert preset_for("chase_db1,hrf")["holdout"] == {"chase_db1": HOLDOUT["chase_db1"], "hrf": HOLDOUT["hrf"]}
+    assert "fov_diameter" not in preset_for("drive")  # the paper's single-dataset recipe is unchanged
+    for bad in ("drive,drive", "drive,my_folder", "drive,"):
+        with pytest.raises(M2UNetError):
+            preset_for(bad)
+
+
+def test_balanced_order_draws_every_dataset_equally_often_and_covers_each():
+    groups = torch.tensor([0] * 10 + [1] * 3 + [2] * 6)
+    torch.manual_seed(0)
+    order = balanced_order(groups)
+    assert len(order) == epoch_length(groups, len(groups)) == 30
+    assert torch.bincount(groups[order]).tolist() == [10, 10, 10]
+    assert set(order.tolist()) == set(range(19))  # every image of every dataset in each epoch
+    assert epoch_length(None, 7) == 7
+
+
+def test_scaled_sets_hold_out_the_named_images_at_the_fov_diameter(datasets_root):
+    train, groups, names, val, val_names = load_scaled_training_sets(["drive", "chase_db1"], 256, HOLDOUT, root=datasets_root, progress=False)
+    assert val_names == ["drive/39_training", "drive/40_training", "chase_db1/Image_04L", "chase_db1/Image_04R"]
+    assert len(names) == 24 and not set(names) & set(val_names)
+    assert torch.bincount(groups).tolist() == [18, 6]
+    assert train.dtype == torch.uint8 and train.shape[1] == 5 and train.shape[-1] % 16 == 0
+    from m2unet.data.scale import fov_diameter
+
+    for stack in (train, val):
+        for sample in stack:
+            assert fov_diameter(sample[4].numpy() > 0) == pytest.approx(256 * 1.0, abs=4)  # every FOV ≈ 256 px across
+            assert 0.03 < sample[3].float().mean().item() < 0.2  # labels survived the resize
+    with pytest.raises(M2UNetError, match="not in its training split"):
+        load_scaled_training_sets(["drive", "chase_db1"], 256, {"drive": ["01_test"]}, root=datasets_root, progress=False)
+
+
+def test_a_short_multi_dataset_run_stores_its_scale_in_the_weights(datasets_root, tmp_path):
+    from m2unet.data.scale import model_scale
+    from m2unet.training.engine import train
+    from m2unet.weights import read_metadata
+
+    config = preset_for("drive,chase_db1")
+    config.update(fov_diameter=128, crop=64, epochs=1, encoder_weights=None)
+    summary = train(config, tmp_path / "run", progress=False, root=datasets_root, test=False, precision="32-true")
+    assert summary["steps_per_epoch"] == 9  # 2 datasets × 18 (DRIVE, the larger) / batch 4, rounded up
+    assert "held-out training images at FOV 128 px" in summary["validation"]
+    metadata = read_metadata(tmp_path / "run" / "best.safetensors")
+    assert metadata["datasets"] == ["drive", "chase_db1"] and model_scale(metadata) == (128, float("inf"))
+    assert 0.0 <= metadata["threshold"] <= 1.0 and metadata["val_dice"] > 0.0 and metadata["epochs_trained"] == 1
