@@ -59,8 +59,9 @@ def error(status: int, message: str, headers: dict | None = None) -> JSONRespons
 
 
 class Guard:
-    """ASGI middleware that answers before any body is read: 401 without the token, 413 for a declared size over the
-    limit (a body without Content-Length is counted as it arrives by FastAPI's ``max_body_size``)."""
+    """ASGI middleware in front of the app: 401 without the token and 413 for a declared size over the limit, both
+    before any body is read; a body without Content-Length (chunked) is counted as it arrives and, past the limit,
+    its reading stops and the answer is the same 413."""
 
     def __init__(self, app, settings: Settings):
         self.app, self.settings = app, settings
@@ -69,14 +70,41 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
-        path = scope["path"]
-        if scope["method"] != "OPTIONS" and path.startswith(PROTECTED) and not token_ok(self.settings, headers.get("authorization")):
+        if scope["method"] != "OPTIONS" and scope["path"].startswith(PROTECTED) and not token_ok(self.settings, headers.get("authorization")):
             response = error(401, "this server needs a token: send the header 'Authorization: Bearer TOKEN'", {"WWW-Authenticate": "Bearer"})
             return await response(scope, receive, send)
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.settings.max_upload_bytes:
             return await upload_too_large(self.settings)(scope, receive, send)
-        return await self.app(scope, receive, send)
+        return await self._counted(scope, receive, send)
+
+    async def _counted(self, scope, receive, send):
+        received, over, answered = 0, False, False
+
+        async def counting_receive():
+            nonlocal received, over
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.settings.max_upload_bytes:
+                over = True
+                raise RequestError(413, "upload over the limit")  # the app stops reading; its answer is replaced below
+            return message
+
+        async def replacing_send(message):
+            nonlocal answered
+            if not over:
+                return await send(message)
+            if message["type"] == "http.response.start" and not answered:
+                answered = True
+                await upload_too_large(self.settings)(scope, receive, send)
+
+        try:
+            await self.app(scope, counting_receive, replacing_send)
+        except Exception:
+            if not over:
+                raise
+            if not answered:
+                await upload_too_large(self.settings)(scope, receive, send)
 
 
 def upload_too_large(settings: Settings) -> JSONResponse:
@@ -114,7 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         pool.executor.shutdown(wait=True, cancel_futures=True)
 
-    app = FastAPI(title="m2unet serve", version=_version(), lifespan=lifespan, max_body_size=settings.max_upload_bytes,
+    app = FastAPI(title="m2unet serve", version=_version(), lifespan=lifespan,
                   description="Retinal vessel segmentation with M2U-Net. The page is at `/`; every call answers JSON, errors as "
                               "`{\"error\": \"one line\"}`.")
     app.state.settings, app.state.pool, app.state.models = settings, pool, models
@@ -158,8 +186,6 @@ def _add_error_handlers(app: FastAPI, settings: Settings) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, problem: StarletteHTTPException):
-        if problem.status_code == 413:
-            return upload_too_large(settings)
         return error(problem.status_code, str(problem.detail), getattr(problem, "headers", None))
 
 
