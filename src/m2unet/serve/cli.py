@@ -76,4 +76,14 @@ def serve(host, port, model_name, runtime, precision, token, max_upload_mb, max_
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"m2unet serve: http://{shown}:{port}/ (page), /docs (API); model {model_name}, backend {backend}, "
                f"{workers} workers{', token required' if token else ''}. Ctrl+C or SIGTERM stops it.", err=True)
+    stop_quietly_on_sigterm()
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", server_header=False, timeout_graceful_shutdown=30)
+    click.echo("m2unet serve: stopped", err=True)
+
+
+def stop_quietly_on_sigterm() -> None:
+    """uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the handler it found: with this
+    one installed that is a no-op, so the command returns and exits 0 (a service manager's clean stop)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda number, frame: None)

@@ -1,0 +1,95 @@
+"""``m2unet serve`` as a real process: refusal without a token, a slow client, concurrent requests, SIGTERM."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from m2unet.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "examples" / "chase_db1_Image_11L.jpg"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(port: int, *options: str) -> subprocess.Popen:
+    """``python -m m2unet serve`` on 127.0.0.1:port, waited for until /healthz answers."""
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    process = subprocess.Popen([sys.executable, "-m", "m2unet", "serve", "--port", str(port), "--backend", "onnxruntime", *options],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early: {process.stderr.read()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError("server did not answer /healthz within 60 s")
+
+
+def test_non_loopback_host_without_token_is_refused_in_one_line():
+    result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: --host 0.0.0.0 is reachable from other machines: give a --token (or set M2UNET_TOKEN) that every API call "
+        "must send as 'Authorization: Bearer TOKEN', or bind 127.0.0.1"]
+    assert "Examples:" in CliRunner().invoke(main, ["serve", "--help"]).output
+
+
+@pytest.fixture(scope="module")
+def small_photo() -> bytes:
+    buffer = io.BytesIO()
+    Image.open(SAMPLE).resize((500, 480), Image.BILINEAR).save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def test_slow_client_concurrency_and_sigterm(export_cache, small_photo):
+    port = free_port()
+    server = start_server(port, "--workers", "2")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        # a client that announces 1 MB and sends 100 bytes holds one connection, and nothing else
+        slow = socket.create_connection(("127.0.0.1", port))
+        slow.sendall(b"POST /v1/segment HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                     b"Content-Length: 1000000\r\n\r\n" + b"x" * 100)
+        started = time.perf_counter()
+        assert httpx.get(f"{base}/healthz", timeout=5).json()["status"] == "ok"
+        assert time.perf_counter() - started < 2.0
+
+        def segment(_):
+            return httpx.post(f"{base}/v1/segment", files={"image": ("p.jpg", small_photo)}, timeout=120)
+
+        with ThreadPoolExecutor(4) as clients:
+            answers = list(clients.map(segment, range(4)))
+        assert [a.status_code for a in answers] == [200] * 4
+        assert len({a.json()["vessels_png"] for a in answers}) == 1  # one shared model, same answer each time
+        slow.close()
+        server.send_signal(signal.SIGTERM)
+        started = time.perf_counter()
+        assert server.wait(timeout=20) == 0
+        assert time.perf_counter() - started < 10
+        assert "Traceback" not in server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
