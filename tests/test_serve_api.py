@@ -100,6 +100,30 @@ def test_tta_runs_through_the_same_model(client, small_photo):
     assert "drive" in client.get("/healthz").json()["loaded"]
 
 
+def sample_crop(mode: str) -> Image.Image:
+    return Image.open(SAMPLE).crop((200, 200, 360, 344)).convert(mode)  # 160×144 inside the FOV
+
+
+@pytest.mark.parametrize("name,data", [
+    ("rgb16.tif", "tiff16"), ("gray.png", "L"), ("rgba.png", "RGBA"), ("photo.webp", "WEBP"), ("photo.bmp", "BMP"),
+])
+def test_other_formats(client, name, data):
+    if data == "tiff16":
+        import tifffile
+
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, np.asarray(sample_crop("RGB"), np.uint16) * 257, photometric="rgb")  # PIL cannot read these
+    else:
+        buffer = io.BytesIO()
+        image = sample_crop(data if data in ("L", "RGBA") else "RGB")
+        image.save(buffer, format=data if data in ("WEBP", "BMP") else "PNG")
+    answer = post(client, buffer.getvalue(), name, {"model": "drive"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["width"], body["height"], body["image"]) == (160, 144, name)
+    assert decode_png(body["probability_png"]).shape == (144, 160)
+
+
 def truncated_jpeg() -> bytes:
     data = SAMPLE.read_bytes()
     return data[: len(data) // 3]

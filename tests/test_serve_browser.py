@@ -13,6 +13,7 @@ import signal
 from pathlib import Path
 
 import pytest
+
 from serve_server import free_port, start_server
 
 REPO = Path(__file__).resolve().parents[1]

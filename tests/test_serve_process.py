@@ -30,6 +30,15 @@ def test_non_loopback_host_without_token_is_refused_in_one_line():
     assert "Examples:" in CliRunner().invoke(main, ["serve", "--help"]).output
 
 
+def test_port_in_use_is_one_line():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--port", str(port)])
+    assert result.exit_code == 1 and result.output == f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
 @pytest.fixture(scope="module")
 def small_photo() -> bytes:
     buffer = io.BytesIO()

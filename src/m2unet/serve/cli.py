@@ -25,6 +25,19 @@ def check_exposure(host: str, token: str | None) -> None:
                           "that every API call must send as 'Authorization: Bearer TOKEN', or bind 127.0.0.1")
 
 
+def check_port(host: str, port: int) -> None:
+    """One clear line when the address cannot be listened on (in use, not this machine's), before anything loads."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a port in TIME_WAIT is free
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as error:
+            raise M2UNetError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; anything but loopback needs --token.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
@@ -45,9 +58,9 @@ def check_exposure(host: str, token: str | None) -> None:
 def serve(host, port, model_name, runtime, precision, token, max_upload_mb, max_megapixels, workers, queue, cors):
     """A web page and an HTTP API for vessel segmentation: the page at /, the API under /v1, its docs at /docs.
 
-    The page: drop photographs; for each, the photograph, the overlay and the probability map side by side,
-    a threshold slider that redraws the binary map in the browser, the model and timings, downloads. It needs
-    nothing from the internet. The API: GET /healthz, GET /v1/models, POST /v1/segment (multipart field
+    The page: drop photographs; for each, the photograph, the overlay, the probability and the binary map side
+    by side, a threshold slider that redraws the binary map in the browser, the model and timings, downloads.
+    It needs nothing from the internet. The API: GET /healthz, GET /v1/models, POST /v1/segment (multipart field
     'image'; optional model, threshold, tta; ?format=png for the binary map as PNG), POST /v1/measure.
     Binds 127.0.0.1 unless told otherwise; another address needs --token. Uploads are never written to disk
     beyond the request. SIGTERM or Ctrl+C stops it cleanly (running requests finish first).
@@ -61,6 +74,7 @@ def serve(host, port, model_name, runtime, precision, token, max_upload_mb, max_
       curl -H 'Authorization: Bearer s3cret' http://HOST:8080/v1/models
     """
     check_exposure(host, token)
+    check_port(host, port)
     try:
         import uvicorn
 
