@@ -156,6 +156,17 @@ def test_bad_requests_other_than_the_file(client):
     assert client.get("/v1/segment").status_code == 405
 
 
+def test_an_unexpected_failure_is_500_with_one_line(small_photo, monkeypatch, export_cache):
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of infer requests\nsecond line")
+
+    monkeypatch.setattr("m2unet.serve.work.segment_upload", broken)
+    with TestClient(create_app(Settings(backend="onnxruntime")), raise_server_exceptions=False) as client:
+        answer = post(client, small_photo)
+    assert answer.status_code == 500
+    assert answer.json() == {"error": "internal error (RuntimeError: out of infer requests); the server log has the details"}
+
+
 def test_no_client_name_becomes_a_path(client, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for name in ("../escape.png", "/tmp/absolute.png", "..\\windows.png", "sub/dir/x.png"):

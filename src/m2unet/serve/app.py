@@ -146,7 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Retinal vessel segmentation with M2U-Net. The page is at `/`; every call answers JSON, errors as "
                               "`{\"error\": \"one line\"}`.")
     app.state.settings, app.state.pool, app.state.models = settings, pool, models
-    _add_error_handlers(app, settings)
+    _add_error_handlers(app)
     _add_page(app)
     _add_api(app, settings, pool, models)
     if settings.cors:
@@ -167,7 +167,7 @@ def _version() -> str:
         return "0"
 
 
-def _add_error_handlers(app: FastAPI, settings: Settings) -> None:
+def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestError)
     async def refused(request: Request, problem: RequestError):
         return error(problem.status, str(problem))
@@ -187,6 +187,11 @@ def _add_error_handlers(app: FastAPI, settings: Settings) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, problem: StarletteHTTPException):
         return error(problem.status_code, str(problem.detail), getattr(problem, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, problem: Exception):  # a bug or an exhausted machine: the log has the traceback
+        message = str(problem).splitlines()[0][:150] if str(problem) else ""
+        return error(500, f"internal error ({type(problem).__name__}{': ' + message if message else ''}); the server log has the details")
 
 
 def _add_page(app: FastAPI) -> None:
