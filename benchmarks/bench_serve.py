@@ -113,28 +113,33 @@ def summary(results: list[dict], wall: float) -> dict:
 def write_report(out: Path, facts: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "load.json").write_text(json.dumps(facts, indent=1) + "\n")
-    s = facts["summary"]
+    runs = facts["runs"]
     lines = [
         "# `m2unet serve` under load (localhost)", "",
         f"Command: `{facts['command']}`", "",
-        f"{s['requests']} POST /v1/segment requests, {facts['concurrency']} in flight at a time, the {facts['photos']} DRIVE test photographs "
-        f"(565×584 TIFF) in turn; server `--workers {facts['workers']}`, backend {facts['backend']}, model auto (→ drive).", "",
-        "| requests | errors | p50 latency | p95 latency | max latency | server work p50 | throughput | server peak RSS |",
+        f"POST /v1/segment with the {facts['photos']} DRIVE test photographs (565×584 TIFF) in turn; server `--workers {facts['workers']}`, "
+        f"backend {facts['backend']}, model auto (→ drive). First {runs[0]['requests']} requests one at a time (the cost of one request), "
+        f"then the load test: {runs[1]['requests']} requests, {facts['concurrency']} in flight at a time.", "",
+        "| requests | in flight | errors | p50 latency | p95 latency | max latency | server work p50 | throughput |",
         "|---|---|---|---|---|---|---|---|",
-        f"| {s['requests']} | {s['errors']} | {s['latency_p50_ms']:.0f} ms | {s['latency_p95_ms']:.0f} ms | {s['latency_max_ms']:.0f} ms | "
-        f"{s['server_work_p50_ms']} ms | {s['requests_per_s']} requests/s | {facts['peak_rss_mb']:.0f} MB |", "",
+    ]
+    for run in runs:
+        lines.append(f"| {run['requests']} | {run['in_flight']} | {run['errors']} | {run['latency_p50_ms']:.0f} ms | {run['latency_p95_ms']:.0f} ms | "
+                     f"{run['latency_max_ms']:.0f} ms | {run['server_work_p50_ms']:.0f} ms | {run['requests_per_s']} requests/s |")
+    lines += [
+        "", f"Server peak RSS (VmHWM, one model loaded): **{facts['peak_rss_mb']:.0f} MB**; exit status after SIGTERM: {facts['server_exit_code_after_sigterm']}.", "",
         "Latency is the client's: from sending the upload to the whole JSON answer (both maps as base64 PNG), including the time a "
         "request waits for a worker; *server work* is the request's own decode + FOV + segment + encode time (`timings_ms.total`). "
-        "Peak RSS is the server process's VmHWM after the run (one model loaded). Server work by stage (median): "
-        + ", ".join(f"{stage} {ms:.0f} ms" for stage, ms in s["stages_p50_ms"].items()) + ".", "",
+        "Under load, server work by stage (median): " + ", ".join(f"{stage} {ms:.0f} ms" for stage, ms in runs[1]["stages_p50_ms"].items()) + ".", "",
         f"Machine: {facts['cpu']}, {facts['cores']} cores; load average before the run {facts['loadavg_before']}, after {facts['loadavg_after']}. "
         "The load-test client runs on the same cores.",
     ]
     if facts["busy_before"]:
         lines += ["", "Other processes busy on these cores when the run started (so the numbers are pessimistic):", ""]
         lines += [f"- {line}" for line in facts["busy_before"]]
-    if s["error_examples"]:
-        lines += ["", "Errors: " + "; ".join(s["error_examples"])]
+    examples = sorted({example for run in runs for example in run["error_examples"]})
+    if examples:
+        lines += ["", "Errors: " + "; ".join(examples)]
     (out / "load.md").write_text("\n".join(lines) + "\n")
 
 
@@ -142,6 +147,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--sequential", type=int, default=40, help="requests sent one at a time first")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backend", default=None, help="server --backend (default: the server's own default)")
     parser.add_argument("--photos", type=Path, default=REPO.parent / "shared" / "datasets" / "DRIVE" / "test" / "images")
@@ -158,22 +164,24 @@ def main() -> int:
         busy = busy_processes({os.getpid(), server.pid})
         loadavg_before = " / ".join(f"{x:.2f}" for x in os.getloadavg())
         asyncio.run(load(base, photos[:1], 2, 1))  # warm-up: the model is loaded and compiled on first use
-        started = time.perf_counter()
-        results = asyncio.run(load(base, photos, args.requests, args.concurrency))
-        wall = time.perf_counter() - started
+        runs = []
+        for requests, in_flight in ((args.sequential, 1), (args.requests, args.concurrency)):
+            started = time.perf_counter()
+            results = asyncio.run(load(base, photos, requests, in_flight))
+            runs.append(dict(summary(results, time.perf_counter() - started), in_flight=in_flight))
         peak = peak_rss_mb(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         exit_code = server.wait(timeout=60)
-    command = "python benchmarks/bench_serve.py" + "".join(f" --{k} {v}" for k, v in (("requests", args.requests), ("concurrency", args.concurrency),
+    command = "python benchmarks/bench_serve.py" + "".join(f" --{k} {v}" for k, v in (("requests", args.requests), ("concurrency", args.concurrency), ("sequential", args.sequential),
                                                                                           ("workers", args.workers), ("backend", args.backend)) if v is not None)
     facts = {"command": command, "concurrency": args.concurrency, "workers": args.workers, "backend": backend, "photos": len(photos),
-             "summary": summary(results, wall), "peak_rss_mb": peak, "server_exit_code_after_sigterm": exit_code, "cpu": machine_info().get("cpu", "unknown CPU"),
+             "runs": runs, "peak_rss_mb": peak, "server_exit_code_after_sigterm": exit_code, "cpu": machine_info().get("cpu", "unknown CPU"),
              "cores": os.cpu_count(), "loadavg_before": loadavg_before, "loadavg_after": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
              "busy_before": busy}
     write_report(args.out, facts)
     print((args.out / "load.md").read_text())
-    return 0 if facts["summary"]["errors"] == 0 and exit_code == 0 else 1
+    return 0 if all(run["errors"] == 0 for run in runs) and exit_code == 0 else 1
 
 
 if __name__ == "__main__":

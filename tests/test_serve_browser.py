@@ -34,6 +34,12 @@ return {white, green, pixels: binary.length / 4, shown: section.dataset.vesselPi
 """
 
 
+def measurements_installed() -> bool:
+    from m2unet.serve.work import measure_function
+
+    return not isinstance(measure_function(), str)
+
+
 def browser_paths() -> tuple[str, str]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
@@ -101,6 +107,11 @@ def test_page_segments_and_the_slider_redraws(browser, server):
     links = [a.get_attribute("download") for a in browser.find_elements(By.CSS_SELECTOR, "section.result.done .downloads a")]
     assert links == ["chase_db1_Image_11L_probability.png", "chase_db1_Image_11L_vessels.png", "chase_db1_Image_11L_overlay.png",
                      "chase_db1_Image_11L.json"]
+    if measurements_installed():  # the measurement stage (m2unet.measure): the table fills in for the slider's threshold
+        browser.find_element(By.CSS_SELECTOR, "section.result.done button.measure").click()
+        wait.until(lambda d: "0.334" in d.find_element(By.CSS_SELECTOR, "section.result.done table.summary").text)
+        table = browser.find_element(By.CSS_SELECTOR, "section.result.done table.summary").text
+        assert "vessel_density" in table and "fractal_dimension" in table and "chase_db1_Image_11L.jpg" in table
     SCREENSHOT.parent.mkdir(exist_ok=True)
     from m2unet.data.io import write_atomic
 

@@ -284,12 +284,12 @@ async def measure_request(pool: Pool, models: Models, settings: Settings, image,
         from .work import segment_upload
 
         result = await pool.run(segment_upload, await image.read(), display_name(image.filename), models, model, threshold, False, settings.max_pixels)
-        answer = await pool.run(measure_maps, result.vessels, result.mask, pixel_size_um)
+        answer = await pool.run(measure_maps, result.vessels, result.mask, pixel_size_um, result.name)
         answer.update(image=result.name, model=result.model, threshold=round(result.threshold, 6))
         return answer
     maps = await pool.run(decode_maps, await vessels.read(), display_name(vessels.filename),
                           None if fov is None else (await fov.read(), display_name(fov.filename)), settings.max_pixels)
-    answer = await pool.run(measure_maps, *maps, pixel_size_um)
+    answer = await pool.run(measure_maps, *maps, pixel_size_um, display_name(vessels.filename))
     answer["image"] = display_name(vessels.filename)
     return answer
 

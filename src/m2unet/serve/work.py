@@ -234,13 +234,16 @@ def json_safe(value):
     return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
 
 
-def measure_maps(vessels: np.ndarray, fov: np.ndarray | None, pixel_size_um: float | None) -> dict:
+def measure_maps(vessels: np.ndarray, fov: np.ndarray | None, pixel_size_um: float | None, name: str = "upload") -> dict:
     """Per-image summary, segments and junctions of a binary vessel map (the measurement stage, when installed)."""
+    import inspect
+
     function = measure_function()
     if isinstance(function, str):
         raise RequestError(501, function)
     started = time.perf_counter()
-    result = function(vessels, fov=fov, pixel_size_um=pixel_size_um)
+    named = {"name": name} if "name" in inspect.signature(function).parameters else {}  # its errors then name the upload
+    result = function(vessels, fov=fov, pixel_size_um=pixel_size_um, **named)
     answer = {key: json_safe(getattr(result, key, None)) for key in ("summary", "segments", "junctions")}
     answer["timings_ms"] = {"measure": round((time.perf_counter() - started) * 1000.0, 1)}
     return answer

@@ -105,6 +105,11 @@ function canvasBlobUrl(canvas) {
   return new Promise((resolve) => canvas.toBlob((blob) => resolve(URL.createObjectURL(blob)), "image/png"));
 }
 
+function pngBlob(base64) {
+  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  return new Blob([bytes], { type: "image/png" });
+}
+
 function jsonUrl(object) {
   return URL.createObjectURL(new Blob([JSON.stringify(object, null, 1)], { type: "application/json" }));
 }
@@ -189,7 +194,7 @@ function offerMeasurements(result, fileName) {
     try {
       const form = new FormData();
       form.append("vessels", await new Promise((ok) => result.binaryCanvas.toBlob(ok, "image/png")), `${stem(fileName)}_vessels.png`);
-      form.append("fov", await (await fetch("data:image/png;base64," + result.answer.fov_png)).blob(), `${stem(fileName)}_fov.png`);
+      form.append("fov", pngBlob(result.answer.fov_png), `${stem(fileName)}_fov.png`);
       const measured = await (await api("v1/measure", { method: "POST", body: form })).json();
       showMeasurements(section, measured, fileName, Number(result.slider.value));
     } catch (error) {
@@ -203,11 +208,16 @@ function offerMeasurements(result, fileName) {
 function showMeasurements(section, measured, fileName, threshold) {
   const table = $("table.summary", section);
   table.replaceChildren();
-  const summary = { image: fileName, threshold: threshold, ...(measured.summary || {}) };
-  for (const [key, value] of Object.entries(summary)) {
+  const summary = { ...(measured.summary || {}), image: fileName, threshold: threshold };
+  const entries = Object.entries(summary);
+  for (let start = 0; start < entries.length; start += 4) {  // four measures per row
     const row = table.insertRow();
-    row.insertCell().textContent = key;
-    row.insertCell().textContent = typeof value === "number" ? (Number.isInteger(value) ? value : value.toPrecision(5)) : String(value ?? "");
+    for (const [key, value] of entries.slice(start, start + 4)) {
+      row.insertCell().textContent = key;
+      const cell = row.insertCell();
+      cell.className = "value";
+      cell.textContent = typeof value === "number" ? (Number.isInteger(value) ? value : value.toPrecision(5)) : String(value ?? "");
+    }
   }
   $(".measure-status", section).textContent = `${(measured.segments || []).length} segments, ${(measured.junctions || []).length} junctions · ` +
     `${measured.timings_ms.measure} ms`;
