@@ -107,7 +107,7 @@ def summary(results: list[dict], wall: float) -> dict:
             "latency_max_ms": round(float(seconds.max()) * 1000, 1),
             "server_work_p50_ms": round(float(np.percentile(server_ms, 50)), 1) if server_ms.size else None,
             "stages_p50_ms": {stage: round(float(np.median([r["stages_ms"][stage] for r in results if r["stages_ms"]])), 1)
-                              for stage in ("decode", "fov", "segment", "encode")} if server_ms.size else {}}
+                              for stage in ("decode", "fov", "model", "segment", "encode")} if server_ms.size else {}}
 
 
 def write_report(out: Path, facts: dict) -> None:
@@ -129,7 +129,7 @@ def write_report(out: Path, facts: dict) -> None:
     lines += [
         "", f"Server peak RSS (VmHWM, one model loaded): **{facts['peak_rss_mb']:.0f} MB**; exit status after SIGTERM: {facts['server_exit_code_after_sigterm']}.", "",
         "Latency is the client's: from sending the upload to the whole JSON answer (both maps as base64 PNG), including the time a "
-        "request waits for a worker; *server work* is the request's own decode + FOV + segment + encode time (`timings_ms.total`). "
+        "request waits for a worker; *server work* is the request's own decode + FOV + model + segment + encode time (`timings_ms.total`). "
         "Under load, server work by stage (median): " + ", ".join(f"{stage} {ms:.0f} ms" for stage, ms in runs[1]["stages_p50_ms"].items()) + ".", "",
         f"Machine: {facts['cpu']}, {facts['cores']} cores; load average before the run {facts['loadavg_before']}, after {facts['loadavg_after']}. "
         "The load-test client runs on the same cores.",

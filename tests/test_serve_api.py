@@ -66,7 +66,7 @@ def test_good_photo(client):
     assert (body["image"], body["width"], body["height"], body["model"], body["backend"]) == ("chase_db1_Image_11L.jpg", 999, 960, "chase_db1", "onnxruntime")
     assert body["threshold"] == pytest.approx(0.684, abs=1e-3)  # the stored a-priori threshold of the chase_db1 model
     assert 880 < body["fov_width"] < 960 and body["tta"] is False
-    assert set(body["timings_ms"]) == {"decode", "fov", "segment", "encode", "total"}
+    assert set(body["timings_ms"]) == {"decode", "fov", "model", "segment", "encode", "total"}
     probability, vessels, fov = (decode_png(body[key]) for key in ("probability_png", "vessels_png", "fov_png"))
     assert probability.shape == vessels.shape == fov.shape == (960, 999)
     assert probability[~fov].max() == 0 and probability.max() > 240  # 0 outside the FOV, confident vessels inside

@@ -173,8 +173,9 @@ def segment_upload(data: bytes, name: str, models: Models, model: str, threshold
     decoded = time.perf_counter()
     mask = estimate_fov_mask(image)
     chosen = auto_model_name(fov_width(mask, image.shape[1])) if model == "auto" else model
-    segmenter, turn = models.get(chosen)
     masked = time.perf_counter()
+    segmenter, turn = models.get(chosen)  # loaded and compiled by the first request that needs it
+    loaded = time.perf_counter()
     with turn or contextlib.nullcontext():
         if tta:
             probability = flip_average(segmenter, image)  # one compiled model for both: the flips go through it
@@ -183,7 +184,7 @@ def segment_upload(data: bytes, name: str, models: Models, model: str, threshold
             probability = segmenter(image, mask)
     done = time.perf_counter()
     cut = threshold if threshold is not None else threshold_of(segmenter.metadata)
-    timings = {"decode": decoded - started, "fov": masked - decoded, "segment": done - masked}
+    timings = {"decode": decoded - started, "fov": masked - decoded, "model": loaded - masked, "segment": done - loaded}
     return Segmentation(name, chosen, float(cut), image, mask, probability, timings)
 
 

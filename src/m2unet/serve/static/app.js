@@ -124,7 +124,8 @@ async function show(section, file, answer) {
   $("img.probability", section).src = probabilityImage.src;
   result.probability = pixelsOf(probabilityImage);
   result.fov = pixelsOf(await loadImage("data:image/png;base64," + answer.fov_png));
-  result.fovPixels = result.fov.reduce((sum, value, i) => sum + (i % 4 === 0 && value > 0), 0);
+  result.fovPixels = 0;
+  for (let i = 0; i < result.fov.length; i += 4) result.fovPixels += result.fov[i] > 0;
   result.photo = await photoPixels(file, answer.width, answer.height);
   const photo = $("img.photo", section);
   if (result.photo) {
@@ -139,7 +140,7 @@ async function show(section, file, answer) {
   const t = answer.timings_ms;
   $(".status", section).textContent = `${answer.width}×${answer.height} px · model ${answer.model} (${answer.backend}${answer.tta ? ", TTA" : ""}) · ` +
     `stored threshold ${answer.threshold.toFixed(3)} · FOV ${answer.fov_width} px wide · ` +
-    `decode ${t.decode} ms, FOV ${t.fov} ms, segment ${t.segment} ms, encode ${t.encode} ms`;
+    `decode ${t.decode} ms, FOV ${t.fov} ms, ${t.model >= 1 ? `model loading ${t.model} ms, ` : ""}segment ${t.segment} ms, encode ${t.encode} ms`;
   result.slider.value = answer.threshold;
   let pending = false;
   result.slider.addEventListener("input", () => {
