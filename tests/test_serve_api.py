@@ -160,7 +160,7 @@ def test_an_unexpected_failure_is_500_with_one_line(small_photo, monkeypatch, ex
     def broken(*args, **kwargs):
         raise RuntimeError("out of infer requests\nsecond line")
 
-    monkeypatch.setattr("m2unet.serve.work.segment_upload", broken)
+    monkeypatch.setattr("m2unet.serve.app.segment_upload", broken)
     with TestClient(create_app(Settings(backend="onnxruntime")), raise_server_exceptions=False) as client:
         answer = post(client, small_photo)
     assert answer.status_code == 500

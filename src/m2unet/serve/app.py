@@ -23,7 +23,17 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import M2UNetError
-from .work import MODEL_CHOICES, Models, RequestError, display_name, measure_function
+from .work import (
+    MODEL_CHOICES,
+    Models,
+    RequestError,
+    display_name,
+    measure_function,
+    measure_maps,
+    png_bytes,
+    segment_upload,
+    segmentation_json,
+)
 
 STATIC = resources.files("m2unet.serve") / "static"
 PROTECTED = ("/v1/", "/healthz")  # paths that need the bearer token when the server has one
@@ -259,21 +269,21 @@ def check_model(model: str) -> None:
 
 
 async def segment_request(pool: Pool, models: Models, settings: Settings, image: UploadFile, model, threshold, tta, overlay, format):
-    from .work import png_bytes, segment_upload, segmentation_json
-
     check_model(model)
     data = await image.read()
-    name = display_name(image.filename)
-    result = await pool.run(segment_upload, data, name, models, model, threshold, tta, settings.max_pixels)
+    job = functools.partial(segment_upload, data, display_name(image.filename), models, model, threshold, tta, settings.max_pixels)
     if format == "png":
+        def binary_png():
+            result = job()
+            return result, png_bytes(result.vessels)
+
+        result, picture = await pool.run(binary_png)
         headers = {"X-M2UNet-Model": result.model, "X-M2UNet-Threshold": f"{result.threshold:.6g}"}
-        return Response(await pool.run(png_bytes, result.vessels), media_type="image/png", headers=headers)
-    return await pool.run(segmentation_json, result, settings.backend, tta, overlay)
+        return Response(picture, media_type="image/png", headers=headers)
+    return await pool.run(lambda: segmentation_json(job(), settings.backend, tta, overlay))  # one job: no second wait in the queue
 
 
 async def measure_request(pool: Pool, models: Models, settings: Settings, image, vessels, fov, model, threshold, pixel_size_um):
-    from .work import measure_maps
-
     check_model(model)
     function = measure_function()
     if isinstance(function, str):
@@ -281,17 +291,18 @@ async def measure_request(pool: Pool, models: Models, settings: Settings, image,
     if (image is None) == (vessels is None):
         raise RequestError(400, "send either a photograph as 'image' or a binary vessel map as 'vessels' (one of the two)")
     if image is not None:
-        from .work import segment_upload
+        data, name = await image.read(), display_name(image.filename)
 
-        result = await pool.run(segment_upload, await image.read(), display_name(image.filename), models, model, threshold, False, settings.max_pixels)
-        answer = await pool.run(measure_maps, result.vessels, result.mask, pixel_size_um, result.name)
-        answer.update(image=result.name, model=result.model, threshold=round(result.threshold, 6))
-        return answer
-    maps = await pool.run(decode_maps, await vessels.read(), display_name(vessels.filename),
-                          None if fov is None else (await fov.read(), display_name(fov.filename)), settings.max_pixels)
-    answer = await pool.run(measure_maps, *maps, pixel_size_um, display_name(vessels.filename))
-    answer["image"] = display_name(vessels.filename)
-    return answer
+        def from_photo():
+            result = segment_upload(data, name, models, model, threshold, False, settings.max_pixels)
+            answer = measure_maps(result.vessels, result.mask, pixel_size_um, result.name)
+            return dict(answer, image=result.name, model=result.model, threshold=round(result.threshold, 6))
+
+        return await pool.run(from_photo)
+    name = display_name(vessels.filename)
+    data, mask = await vessels.read(), None if fov is None else (await fov.read(), display_name(fov.filename))
+    answer = await pool.run(lambda: measure_maps(*decode_maps(data, name, mask, settings.max_pixels), pixel_size_um, name))
+    return dict(answer, image=name)
 
 
 def decode_maps(data: bytes, name: str, fov: tuple[bytes, str] | None, max_pixels: int):
