@@ -155,6 +155,9 @@ def register_subcommands():
     main.add_command(export)
     main.add_command(bench)
     main.add_command(train)
+    from .serve.cli import serve
+
+    main.add_command(serve)
     for command in (evaluate, compare, report):
         main.add_command(command)
 

@@ -1,0 +1,250 @@
+"""The work behind each request, run in the server's worker threads: decode an upload, segment it, encode the maps.
+
+Everything here is synchronous and CPU-bound; :mod:`m2unet.serve.app` runs it in a bounded thread pool so the
+event loop stays free. Decoding goes through :mod:`m2unet.data.io` (the same one-line reasons as ``m2unet
+segment``), the model through :mod:`m2unet.inference.pipeline` (one compiled model per model and backend).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import importlib
+import io
+import math
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import InputFileError, M2UNetError
+
+MODEL_CHOICES = ("auto", "drive", "chase_db1", "hrf")
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
+SUFFIX_OF_FORMAT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp", "PPM": ".ppm", "TIFF": ".tif"}
+
+
+class RequestError(M2UNetError):
+    """A request the server refuses: an HTTP status and one line that says why."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def display_name(filename: str | None) -> str:
+    """The client's file name, for messages and JSON only (it never becomes a path): last component, printable, ≤ 100 chars."""
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()[:100]
+    return name or "upload"
+
+
+def header_info(data: bytes) -> tuple[tuple[int, int] | None, str | None]:
+    """((width, height), format) from the file header without decoding the pixels; (None, None) when unknown."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:  # lazy: reads the header only
+            return image.size, image.format
+    except Image.DecompressionBombError:
+        return (1 << 20, 1 << 20), None  # PIL's own guard (over 2 × MAX_IMAGE_PIXELS): too large whatever the limit
+    except Exception:
+        pass
+    if data[:4] in TIFF_MAGIC:
+        try:
+            import tifffile
+
+            with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+                page = tiff.pages[0]
+                return (int(page.imagewidth), int(page.imagelength)), "TIFF"
+        except Exception:
+            pass
+    return None, None
+
+
+def _ram_folder() -> str | None:
+    """A memory-backed folder for the moment of decoding (/dev/shm on Linux), else the system's temporary folder."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def check_pixels(size: tuple[int, int] | None, name: str, max_pixels: int) -> None:
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise RequestError(413, f"{name}: {size[0]}×{size[1]} px is over the server's limit of {max_pixels / 1e6:g} megapixels")
+
+
+def decode(data: bytes, name: str, max_pixels: int, reader=None) -> np.ndarray:
+    """An uploaded file decoded by ``reader`` (default :func:`m2unet.data.io.read_image`) with the same one-line
+    reasons as ``m2unet segment``, named by the client's file name.
+
+    The size in the header is checked against ``max_pixels`` before any pixel is decoded (decompression bombs).
+    The bytes sit in a private temporary file (in memory where /dev/shm exists) only while they are decoded, under a
+    fixed name: no client-supplied name becomes a path.
+    """
+    from ..data.io import read_image
+
+    size, image_format = header_info(data)
+    check_pixels(size, name, max_pixels)
+    suffix = ".tif" if data[:4] in TIFF_MAGIC else SUFFIX_OF_FORMAT.get(image_format or "", ".img")
+    with tempfile.TemporaryDirectory(prefix="m2unet-serve-", dir=_ram_folder()) as folder:
+        path = Path(folder) / f"upload{suffix}"
+        path.write_bytes(data)
+        try:
+            array = (reader or read_image)(path)
+        except InputFileError as error:
+            raise RequestError(400, f"{name}: {error.problem}") from None
+    check_pixels((array.shape[1], array.shape[0]), name, max_pixels)  # formats whose header we could not read
+    return array
+
+
+def png_base64(array: np.ndarray, compress_level: int = 3) -> str:
+    return base64.b64encode(png_bytes(array, compress_level)).decode("ascii")
+
+
+def png_bytes(array: np.ndarray, compress_level: int = 3) -> bytes:
+    """PNG of a bool (1-bit), float in [0, 1] (8-bit gray) or uint8 array."""
+    if array.dtype == np.bool_:
+        image = Image.fromarray(array).convert("1")
+    elif np.issubdtype(array.dtype, np.floating):
+        image = Image.fromarray(np.clip(np.rint(array * 255.0), 0, 255).astype(np.uint8))
+    else:
+        image = Image.fromarray(np.ascontiguousarray(array))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
+class Models:
+    """One compiled model per (weights, backend) for the whole server, shared by the worker threads.
+
+    ONNX Runtime sessions and PyTorch modules may run from several threads at once; an OpenVINO backend keeps one
+    infer request per input shape, so its calls take turns (a lock per model). Decoding, the FOV estimate and PNG
+    encoding always run in parallel.
+    """
+
+    def __init__(self, backend: str):
+        self.backend = backend
+        self._lock = threading.Lock()
+        self._turns: dict[str, threading.Lock | None] = {}
+
+    def get(self, name: str):
+        """(segmenter, lock or None) of the pretrained model ``name``, loaded and compiled on first use."""
+        from ..inference.pipeline import calibration_for, get_segmenter, resolve_weights
+
+        path = resolve_weights(name)
+        with self._lock:  # two first requests for one model compile it once
+            segmenter = get_segmenter(path, self.backend, calibration=calibration_for(path))
+            if name not in self._turns:
+                self._turns[name] = threading.Lock() if self.backend.startswith("openvino") else None
+        return segmenter, self._turns[name]
+
+    def loaded(self) -> list[str]:
+        return sorted(self._turns)
+
+
+@dataclass
+class Segmentation:
+    """What one photograph gives: the maps and the facts the JSON answer reports."""
+
+    name: str
+    model: str
+    threshold: float
+    image: np.ndarray
+    mask: np.ndarray
+    probability: np.ndarray
+    timings: dict
+
+    @property
+    def vessels(self) -> np.ndarray:
+        return self.probability >= self.threshold
+
+
+def segment_upload(data: bytes, name: str, models: Models, model: str, threshold: float | None, tta: bool, max_pixels: int) -> Segmentation:
+    """Decode, estimate the FOV, choose the model (``auto``: by FOV width) and segment one uploaded photograph."""
+    from ..data.fov import estimate_fov_mask
+    from ..inference.pipeline import auto_model_name, fov_width
+    from ..inference.tiling import flip_average
+    from ..weights import threshold_of
+
+    started = time.perf_counter()
+    image = decode(data, name, max_pixels)
+    decoded = time.perf_counter()
+    mask = estimate_fov_mask(image)
+    chosen = auto_model_name(fov_width(mask, image.shape[1])) if model == "auto" else model
+    masked = time.perf_counter()
+    segmenter, turn = models.get(chosen)  # loaded and compiled by the first request that needs it
+    loaded = time.perf_counter()
+    with turn or contextlib.nullcontext():
+        if tta:
+            probability = flip_average(segmenter, image)  # one compiled model for both: the flips go through it
+            probability[~mask] = 0.0
+        else:
+            probability = segmenter(image, mask)
+    done = time.perf_counter()
+    cut = threshold if threshold is not None else threshold_of(segmenter.metadata)
+    timings = {"decode": decoded - started, "fov": masked - decoded, "model": loaded - masked, "segment": done - loaded}
+    return Segmentation(name, chosen, float(cut), image, mask, probability, timings)
+
+
+def segmentation_json(result: Segmentation, backend: str, tta: bool, with_overlay: bool) -> dict:
+    """The JSON answer of ``POST /v1/segment``: facts, timings (ms) and the maps as base64 PNG."""
+    from ..inference.pipeline import fov_width, overlay
+
+    started = time.perf_counter()
+    vessels = result.vessels
+    answer = {
+        "image": result.name, "width": int(result.image.shape[1]), "height": int(result.image.shape[0]),
+        "model": result.model, "backend": backend, "threshold": round(result.threshold, 6), "tta": tta,
+        "fov_width": fov_width(result.mask, result.image.shape[1]),
+        "vessel_fraction": round(float(vessels[result.mask].mean()) if result.mask.any() else 0.0, 6),
+        "probability_png": png_base64(result.probability), "vessels_png": png_base64(vessels), "fov_png": png_base64(result.mask),
+    }
+    if with_overlay:
+        answer["overlay_png"] = png_base64(overlay(result.image, vessels, result.mask), compress_level=1)
+    timings = dict(result.timings, encode=time.perf_counter() - started)
+    timings["total"] = sum(timings.values())
+    answer["timings_ms"] = {key: round(value * 1000.0, 1) for key, value in timings.items()}
+    return answer
+
+
+def measure_function():
+    """``m2unet.measure``'s ``measure(vessels, fov=None, pixel_size_um=None)`` when that stage is installed, else a
+    one-line reason (str) why measurements are not available."""
+    try:
+        module = importlib.import_module("m2unet.measure")
+    except ModuleNotFoundError as error:
+        if (error.name or "").startswith("m2unet"):
+            return "measurements are not available in this install (no m2unet.measure module)"
+        return f"measurements need {error.name}, which is not installed (pip install {error.name})"
+    function = getattr(module, "measure", None)
+    return function if callable(function) else "measurements are not available in this install (m2unet.measure has no measure())"
+
+
+def json_safe(value):
+    """Numbers, lists and dicts as JSON can carry them: numpy scalars as Python numbers, NaN and ±inf as null."""
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [json_safe(item) for item in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
+
+
+def measure_maps(vessels: np.ndarray, fov: np.ndarray | None, pixel_size_um: float | None, name: str = "upload") -> dict:
+    """Per-image summary, segments and junctions of a binary vessel map (the measurement stage, when installed)."""
+    import inspect
+
+    function = measure_function()
+    if isinstance(function, str):
+        raise RequestError(501, function)
+    started = time.perf_counter()
+    named = {"name": name} if "name" in inspect.signature(function).parameters else {}  # its errors then name the upload
+    result = function(vessels, fov=fov, pixel_size_um=pixel_size_um, **named)
+    answer = {key: json_safe(getattr(result, key, None)) for key in ("summary", "segments", "junctions")}
+    answer["timings_ms"] = {"measure": round((time.perf_counter() - started) * 1000.0, 1)}
+    return answer
