@@ -77,13 +77,13 @@ class Segmenter:
     """A loaded model on one backend: ``segmenter(image, mask)`` → probability H×W (0 outside the mask)."""
 
     def __init__(self, weights: str | os.PathLike, backend: str, calibration: str = "drive", hint: str = "LATENCY",
-                 max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP, progress=None, tta: bool = False):
+                 max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP, progress=None, tta: bool = False, threads: int | None = None):
         from ..weights import read_metadata
         from .backends import create_backend
 
         self.weights = Path(weights)
         self.metadata = read_metadata(self.weights)  # once per model, not per image (the a-priori threshold)
-        self.backend = create_backend(backend, self.weights, calibration=calibration, hint=hint, progress=progress)
+        self.backend = create_backend(backend, self.weights, calibration=calibration, hint=hint, progress=progress, threads=threads)
         self.max_tile, self.overlap, self.tta = max_tile, overlap, tta
 
     def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
