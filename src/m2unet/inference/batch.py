@@ -311,7 +311,7 @@ def record(job: Job, options: Options, status: str, error: str | None = None, *,
            "probability": outputs.get("probability"), "vessels": outputs.get("vessels"), "overlay": outputs.get("overlay"),
            "model": model, "backend": options.backend, "threshold": threshold, "seconds": seconds,
            "width": None if size[0] is None else int(size[0]), "height": None if size[1] is None else int(size[1]),
-           "pixel_size_um": job.pixel_size_um, "settings": options.fingerprint(), "resumed": False}
+           "pixel_size_um": job.pixel_size_um, "settings": options.fingerprint(), "resumed": False, "node": None}
     row.update((key, value) for key, value in job.extra if key not in row)
     return row
 
