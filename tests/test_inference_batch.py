@@ -120,5 +120,23 @@ def test_manifest_with_relative_paths_and_per_image_columns(tmp_path, drive_smal
     assert rows["eye.jpg"]["status"] == "ok" and rows["eye.jpg"]["pixel_size_um"] == 6.5 and rows["eye.jpg"]["subject"] == "S001"
     assert (out / "a/eye_vessels.png").is_file() and rows["missing.jpg"]["status"] == "failed"
     (tmp_path / "bad.csv").write_text("file\nx.jpg\n")
-    result = CliRunner().invoke(main, ["segment", str(tmp_path / "bad.csv"), "-o", str(out)])
+    result = CliRunner().invoke(main, ["segment", str(tmp_path / "bad.csv"), "-o", str(out), "--backend", "onnxruntime"])
     assert result.exit_code == 1 and "bad.csv: the manifest has no `path` column (columns: file)" in result.output, result.output
+
+
+def test_auto_precision_is_measured_once_per_cpu_model_and_cached(tmp_path, monkeypatch):
+    from m2unet.inference import autoprecision
+    from m2unet.inference.backends import backend_name
+
+    monkeypatch.setenv("M2UNET_CACHE", str(tmp_path))
+    result = autoprecision.measure(candidates=("fp32", "bf16"))
+    assert result["choice"] in result["ms"] and result["ms"]["fp32"] > 0 and result["cpu"] == autoprecision.cpu_model()
+    assert result["choice"] == min(result["ms"], key=result["ms"].get)
+    assert autoprecision.cache_file().parent == tmp_path / "precision"
+    for cached in ("fp32", "int8"):  # a cached choice is used as it is, without timing again
+        autoprecision.cache_file().parent.mkdir(exist_ok=True)
+        autoprecision.cache_file().write_text(f'{{"choice": "{cached}"}}')
+        autoprecision.fastest_openvino_precision.cache_clear()
+        assert backend_name("openvino", "auto") == ("openvino" if cached == "fp32" else "openvino-int8")
+        assert backend_name("onnxruntime", "auto") == "onnxruntime"
+    autoprecision.fastest_openvino_precision.cache_clear()

@@ -41,6 +41,9 @@ LARGE_PIXELS = 12_000_000  # above this (e.g. 7000×5000) images are decoded and
 # A temporary left by write_atomic when a process was killed: ".NAME_KIND.RANDOM.png".
 STALE_TEMPORARY = re.compile(r"^\..+_(probability|vessels|overlay)\.[A-Za-z0-9_]{8}\.png$")
 STATUSES = ("ok", "failed", "skipped")
+# Plain segment runs one model stream per this many cores (each with that many threads); results/engine/ has the
+# measurement behind it.
+STREAM_CORES = 2
 
 
 @dataclass(frozen=True)
@@ -246,16 +249,20 @@ def load_stage(job: Job, options: Options):
     return image, mask, time.perf_counter() - started
 
 
-def model_stage(image: np.ndarray, mask: np.ndarray | None, options: Options, progress=None):
-    """(probability, weights file name, threshold, seconds): the model chosen for this image, loaded once per process."""
+def model_stage(image: np.ndarray, mask: np.ndarray | None, options: Options, progress=None, cache: dict | None = None):
+    """(probability, weights file name, threshold, seconds): the model chosen for this image, loaded once per process
+    (or once per ``cache`` dict: each stream of :func:`run_streams` keeps its own)."""
     from ..weights import threshold_of
-    from .pipeline import calibration_for, fov_width, get_segmenter, resolve_weights
+    from .pipeline import Segmenter, calibration_for, fov_width, get_segmenter, resolve_weights
 
     started = time.perf_counter()
     path = resolve_weights(options.model, options.weights, fov_width(mask, image.shape[1]))
-    extra = {"threads": options.threads} if options.threads else {}
-    segmenter = get_segmenter(path, options.backend, calibration=calibration_for(path, options.calibration),
-                              max_tile=options.max_tile, progress=progress, tta=options.tta, **extra)
+    settings = dict(calibration=calibration_for(path, options.calibration), max_tile=options.max_tile, progress=progress, tta=options.tta,
+                    **({"threads": options.threads} if options.threads else {}))
+    if cache is None:
+        segmenter = get_segmenter(path, options.backend, **settings)
+    else:
+        segmenter = cache.get(path) or cache.setdefault(path, Segmenter(path, options.backend, **settings))
     cut = options.threshold if options.threshold is not None else threshold_of(segmenter.metadata)
     probability = segmenter(image, mask)
     return probability, path.name, float(cut), time.perf_counter() - started
@@ -354,6 +361,39 @@ def run_local(jobs: list[Job], options: Options, progress=None) -> Iterator[dict
                 yield record(job, options, "failed", failure_message(job.path, error))
         if writing is not None:
             yield writing.result()
+
+
+def process(job: Job, options: Options, cache: dict, progress=None) -> dict:
+    """All stages of one input in the calling thread: its record."""
+    try:
+        image, mask, seconds = load_stage(job, options)
+        probability, model, threshold, model_seconds = model_stage(image, mask, options, progress, cache)
+    except INPUT_ERRORS as error:
+        return record(job, options, "failed", failure_message(job.path, error))
+    return write_stage(job, options, image, mask, probability, model, threshold, seconds + model_seconds)
+
+
+def run_streams(jobs: list[Job], options: Options, streams: int, progress=None) -> Iterator[dict]:
+    """Records of ``jobs`` (in order) from ``streams`` threads, each with its own compiled model of
+    ``options.threads`` threads (OpenVINO and ONNX Runtime release the GIL): several images in flight, so the
+    cores stay busy while one stream decodes or writes; results/engine/ measures when this pays."""
+    import threading
+
+    local = threading.local()
+
+    def work(job: Job) -> dict:
+        if not hasattr(local, "cache"):
+            local.cache = {}
+        return process(job, options, local.cache, progress)
+
+    with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="stream") as pool:
+        window: list = []
+        for job in jobs:
+            window.append(pool.submit(work, job))
+            if len(window) > streams:
+                yield window.pop(0).result()
+        for future in window:
+            yield future.result()
 
 
 # ---------------------------------------------------------------------------------------------- the table
@@ -479,11 +519,26 @@ def summary_line(records: list[dict], elapsed: float, out: Path) -> str:
             + (f", weights {weights}" if weights else "") + f", into {out}/ (table: {out / RESULTS_FILE})")
 
 
+def default_streams(cores: int | None = None) -> int:
+    """Model streams of plain ``segment`` when not asked: see STREAM_CORES."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores // STREAM_CORES)
+
+
+def local_stream(jobs: list[Job], options: Options, streams: int | None, progress=None) -> Iterator[dict]:
+    """Plain segment's records: one model with every core (streams 1), or ``streams`` models sharing the cores."""
+    streams = streams or default_streams()
+    if streams == 1:
+        return run_local(jobs, options, progress)
+    threads = options.threads or max(1, (os.cpu_count() or 1) // streams)
+    return run_streams(jobs, Options(**dict(asdict(options), threads=threads)), streams, progress)
+
+
 def run_collection(inputs: Iterable[str], options: Options, engine: str = "local", address: str | None = None,
                    workers: int | None = None) -> tuple[list[dict], float]:
     """Segment every input into ``options.out`` with ``engine`` (``local``: this process; ``ray``: Ray Data),
     resuming an earlier run of the same command; the records of every input (and skipped file), and the seconds taken.
-    Progress (tqdm) and each failure go to stderr as they happen."""
+    ``workers``: model actors (ray) or model streams (local). Progress (tqdm) and each failure go to stderr as they happen."""
     from tqdm import tqdm
 
     skipped: list[Path] = []
@@ -508,7 +563,7 @@ def run_collection(inputs: Iterable[str], options: Options, engine: str = "local
 
         stream = run_ray(todo, options, address=address, workers=workers) if todo else iter(())
     else:
-        stream = run_local(todo, options, progress=tqdm.write)
+        stream = local_stream(todo, options, workers, progress=tqdm.write)
     for row in stream:
         log.add(row)
         if row["status"] == "failed" and len(jobs) > 1:  # while the bar runs; the summary lists every failure again

@@ -20,7 +20,7 @@ from .tiling import MAX_TILE
 @click.option("--backend", "runtime", default=None, type=click.Choice(["torch", "onnxruntime", "openvino"]),
               help="Runtime [default: openvino if installed, else onnxruntime, else torch].")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16", "int8"]),
-              help="auto: bf16 with openvino on CPUs that have it, else fp32. int8 (CPU) is calibrated on --calibration (once, cached); "
+              help="auto: with openvino the fastest of fp32 / bf16 / int8, timed once per CPU model and cached (m2unet.inference.autoprecision), else fp32. int8 (CPU) is calibrated on --calibration (once, cached); "
                    "fp16 is for --device cuda.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
               help="cuda: PyTorch on the GPU (fp32, or --precision fp16 / bf16 autocast).")
@@ -36,7 +36,9 @@ from .tiling import MAX_TILE
 @click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
               help="local: this process; ray: Ray Data (read tasks → actor pool, one model per actor → write tasks), docs/engine.md.")
 @click.option("--address", default=None, help="--engine ray: the Ray cluster (auto, ray://HOST:10001 or HOST:6379); default: start a local Ray.")
-@click.option("--workers", type=click.IntRange(1), default=None, help="--engine ray: model actors [default: one per CPU of the cluster].")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Models run side by side: Ray actors [default: one per CPU, or per GPU with --device cuda], or with --engine local "
+                   "threads that each hold a model [default: one per 2 cores].")
 @one_line_errors
 def segment(inputs, out_dir, model_name, weights, runtime, precision, device, calibration, threshold, overlay, use_fov, mask_option, max_tile, tta,
             engine, address, workers):
