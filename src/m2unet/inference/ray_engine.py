@@ -2,8 +2,10 @@
 
 Dataset of inputs (one row, one block per input) → ``map`` read tasks (:func:`batch.load_stage`: decode, FOV mask)
 → ``map`` on an actor pool, one model per actor (:func:`batch.model_stage`: OpenVINO / ONNX Runtime with one
-thread per actor on CPU workers, PyTorch with ``num_gpus=1`` per actor for ``--device cuda``) → ``map`` write tasks
-(:func:`batch.write_stage`: threshold, atomic PNG writes, the record). The driver streams the records back and
+thread per actor on CPU workers, PyTorch with ``num_gpus=1`` per actor for ``--device cuda``), which then
+thresholds and writes the maps in the same actor (:func:`batch.write_stage`: atomic PNG writes, the record; a
+separate write task per image cost more in scheduling and in moving the probability map than the write itself,
+results/engine/). The driver streams the records back and
 appends each to the journal of :class:`batch.ResultLog`, so a kill of the driver, a worker or a node loses at most
 the images in flight; the same command resumes. The maps are the ones plain ``segment`` writes, byte for byte,
 for the same backend (the same code runs on every worker).
@@ -24,8 +26,8 @@ import numpy as np
 
 from .batch import INPUT_ERRORS, Job, Options, failure_message, load_stage, model_stage, record, write_stage
 
-# A node with C CPUs runs C model actors (one thread each) and, beside them, up to C read or write tasks:
-# decoding and PNG writing are light next to the model, so they share the cores.
+# A node with C CPUs runs C model actors (one thread each: measured faster than C/2 actors of two threads, or one
+# of C, results/engine/) and, beside them, up to C read tasks: decoding is light next to the model.
 ACTOR_CPUS = 0.75
 IO_TASK_CPUS = 0.25
 
@@ -56,7 +58,8 @@ def _mask(row: dict) -> np.ndarray | None:
 
 
 class ModelActor:
-    """One model per actor (per weights file with ``--model auto``), loaded on first use and kept."""
+    """One model per actor (per weights file with ``--model auto``), loaded on first use and kept; the actor also
+    thresholds and writes the maps of each image it segments, so the probability map never crosses the object store."""
 
     def __init__(self, options: dict):
         import socket
@@ -67,27 +70,18 @@ class ModelActor:
         self.node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
 
     def __call__(self, row: dict) -> dict:
+        """Model, threshold, write: the record (as JSON: one column, whatever the measurements)."""
+        job = _job(row)
         if row["error"]:
-            return row
+            return {"record": json.dumps(record(job, self.options, "failed", row["error"]))}
+        image, mask = _image(row), _mask(row)
         try:
-            probability, model, threshold, seconds = model_stage(_image(row), _mask(row), self.options)
+            probability, model, threshold, seconds = model_stage(image, mask, self.options)
         except INPUT_ERRORS as error:
-            return dict(row, image=b"", error=failure_message(row["path"], error))
-        keep_image = self.options.overlay  # the photograph travels on only when the overlay needs it
-        return dict(row, image=row["image"] if keep_image else b"", probability=probability.astype(np.float32).tobytes(), model=model,
-                    threshold=threshold, seconds=row["seconds"] + seconds, node=self.node)
-
-
-def _write(row: dict, options: dict) -> dict:
-    """Write task: threshold, write the maps, the record (as JSON: one column, whatever the measurements)."""
-    job, settings = _job(row), Options(**options)
-    if row["error"]:
-        return {"record": json.dumps(record(job, settings, "failed", row["error"]))}
-    h, w = row["shape"]
-    probability = np.frombuffer(row["probability"], dtype=np.float32).reshape(h, w)
-    result = write_stage(job, settings, _image(row), _mask(row), probability, row["model"], row["threshold"], row["seconds"])
-    result["node"] = row["node"]  # where the model ran (Ray node), for the record
-    return {"record": json.dumps(result, default=float)}
+            return {"record": json.dumps(record(job, self.options, "failed", failure_message(job.path, error)))}
+        result = write_stage(job, self.options, image, mask, probability, model, threshold, row["seconds"] + seconds)
+        result["node"] = self.node  # where the model ran (Ray node), for the record
+        return {"record": json.dumps(result, default=float)}
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -129,6 +123,5 @@ def run_ray(jobs: list[Job], options: Options, address: str | None = None, worke
     dataset = dataset.map(_read, fn_kwargs={"options": settings}, num_cpus=IO_TASK_CPUS)
     dataset = dataset.map(ModelActor, fn_constructor_kwargs={"options": settings}, compute=ray.data.ActorPoolStrategy(size=actors),
                           num_cpus=0 if gpu else ACTOR_CPUS, num_gpus=1 if gpu else 0)
-    dataset = dataset.map(_write, fn_kwargs={"options": settings}, num_cpus=IO_TASK_CPUS)
     for row in dataset.iter_rows():
         yield json.loads(row["record"])
