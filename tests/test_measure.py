@@ -186,3 +186,56 @@ def test_top_level_api_is_callable_before_and_after_submodule_imports():
     again = m2unet.measure(mask, pixel_size_um=5.0)
     assert first.summary["segments"] == again.summary["segments"] == 1
     assert again.summary["centreline_length_um"] == pytest.approx(5.0 * first.summary["centreline_length_px"])
+
+
+def _save(path, array):
+    from PIL import Image
+
+    Image.fromarray(array).save(path)
+    return path
+
+
+def test_cli_measures_masks_and_reports_bad_files_in_one_line(tmp_path):
+    import csv
+
+    from click.testing import CliRunner
+
+    from m2unet.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    y_shape = thick_segments(300, [ray((150.0, 150.0), h, 120) for h in (270, 55, 125)], 5)
+    _save(folder / "y_vessels.png", (y_shape * 255).astype(np.uint8))
+    _save(folder / "empty.png", np.zeros((64, 64), np.uint8))
+    _save(folder / "grey.png", (np.arange(64 * 64).reshape(64, 64) % 256).astype(np.uint8))  # not binary
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["measure", str(folder), "-o", str(out), "--pixel-size", "10"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "2 failed" in result.output and "not a binary vessel mask" in result.output and "broken.png" in result.output
+    rows = {row["image"]: row for row in csv.DictReader(open(out / "measurements.csv"))}
+    assert set(rows) == {"y_vessels", "empty", "grey", "broken"}
+    assert (rows["y_vessels"]["bifurcations"], rows["y_vessels"]["crossings"], rows["y_vessels"]["segments"]) == ("1", "0", "3")
+    assert float(rows["y_vessels"]["width_median_um"]) == pytest.approx(10 * float(rows["y_vessels"]["width_median_px"]))
+    assert rows["empty"]["vessel_density"] == "0" and "no vessel" in rows["empty"]["note"]
+    assert rows["grey"]["note"].startswith("failed:") and rows["grey"]["vessel_density"] == ""
+    segments = list(csv.DictReader(open(out / "segments.csv")))
+    assert len(segments) == 3 and {row["image"] for row in segments} == {"y_vessels"}
+    junctions = list(csv.DictReader(open(out / "junctions.csv")))
+    assert [row["kind"] for row in junctions] == ["bifurcation"]
+    assert float(junctions[0]["angle_deg"]) == pytest.approx(70, abs=3)
+    assert sorted(p.name for p in out.glob("*.png")) == ["empty_measure.png", "y_vessels_measure.png"]
+
+
+def test_cli_wrong_sized_mask_and_conflicting_units_are_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from m2unet.cli import main
+
+    vessels = _save(tmp_path / "v.png", (thick_segments(100, [((10.0, 50.0), (90.0, 50.0))], 3) * 255).astype(np.uint8))
+    fov = _save(tmp_path / "fov.png", np.full((80, 100), 255, np.uint8))
+    result = CliRunner().invoke(main, ["measure", str(vessels), "--mask", str(fov), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "does not match" in result.output and "fov.png" in result.output
+    result = CliRunner().invoke(main, ["measure", str(vessels), "--pixel-size", "5", "--field-of-view", "45"])
+    assert result.exit_code == 1 and result.output.strip() == "error: give --pixel-size or --field-of-view, not both"
