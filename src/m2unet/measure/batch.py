@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError, M2UNetError
-from .core import JUNCTION_COLUMNS, SEGMENT_COLUMNS, SUMMARY_COLUMNS, Measurements, measure
+from .core import SUMMARY_COLUMNS, Measurements, measure
 
 BINARY_SHARE = 0.99  # a grey image is a binary mask when this share of its pixels is within 10 % of black or white
 

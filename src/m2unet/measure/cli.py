@@ -47,7 +47,8 @@ def measure(inputs, out_dir, mask_option, pixel_size_um, field_of_view_deg, kind
 
     from ..data.io import save_png
     from ..inference.cli import collect_inputs
-    from .batch import JUNCTION_COLUMNS, SEGMENT_COLUMNS, SUMMARY_COLUMNS, empty_row, measure_file, unique_name, write_csv
+    from .batch import empty_row, measure_file, unique_name, write_csv
+    from .core import JUNCTION_COLUMNS, SEGMENT_COLUMNS, SUMMARY_COLUMNS
     from .picture import draw
 
     if pixel_size_um is not None and field_of_view_deg is not None:
