@@ -26,7 +26,7 @@ class Centreline:
     """The skeleton graph: ``paths[i]`` (N×2 float row, col, smoothed), raw node ids at both ends, degrees."""
 
     skeleton: np.ndarray  # bool H×W
-    distance: np.ndarray  # float32 H×W, Euclidean distance of each vessel pixel to the background
+    distance: np.ndarray  # float32 H×W, distance of each vessel pixel to the background (vessel_distance)
     paths: list[np.ndarray]  # raw integer coordinates per path (N×2, row/col)
     smooth: list[np.ndarray]  # smoothed coordinates per path (N×2 float)
     ends: np.ndarray  # P×2 node ids (first, last) of each path
@@ -41,9 +41,13 @@ def skeleton_graph(skeleton: np.ndarray):
 
     from skan import Skeleton
 
-    lone = skeleton & (ndimage.convolve(skeleton.astype(np.uint8), np.ones((3, 3), np.uint8), mode="constant") == 1)
-    skeleton = skeleton & ~lone  # skan has no path for a lone pixel (and fails on a skeleton made only of them)
-    if skeleton.sum() < 2:
+    rows, cols = np.nonzero(skeleton)
+    padded = np.pad(skeleton, 1)
+    neighbours = sum(padded[rows + 1 + dr, cols + 1 + dc] for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc)
+    if np.any(neighbours == 0):  # skan has no path for a lone pixel (and fails on a skeleton made only of them)
+        skeleton = skeleton.copy()
+        skeleton[rows[neighbours == 0], cols[neighbours == 0]] = False
+    if np.count_nonzero(neighbours) < 2:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -51,10 +55,35 @@ def skeleton_graph(skeleton: np.ndarray):
     return graph if graph.n_paths else None
 
 
-def _prune_spurs(skeleton: np.ndarray, distance: np.ndarray, graph) -> bool:
+def vessel_distance(vessels: np.ndarray) -> np.ndarray:
+    """Distance of each vessel pixel to the background: the mean of the chessboard and city-block distance
+    transforms (within 12 % of the Euclidean distance, ten times faster to compute). Only used for rules
+    (spur length, end trimming, junction merging, where to look for an edge, disc weights); widths are
+    measured on profiles across the vessel (segments.py)."""
+    chessboard = ndimage.distance_transform_cdt(vessels, metric="chessboard")
+    cityblock = ndimage.distance_transform_cdt(vessels, metric="taxicab")
+    return (chessboard + cityblock).astype(np.float32) * np.float32(0.5)
+
+
+def _reskeletonize_around(skeleton: np.ndarray, junctions: list[tuple[int, int]]) -> np.ndarray:
+    """Thin again around the junctions whose spur was removed (a junction pixel left with two neighbours
+    can leave a thick corner); only a 5×5 window each, with one pixel of fixed context around it."""
+    from skimage.morphology import skeletonize
+
+    h, w = skeleton.shape
+    for row, col in junctions:
+        top, left = max(0, row - 3), max(0, col - 3)
+        window = skeleton[top:row + 4, left:col + 4]
+        thinned = skeletonize(window)
+        inner = (slice(1 if top else 0, window.shape[0] - (1 if row + 4 < h else 0)), slice(1 if left else 0, window.shape[1] - (1 if col + 4 < w else 0)))
+        window[inner] = thinned[inner]
+    return skeleton
+
+
+def _prune_spurs(skeleton: np.ndarray, distance: np.ndarray, graph) -> list[tuple[int, int]]:
     """Remove end branches shorter than SPUR_FACTOR × the radius at their junction (skeleton artefacts at
-    vessel ends and corners). Returns whether anything was removed."""
-    removed = False
+    vessel ends and corners). Returns the junction pixels that lost a spur."""
+    removed = []
     degree = graph.degrees
     for index in range(graph.n_paths):
         nodes = graph.path(index)
@@ -68,7 +97,7 @@ def _prune_spurs(skeleton: np.ndarray, distance: np.ndarray, graph) -> bool:
         if length < SPUR_FACTOR * distance[row, col]:
             tip = coords[1:] if first > 1 else coords[:-1]
             skeleton[tip[:, 0], tip[:, 1]] = False
-            removed = True
+            removed.append((int(row), int(col)))
     return removed
 
 
@@ -125,13 +154,12 @@ def centreline(vessels: np.ndarray) -> Centreline | None:
     """The centreline graph of a bool vessel mask (None when it has no centreline path)."""
     from skimage.morphology import skeletonize
 
-    distance = ndimage.distance_transform_edt(vessels).astype(np.float32)
+    distance = vessel_distance(vessels)
     skeleton = skeletonize(vessels)
     graph = skeleton_graph(skeleton)
-    for _ in range(3):  # pruning can expose a new spur where two met; a few rounds settle it
-        if graph is None or not _prune_spurs(skeleton, distance, graph):
-            break
-        skeleton = skeletonize(skeleton)
+    pruned = _prune_spurs(skeleton, distance, graph) if graph is not None else []
+    if pruned:  # one round: a spur exposed by removing another is rare, and each round rebuilds the graph
+        skeleton = _reskeletonize_around(skeleton, pruned)
         graph = skeleton_graph(skeleton)
     if graph is None:
         return None

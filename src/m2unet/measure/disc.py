@@ -58,6 +58,11 @@ def disc_centre(skeleton: np.ndarray, distance: np.ndarray, fov: np.ndarray, fov
 
 def zone_b(shape: tuple[int, int], centre: tuple[float, float], diameter: float) -> np.ndarray:
     """Bool mask of zone B: 1 to 1.5 disc diameters from the disc centre."""
-    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    zone = np.zeros(shape, dtype=bool)
+    reach = 1.5 * diameter
+    top, bottom = max(0, int(centre[1] - reach)), min(shape[0], int(centre[1] + reach) + 2)
+    left, right = max(0, int(centre[0] - reach)), min(shape[1], int(centre[0] + reach) + 2)
+    rows, cols = np.ogrid[top:bottom, left:right]
     radius = np.hypot(cols - centre[0], rows - centre[1])
-    return (radius >= diameter) & (radius <= 1.5 * diameter)
+    zone[top:bottom, left:right] = (radius >= diameter) & (radius <= reach)
+    return zone

@@ -27,15 +27,18 @@ def box_sizes(extent: int) -> list[int]:
 
 
 def box_counts(mask: np.ndarray, sizes: list[int]) -> np.ndarray:
-    """N(s): boxes of each size, on a grid from the mask's top-left corner, that hold any True pixel."""
-    counts = []
-    for size in sizes:
-        h = -(-mask.shape[0] // size) * size
-        w = -(-mask.shape[1] // size) * size
-        padded = np.zeros((h, w), dtype=bool)
-        padded[:mask.shape[0], :mask.shape[1]] = mask
-        counts.append(int(padded.reshape(h // size, size, w // size, size).any(axis=(1, 3)).sum()))
-    return np.asarray(counts)
+    """N(s): boxes of each size (powers of two, ascending), on a grid from the mask's top-left corner, that
+    hold any True pixel. Each level is the 2×2 "any" of the one below, so all sizes cost one pass."""
+    top = sizes[-1]
+    h, w = -(-mask.shape[0] // top) * top, -(-mask.shape[1] // top) * top
+    level = np.zeros((h, w), dtype=bool)
+    level[: mask.shape[0], : mask.shape[1]] = mask
+    size, counts = 1, {}
+    while size < top:
+        level = level.reshape(level.shape[0] // 2, 2, level.shape[1] // 2, 2).any(axis=(1, 3))
+        size *= 2
+        counts[size] = int(np.count_nonzero(level))
+    return np.asarray([counts[s] for s in sizes])
 
 
 def fractal_dimension(mask: np.ndarray) -> float:

@@ -2,8 +2,8 @@
 
 Width: at every centreline point, the mask is sampled (bilinear) along the normal of the smoothed
 centreline in both directions; each side's edge is where the interpolated mask falls through 0.5 (the
-pixel boundary between the last vessel and the first background pixel), found to a quarter pixel and
-interpolated linearly. The width is the sum of both sides. Points within one vessel radius of a junction
+pixel boundary between the last vessel and the first background pixel), sampled every half pixel and
+interpolated linearly (the bilinear profile is piecewise linear between pixel lines). The width is the sum of both sides. Points within one vessel radius of a junction
 are left out of a segment's width (there the normal runs into the other branches).
 """
 
@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from .centreline import Centreline
 
-STEP = 0.25  # sampling step along the normal (px)
+STEP = 0.5  # sampling step along the normal (px); the crossing of 0.5 is interpolated between samples
 REACH = 2.5  # the edge is searched within distance-transform ± REACH px
 TURN_WINDOW = 15  # points over which heading increments are averaged for the turning angle (total_turning)
 
@@ -35,13 +35,16 @@ def tangents(points: np.ndarray) -> np.ndarray:
 
 
 def edge_distances(mask: np.ndarray, distance: np.ndarray, points: np.ndarray, normals: np.ndarray) -> np.ndarray:
-    """Distance (px) from each point to the vessel edge along ``normals`` (M×2 unit vectors, row/col)."""
-    start = np.maximum(distance[np.rint(points[:, 0]).astype(int), np.rint(points[:, 1]).astype(int)] - REACH, 0.0)
+    """Distance (px) from each point to the vessel edge along ``normals`` (M×2 unit vectors, row/col); ``mask``
+    is the vessel mask as float32 (1 vessel, 0 background)."""
+    rows_px = np.clip(np.rint(points[:, 0]).astype(int), 0, mask.shape[0] - 1)  # an extended free end may leave the image
+    cols_px = np.clip(np.rint(points[:, 1]).astype(int), 0, mask.shape[1] - 1)
+    start = np.maximum(distance[rows_px, cols_px] - REACH, 0.0)
     offsets = np.arange(0.0, 2 * REACH + STEP, STEP)
     along = start[:, None] + offsets[None, :]  # M×K distances along the normal
     rows = points[:, 0, None] + along * normals[:, 0, None]
     cols = points[:, 1, None] + along * normals[:, 1, None]
-    values = ndimage.map_coordinates(mask.astype(np.float32), [rows.ravel(), cols.ravel()], order=1, mode="constant", cval=0.0)
+    values = ndimage.map_coordinates(mask, [rows.ravel(), cols.ravel()], order=1, mode="constant", cval=0.0)
     values = values.reshape(along.shape)
     below = values < 0.5
     below[:, -1] = True  # no crossing within reach: the edge is taken at the far end
@@ -60,7 +63,8 @@ def widths_along(mask: np.ndarray, line: Centreline) -> list[np.ndarray]:
     points = np.concatenate(line.smooth)
     tangent = np.concatenate([tangents(path) for path in line.smooth])
     normal = np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)
-    width = edge_distances(mask, line.distance, points, normal) + edge_distances(mask, line.distance, points, -normal)
+    level = mask.astype(np.float32)
+    width = edge_distances(level, line.distance, points, normal) + edge_distances(level, line.distance, points, -normal)
     return np.split(width, np.cumsum([len(path) for path in line.smooth])[:-1])
 
 
