@@ -151,8 +151,10 @@ def register_subcommands():
     main.add_command(segment)
     from .export.cli import export
     from .inference.bench import bench
+    from .measure.cli import measure
 
     main.add_command(export)
+    main.add_command(measure)
     main.add_command(bench)
     main.add_command(train)
     for command in (evaluate, compare, report):
