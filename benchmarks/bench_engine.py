@@ -7,7 +7,7 @@ runs the real command in a subprocess; memory is the peak, sampled every 0.2 s, 
 ``--engine ray`` includes the local Ray it starts (GCS, raylet, workers, object store).
 
     .venv/bin/python benchmarks/bench_engine.py                         # 200 DRIVE + 30 HRF, every configuration
-    .venv/bin/python benchmarks/bench_engine.py --drive 40 --hrf 0      # quicker
+    .venv/bin/python benchmarks/bench_engine.py --drive 40 --hrf 0      # quicker; keeps the HRF rows of bench.json
 """
 
 from __future__ import annotations
@@ -110,8 +110,15 @@ def main() -> int:
                 print(json.dumps(rows[-1]), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    write_report(Path(args.out), rows)
+    write_report(Path(args.out), merged(Path(args.out) / "bench.json", rows))
     return 0
+
+
+def merged(path: Path, rows: list[dict]) -> list[dict]:
+    """This run's rows, after the earlier rows (bench.json) of the datasets this run did not measure."""
+    done = {row["dataset"] for row in rows}
+    earlier = json.loads(path.read_text())["rows"] if path.is_file() else []
+    return [row for row in earlier if row["dataset"] not in done] + rows
 
 
 def write_report(out: Path, rows: list[dict]) -> None:
@@ -120,9 +127,8 @@ def write_report(out: Path, rows: list[dict]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     cpu = cpu_name()
     lines = ["# Plain `segment` vs `--engine ray`", "",
-             f"CPU: {cpu}, {os.cpu_count()} cores visible. Command: `.venv/bin/python benchmarks/bench_engine.py "
-             f"--drive {sum(r['images'] for r in rows if r['dataset'] == 'drive') // max(1, sum(r['dataset'] == 'drive' for r in rows))} "
-             f"--hrf {sum(r['images'] for r in rows if r['dataset'] == 'hrf') // max(1, sum(r['dataset'] == 'hrf' for r in rows))}`.",
+             f"CPU: {cpu}, {os.cpu_count()} cores visible. Command: `.venv/bin/python benchmarks/bench_engine.py --drive N --hrf M` "
+             "(the DRIVE and HRF rows may come from separate runs: a run keeps the rows of the dataset it skips).",
              "Whole command, wall clock: start-up (Ray, model compile) included. Peak memory: PSS summed over the command's process tree.",
              "Load: the machine's 1-minute load average when the run began (other jobs shared these cores).", "",
              "| photographs | configuration | backend | images | seconds | images/s | peak memory (MB) | load |",

@@ -129,7 +129,9 @@ def test_auto_precision_is_measured_once_per_cpu_model_and_cached(tmp_path, monk
     from m2unet.inference.backends import backend_name
 
     monkeypatch.setenv("M2UNET_CACHE", str(tmp_path))
-    result = autoprecision.measure(candidates=("fp32", "bf16"))
+    from m2unet.inference.backends import cpu_has_bf16, create_backend
+
+    result = autoprecision.measure(create_backend, cpu_has_bf16, candidates=("fp32", "bf16"))
     assert result["choice"] in result["ms"] and result["ms"]["fp32"] > 0 and result["cpu"] == autoprecision.cpu_model()
     assert result["choice"] == min(result["ms"], key=result["ms"].get)
     assert autoprecision.cache_file().parent == tmp_path / "precision"
@@ -140,3 +142,18 @@ def test_auto_precision_is_measured_once_per_cpu_model_and_cached(tmp_path, monk
         assert backend_name("openvino", "auto") == ("openvino" if cached == "fp32" else "openvino-int8")
         assert backend_name("onnxruntime", "auto") == "onnxruntime"
     autoprecision.fastest_openvino_precision.cache_clear()
+
+
+def test_segment_measure_adds_the_measurements(tmp_path, drive_small, export_cache):
+    Image.fromarray(drive_small).save(tmp_path / "eye.png")
+    (tmp_path / "list.csv").write_text("path,pixel_size_um\neye.png,12.0\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["segment", str(tmp_path / "list.csv"), "-o", str(out), "--model", "drive", "--backend", "onnxruntime", "--measure"])
+    assert result.exit_code == 0, result.output
+    row = pq.read_table(out / RESULTS_FILE).to_pylist()[0]
+    assert 0.03 < row["vessel_density"] < 0.3 and row["segments"] > 10 and row["pixel_size_um"] == 12.0
+    assert abs(row["width_median_um"] - 12.0 * row["width_median_px"]) < 1e-6
+    header, line = (out / "measurements.csv").read_text().splitlines()[:2]
+    assert header.startswith("image,") and line.startswith("eye,")
+    assert len((out / "eye_segments.csv").read_text().splitlines()) == row["segments"] + 1
+    assert (out / "eye_junctions.csv").is_file()

@@ -46,9 +46,8 @@ def cache_file(cpu: str | None = None) -> Path:
     return cache_root() / "precision" / f"{slug}.json"
 
 
-def _backend(precision: str):
+def _backend(create_backend, precision: str):
     from ..weights import pretrained_path
-    from .backends import create_backend
 
     return create_backend("openvino" if precision == "fp32" else f"openvino-{precision}", pretrained_path("drive"), calibration="drive")
 
@@ -67,10 +66,10 @@ def time_precisions(backends: dict, runs: int = PROBE_RUNS) -> dict[str, float]:
     return {name: round(1000.0 * float(np.median(values)), 2) for name, values in times.items()}
 
 
-def measure(candidates: tuple[str, ...] = CANDIDATES, progress=None) -> dict:
-    """Time each usable candidate; the record written to the cache (``choice``: the fastest)."""
+def measure(create_backend, cpu_has_bf16, candidates: tuple[str, ...] = CANDIDATES, progress=None) -> dict:
+    """Time each usable candidate (``create_backend`` and ``cpu_has_bf16`` of :mod:`.backends`, which calls this);
+    the record written to the cache (``choice``: the fastest)."""
     from ..errors import M2UNetError
-    from .backends import cpu_has_bf16
 
     say = progress or (lambda text: print(text, file=sys.stderr))
     say(f"--precision auto: timing OpenVINO precisions on this CPU ({cpu_model()}), once; cached in {cache_file()}")
@@ -80,7 +79,7 @@ def measure(candidates: tuple[str, ...] = CANDIDATES, progress=None) -> dict:
             skipped[precision] = "no native bf16 on this CPU"
             continue
         try:
-            backends[precision] = _backend(precision)
+            backends[precision] = _backend(create_backend, precision)
         except (M2UNetError, ImportError, RuntimeError, OSError) as error:  # e.g. int8 without nncf or calibration images
             skipped[precision] = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
     if not backends:
@@ -92,8 +91,8 @@ def measure(candidates: tuple[str, ...] = CANDIDATES, progress=None) -> dict:
 
 
 @functools.lru_cache(maxsize=1)
-def fastest_openvino_precision() -> str:
-    """The cached choice for this CPU model; measured (and cached) on first use."""
+def fastest_openvino_precision(create_backend, cpu_has_bf16) -> str:
+    """The cached choice for this CPU model; measured (and cached) on first use (see :func:`measure`)."""
     from ..data.io import write_atomic
 
     path = cache_file()
@@ -103,7 +102,7 @@ def fastest_openvino_precision() -> str:
             return choice
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    result = measure()
+    result = measure(create_backend, cpu_has_bf16)
     write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1) + "\n"))
     print(f"--precision auto: {', '.join(f'{k} {v} ms' for k, v in result['ms'].items())} → {result['choice']}", file=sys.stderr)
     return result["choice"]

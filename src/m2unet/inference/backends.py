@@ -80,7 +80,7 @@ def backend_name(runtime: str, precision: str = "auto", device: str = "cpu") -> 
         if runtime == "openvino":
             from .autoprecision import fastest_openvino_precision
 
-            precision = fastest_openvino_precision()
+            precision = fastest_openvino_precision(create_backend, cpu_has_bf16)
         else:
             precision = "fp32"
     name = runtime if precision == "fp32" else f"{runtime}-{precision}"

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +38,8 @@ MANIFEST_SUFFIXES = (".csv", ".parquet")
 PREFETCH = 2  # images decoded ahead of the one being segmented
 LARGE_PIXELS = 12_000_000  # above this (e.g. 7000×5000) images are decoded and written one at a time
 # A temporary left by write_atomic when a process was killed: ".NAME_KIND.RANDOM.png".
-STALE_TEMPORARY = re.compile(r"^\..+_(probability|vessels|overlay)\.[A-Za-z0-9_]{8}\.png$")
+STALE_TEMPORARY = re.compile(r"^\..+_(probability|vessels|overlay|segments|junctions)\.[A-Za-z0-9_]{8}\.(png|csv)$")
+MEASUREMENTS_FILE = "measurements.csv"
 STATUSES = ("ok", "failed", "skipped")
 # Plain segment runs one model stream per this many cores (each with that many threads); results/engine/ has the
 # measurement behind it.
@@ -82,9 +82,12 @@ class Options:
         return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
     def outputs(self, stem: str) -> dict[str, str]:
-        """Output files of one input, relative to OUT."""
+        """Output files of one input, relative to OUT (with --measure its segments and junctions CSV files too)."""
         kinds = ("probability", "vessels") + (("overlay",) if self.overlay else ())
-        return {kind: f"{stem}_{kind}.png" for kind in kinds}
+        files = {kind: f"{stem}_{kind}.png" for kind in kinds}
+        if self.measure:
+            files.update(segments=f"{stem}_segments.csv", junctions=f"{stem}_junctions.csv")
+        return files
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -284,18 +287,26 @@ def write_outputs(out: Path, outputs: dict[str, str], image, probability, vessel
         write_atomic(out / outputs["overlay"], lambda tmp: picture.save(tmp, format="PNG", compress_level=1))
 
 
-def write_stage(job: Job, options: Options, image, mask, probability, model: str, threshold: float, seconds: float) -> dict:
-    """Threshold, write the maps atomically (and measure): the input's record (status ok, or failed with the reason)."""
+def write_stage(job: Job, options: Options, image, mask, probability, model: str, threshold: float, seconds: float, measurer=None) -> dict:
+    """Threshold, write the maps atomically and, with ``options.measure``, measure (``measurer``: the stage of
+    :mod:`m2unet.measure.stage`): the input's record (status ok, or failed with the reason)."""
     started = time.perf_counter()
     outputs = options.outputs(job.stem)
+    out = Path(options.out)
     try:
         vessels = probability >= threshold
-        write_outputs(Path(options.out), outputs, image, probability, vessels, mask)
-    except (M2UNetError, OSError, ValueError) as error:
-        return record(job, options, "failed", f"{job.path}: writing outputs failed: {str(error).splitlines()[0][:150]}", model=model)
+        write_outputs(out, outputs, image, probability, vessels, mask)
+        measured = {}
+        if options.measure:
+            files = {kind: out / outputs[kind] for kind in ("segments", "junctions")}
+            measured = measurer(vessels, mask, job.stem, job.pixel_size_um, files)
+    except (M2UNetError, OSError, ValueError, MemoryError) as error:
+        stage = "measuring" if isinstance(error, M2UNetError) and "measuring" in str(error) else "writing outputs"
+        return record(job, options, "failed", f"{job.path}: {stage} failed: {str(error).splitlines()[0][:150]}", model=model)
     seconds += time.perf_counter() - started
-    return record(job, options, "ok", outputs=outputs, model=model, threshold=threshold, seconds=seconds,
-                  size=probability.shape[::-1])
+    row = record(job, options, "ok", outputs=outputs, model=model, threshold=threshold, seconds=seconds, size=probability.shape[::-1])
+    row.update((key, value) for key, value in measured.items() if key not in row)
+    return row
 
 
 def failure_message(path: str, error: BaseException) -> str:
@@ -326,7 +337,7 @@ def record(job: Job, options: Options, status: str, error: str | None = None, *,
 # ---------------------------------------------------------------------------------------------- one process
 
 
-def run_local(jobs: list[Job], options: Options, progress=None) -> Iterator[dict]:
+def run_local(jobs: list[Job], options: Options, progress=None, measurer=None) -> Iterator[dict]:
     """Records of ``jobs`` (in order), segmented in this process: decoding and PNG writing in background threads
     overlap with the model. At most PREFETCH images are decoded ahead and one waits to be written; around an image
     over LARGE_PIXELS nothing runs ahead (one big image in memory at a time)."""
@@ -352,7 +363,7 @@ def run_local(jobs: list[Job], options: Options, progress=None) -> Iterator[dict
                 probability, model, threshold, model_seconds = model_stage(image, mask, options, progress)
                 if writing is not None:
                     yield writing.result()
-                writing = writer.submit(write_stage, job, options, image, mask, probability, model, threshold, seconds + model_seconds)
+                writing = writer.submit(write_stage, job, options, image, mask, probability, model, threshold, seconds + model_seconds, measurer)
                 del image, probability, mask
                 if large:
                     yield writing.result()
@@ -363,17 +374,17 @@ def run_local(jobs: list[Job], options: Options, progress=None) -> Iterator[dict
             yield writing.result()
 
 
-def process(job: Job, options: Options, cache: dict, progress=None) -> dict:
+def process(job: Job, options: Options, cache: dict, progress=None, measurer=None) -> dict:
     """All stages of one input in the calling thread: its record."""
     try:
         image, mask, seconds = load_stage(job, options)
         probability, model, threshold, model_seconds = model_stage(image, mask, options, progress, cache)
     except INPUT_ERRORS as error:
         return record(job, options, "failed", failure_message(job.path, error))
-    return write_stage(job, options, image, mask, probability, model, threshold, seconds + model_seconds)
+    return write_stage(job, options, image, mask, probability, model, threshold, seconds + model_seconds, measurer)
 
 
-def run_streams(jobs: list[Job], options: Options, streams: int, progress=None) -> Iterator[dict]:
+def run_streams(jobs: list[Job], options: Options, streams: int, progress=None, measurer=None) -> Iterator[dict]:
     """Records of ``jobs`` (in order) from ``streams`` threads, each with its own compiled model of
     ``options.threads`` threads (OpenVINO and ONNX Runtime release the GIL): several images in flight, so the
     cores stay busy while one stream decodes or writes; results/engine/ measures when this pays."""
@@ -384,7 +395,7 @@ def run_streams(jobs: list[Job], options: Options, streams: int, progress=None) 
     def work(job: Job) -> dict:
         if not hasattr(local, "cache"):
             local.cache = {}
-        return process(job, options, local.cache, progress)
+        return process(job, options, local.cache, progress, measurer)
 
     with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="stream") as pool:
         window: list = []
@@ -517,60 +528,3 @@ def summary_line(records: list[dict], elapsed: float, out: Path) -> str:
     weights = ", ".join(f"{name} ×{count}" for name, count in models.items())
     return (f"segmented {len(done) + resumed}/{total} image(s){notes}{speed} with {records[0]['backend']}"
             + (f", weights {weights}" if weights else "") + f", into {out}/ (table: {out / RESULTS_FILE})")
-
-
-def default_streams(cores: int | None = None) -> int:
-    """Model streams of plain ``segment`` when not asked: see STREAM_CORES."""
-    cores = cores or os.cpu_count() or 1
-    return max(1, cores // STREAM_CORES)
-
-
-def local_stream(jobs: list[Job], options: Options, streams: int | None, progress=None) -> Iterator[dict]:
-    """Plain segment's records: one model with every core (streams 1), or ``streams`` models sharing the cores."""
-    streams = streams or default_streams()
-    if streams == 1:
-        return run_local(jobs, options, progress)
-    threads = options.threads or max(1, (os.cpu_count() or 1) // streams)
-    return run_streams(jobs, Options(**dict(asdict(options), threads=threads)), streams, progress)
-
-
-def run_collection(inputs: Iterable[str], options: Options, engine: str = "local", address: str | None = None,
-                   workers: int | None = None) -> tuple[list[dict], float]:
-    """Segment every input into ``options.out`` with ``engine`` (``local``: this process; ``ray``: Ray Data),
-    resuming an earlier run of the same command; the records of every input (and skipped file), and the seconds taken.
-    ``workers``: model actors (ray) or model streams (local). Progress (tqdm) and each failure go to stderr as they happen."""
-    from tqdm import tqdm
-
-    skipped: list[Path] = []
-    jobs = collect_inputs(inputs, skipped)
-    for file in skipped:
-        tqdm.write(f"skipped: {file}: not an image file (suffix {file.suffix or 'none'})", file=sys.stderr)
-    if not jobs:
-        raise M2UNetError("no image files found in the given inputs")
-    log = ResultLog(options.out, options)
-    log.remove_stale_temporaries()
-    todo = []
-    for job in jobs:
-        earlier = log.completed(job)
-        if earlier is not None:
-            log.add(earlier)
-        else:
-            todo.append(job)
-    started = time.perf_counter()
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="segment", unit="image", disable=len(jobs) < 2, file=sys.stderr)
-    if engine == "ray":
-        from .ray_engine import run_ray
-
-        stream = run_ray(todo, options, address=address, workers=workers) if todo else iter(())
-    else:
-        stream = local_stream(todo, options, workers, progress=tqdm.write)
-    for row in stream:
-        log.add(row)
-        if row["status"] == "failed" and len(jobs) > 1:  # while the bar runs; the summary lists every failure again
-            tqdm.write(f"failed: {row['error']}", file=sys.stderr)
-        bar.update(1)
-    bar.close()
-    elapsed = time.perf_counter() - started
-    extra = skipped_rows(skipped, options)
-    log.finish(jobs, extra)
-    return [log.records[os.path.abspath(job.path)] for job in jobs] + extra, elapsed

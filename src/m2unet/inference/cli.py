@@ -8,7 +8,16 @@ from pathlib import Path
 import click
 
 from ..errors import one_line_errors
+from .batch import find_mask  # noqa: F401 (m2unet.measure finds masks the way segment does)
 from .tiling import MAX_TILE
+
+
+def collect_inputs(paths, skipped: list[Path] | None = None) -> list[tuple[Path, Path]]:
+    """(file, output stem) pairs of the inputs, by the rules of :func:`m2unet.inference.batch.collect_inputs`
+    (folders, manifests, names that never clash); for commands that read the inputs as segment does."""
+    from .batch import collect_inputs as jobs_of
+
+    return [(Path(job.path), Path(job.stem)) for job in jobs_of(paths, skipped)]
 
 
 @click.command()
@@ -39,9 +48,11 @@ from .tiling import MAX_TILE
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="Models run side by side: Ray actors [default: one per CPU, or per GPU with --device cuda], or with --engine local "
                    "threads that each hold a model [default: one per 2 cores].")
+@click.option("--measure", is_flag=True, help="Also measure each vessel map (m2unet measure): its columns in results.parquet, "
+              "OUT/measurements.csv, OUT/NAME_segments.csv and OUT/NAME_junctions.csv; pixel sizes from a manifest's pixel_size_um.")
 @one_line_errors
 def segment(inputs, out_dir, model_name, weights, runtime, precision, device, calibration, threshold, overlay, use_fov, mask_option, max_tile, tta,
-            engine, address, workers):
+            engine, address, workers, measure):
     """Segment the vessels of fundus photographs: probability map, binary map (and overlay) per image.
 
     INPUTS are image files (JPEG, PNG, TIFF 8/16-bit, GIF, PPM, BMP, WebP; gray, RGB or RGBA; any size) or
@@ -69,7 +80,8 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
       m2unet segment photos/ -o out/ --engine ray --address auto      # on a running Ray cluster
     """
     from .backends import backend_name
-    from .batch import Options, run_collection, summary_line
+    from .batch import Options, summary_line
+    from .collection import run_collection
     from .pipeline import calibration_for, default_runtime, get_segmenter, resolve_weights
 
     backend = backend_name(runtime or default_runtime(device, weights), precision, device)
@@ -83,8 +95,11 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
         if engine == "local":
             get_segmenter(path, backend, calibration=calibration_for(path, calibration), max_tile=max_tile, tta=tta)
     options = Options(out=out_dir, backend=backend, model=model_name, weights=weights, calibration=calibration, threshold=threshold,
-                      overlay=overlay, use_fov=use_fov, mask=mask_option, max_tile=max_tile, tta=tta)
-    records, elapsed = run_collection(inputs, options, engine=engine, address=address, workers=workers)
+                      overlay=overlay, use_fov=use_fov, mask=mask_option, max_tile=max_tile, tta=tta, measure=measure)
+    # the measure layer sits above inference: the top-level command group hands its stage over (m2unet.cli.main)
+    stages = click.get_current_context().find_root().obj if measure else None
+    measurer = stages.get("measure") if stages is not None else None
+    records, elapsed = run_collection(inputs, options, engine=engine, address=address, workers=workers, measurer=measurer)
     click.echo(summary_line(records, elapsed, Path(out_dir)))
     failures = [row["error"] for row in records if row["status"] == "failed"]
     if failures:

@@ -61,12 +61,13 @@ class ModelActor:
     """One model per actor (per weights file with ``--model auto``), loaded on first use and kept; the actor also
     thresholds and writes the maps of each image it segments, so the probability map never crosses the object store."""
 
-    def __init__(self, options: dict):
+    def __init__(self, options: dict, measurer=None):
         import socket
 
         import ray
 
         self.options = Options(**options)
+        self.measurer = measurer
         self.node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
 
     def __call__(self, row: dict) -> dict:
@@ -79,7 +80,7 @@ class ModelActor:
             probability, model, threshold, seconds = model_stage(image, mask, self.options)
         except INPUT_ERRORS as error:
             return {"record": json.dumps(record(job, self.options, "failed", failure_message(job.path, error)))}
-        result = write_stage(job, self.options, image, mask, probability, model, threshold, row["seconds"] + seconds)
+        result = write_stage(job, self.options, image, mask, probability, model, threshold, row["seconds"] + seconds, self.measurer)
         result["node"] = self.node  # where the model ran (Ray node), for the record
         return {"record": json.dumps(result, default=float)}
 
@@ -105,7 +106,7 @@ def cluster_slots(gpu: bool) -> int:
     return max(1, int(resources.get("GPU" if gpu else "CPU", 1)))
 
 
-def run_ray(jobs: list[Job], options: Options, address: str | None = None, workers: int | None = None) -> Iterator[dict]:
+def run_ray(jobs: list[Job], options: Options, address: str | None = None, workers: int | None = None, measurer=None) -> Iterator[dict]:
     """Records of ``jobs`` (in the order they finish) segmented on Ray Data; see the module docstring."""
     import ray
     import ray.data
@@ -121,7 +122,7 @@ def run_ray(jobs: list[Job], options: Options, address: str | None = None, worke
     items = [{"path": job.path, "stem": job.stem, "pixel_size_um": job.pixel_size_um, "extra": json.dumps(list(job.extra))} for job in jobs]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
     dataset = dataset.map(_read, fn_kwargs={"options": settings}, num_cpus=IO_TASK_CPUS)
-    dataset = dataset.map(ModelActor, fn_constructor_kwargs={"options": settings}, compute=ray.data.ActorPoolStrategy(size=actors),
+    dataset = dataset.map(ModelActor, fn_constructor_kwargs={"options": settings, "measurer": measurer}, compute=ray.data.ActorPoolStrategy(size=actors),
                           num_cpus=0 if gpu else ACTOR_CPUS, num_gpus=1 if gpu else 0)
     for row in dataset.iter_rows():
         yield json.loads(row["record"])
