@@ -97,7 +97,11 @@ def main() -> int:
     parser.add_argument("--drive", type=int, default=200)
     parser.add_argument("--hrf", type=int, default=30)
     parser.add_argument("--out", default=str(ROOT / "results" / "engine"))
+    parser.add_argument("--sizing-only", action="store_true", help="only rewrite sizing.md from bench.json")
     args = parser.parse_args()
+    if args.sizing_only:
+        write_sizing(Path(args.out), json.loads((Path(args.out) / "bench.json").read_text()))
+        return 0
     work = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     rows = []
     try:
@@ -111,6 +115,7 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_report(Path(args.out), merged(Path(args.out) / "bench.json", rows))
+    write_sizing(Path(args.out), json.loads((Path(args.out) / "bench.json").read_text()))
     return 0
 
 
@@ -138,7 +143,40 @@ def write_report(out: Path, rows: list[dict]) -> None:
         lines.append(f"| {size} | {row['config']} | {row['backend']} | {row['images']} | {row['seconds']} | {row['images_per_s']:.2f} | "
                      f"{row['peak_pss_mb']} | {row['load_before']} |")
     write_atomic(out / "bench.md", lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
-    write_atomic(out / "bench.json", lambda tmp: Path(tmp).write_text(json.dumps({"cpu": cpu, "rows": rows}, indent=1)))
+    write_atomic(out / "bench.json", lambda tmp: Path(tmp).write_text(json.dumps({"cpu": cpu, "cores": os.cpu_count(), "rows": rows}, indent=1)))
+
+
+PHOTOGRAPHS = 170_000  # UK Biobank's fundus photographs
+MEGAPIXELS = {"drive": 565 * 584 / 1e6, "hrf": 3504 * 2336 / 1e6, "ukb": 2048 * 1536 / 1e6}
+CLUSTERS = ((1, 32), (10, 32), (100, 32))  # (nodes, cores per node)
+
+
+def write_sizing(out: Path, bench: dict) -> None:
+    """sizing.md: core-hours and wall hours for PHOTOGRAPHS photographs, from the measured core-seconds per image."""
+    from m2unet.data import write_atomic
+
+    cores = bench.get("cores", os.cpu_count())
+    lines = [f"# Sizing: {PHOTOGRAPHS:,} photographs on CPU nodes", "",
+             "From `results/engine/bench.json` (`.venv/bin/python benchmarks/bench_engine.py --sizing-only`): core-seconds per image =",
+             f"cores ({cores}) × wall seconds of the whole command / images, on {bench['cpu']}, a machine shared with other jobs",
+             "(load column of bench.md), so these are upper bounds. UK Biobank photographs (2048×1536) are scaled from the HRF",
+             "cost per pixel. Wall hours assume the work spreads evenly over every core (one Ray actor per CPU), plus nothing",
+             "for start-up (about 15 s per run).", "",
+             "| photographs | measured with | core-s per image | core-hours | " + " | ".join(f"hours, {n} × {c} cores" for n, c in CLUSTERS) + " |",
+             "|---|---|---:|---:|" + "---:|" * len(CLUSTERS)]
+    best = {}
+    for row in bench["rows"]:
+        cost = cores * row["seconds"] / row["images"]
+        key = (row["dataset"], "ray" if "ray" in row["config"] else "plain")
+        best[key] = min(best.get(key, (cost, row["config"])), (cost, row["config"]))
+    for (dataset, _engine), (cost, config) in sorted(best.items()):
+        sizes = [(dataset, cost)] + ([("ukb", cost * MEGAPIXELS["ukb"] / MEGAPIXELS["hrf"])] if dataset == "hrf" else [])
+        for size, per_image in sizes:
+            label = {"drive": "DRIVE-size 565×584", "hrf": "HRF-size 3504×2336", "ukb": "UK Biobank 2048×1536 (scaled from HRF)"}[size]
+            hours = PHOTOGRAPHS * per_image / 3600
+            lines.append(f"| {label} | {config} | {per_image:.2f} | {hours:,.0f} | " + " | ".join(f"{hours / (n * c):,.2f}" for n, c in CLUSTERS) + " |")
+    lines += ["", "GPU nodes: not measured here (no GPU in this session); see docs/engine.md for how to size them.", ""]
+    write_atomic(out / "sizing.md", lambda tmp: Path(tmp).write_text("\n".join(lines)))
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
     from .pipeline import calibration_for, default_runtime, get_segmenter, resolve_weights
 
     backend = backend_name(runtime or default_runtime(device, weights), precision, device)
-    if device == "cuda":
+    if device == "cuda" and engine == "local":  # with ray the GPUs are on the workers, not necessarily here
         from .backends import require_cuda
 
         require_cuda()  # one error up front, not one per image

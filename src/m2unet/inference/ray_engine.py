@@ -103,6 +103,10 @@ def cluster_slots(gpu: bool) -> int:
     import ray
 
     resources = ray.cluster_resources()
+    if gpu and not resources.get("GPU"):
+        from ..errors import M2UNetError
+
+        raise M2UNetError("--device cuda --engine ray: the Ray cluster has no GPU (ray.cluster_resources() lists none)")
     return max(1, int(resources.get("GPU" if gpu else "CPU", 1)))
 
 
@@ -117,7 +121,7 @@ def run_ray(jobs: list[Job], options: Options, address: str | None = None, worke
     context.execution_options.preserve_order = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     gpu = options.backend.startswith("cuda")
-    actors = workers or cluster_slots(gpu)
+    actors = cluster_slots(gpu) if workers is None or gpu else workers
     settings = asdict(Options(**dict(asdict(options), threads=None if gpu else (options.threads or 1))))
     items = [{"path": job.path, "stem": job.stem, "pixel_size_um": job.pixel_size_um, "extra": json.dumps(list(job.extra))} for job in jobs]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
