@@ -121,7 +121,8 @@ def run_ray(jobs: list[Job], options: Options, address: str | None = None, worke
     context.execution_options.preserve_order = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     gpu = options.backend.startswith("cuda")
-    actors = cluster_slots(gpu) if workers is None or gpu else workers
+    slots = cluster_slots(gpu)  # for GPU backends also the check that the cluster has one
+    actors = workers or slots
     settings = asdict(Options(**dict(asdict(options), threads=None if gpu else (options.threads or 1))))
     items = [{"path": job.path, "stem": job.stem, "pixel_size_um": job.pixel_size_um, "extra": json.dumps(list(job.extra))} for job in jobs]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
