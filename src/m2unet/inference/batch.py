@@ -479,10 +479,17 @@ class ResultLog:
         self._journal.flush()
         os.fsync(self._journal.fileno())
 
-    def finish(self, jobs: list[Job], extra_rows: list[dict] = ()) -> Path:
-        """Write OUT/results.parquet (one row per job, in input order, then ``extra_rows``) atomically; drop the journal."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    def finish(self, jobs: list[Job], extra_rows: list[dict] = ()) -> Path | None:
+        """Write OUT/results.parquet (one row per job, in input order, then ``extra_rows``) atomically; drop the journal.
+        Without pyarrow (a small device) no table is written (None) and the journal stays: it holds every record."""
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+            return None
 
         from ..data.io import write_atomic
 

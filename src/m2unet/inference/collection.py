@@ -70,7 +70,9 @@ def run_collection(inputs: Iterable[str], options: Options, engine: str = "local
     bar.close()
     elapsed = time.perf_counter() - started
     extra = skipped_rows(skipped, options)
-    log.finish(jobs, extra)
+    if log.finish(jobs, extra) is None:
+        tqdm.write(f"note: {Path(options.out) / 'results.parquet'} not written (pip install pyarrow); "
+                   f"{Path(options.out) / '.m2unet-journal.jsonl'} holds the records", file=sys.stderr)
     records = [log.records[os.path.abspath(job.path)] for job in jobs]
     if options.measure:
         measurer.write_table(Path(options.out) / MEASUREMENTS_FILE, records)
