@@ -157,3 +157,16 @@ def test_segment_measure_adds_the_measurements(tmp_path, drive_small, export_cac
     assert header.startswith("image,") and line.startswith("eye,")
     assert len((out / "eye_segments.csv").read_text().splitlines()) == row["segments"] + 1
     assert (out / "eye_junctions.csv").is_file()
+
+
+def test_without_pyarrow_segment_still_segments_and_keeps_the_journal(tmp_path, drive_small, monkeypatch, export_cache):
+    import sys
+
+    Image.fromarray(drive_small).save(tmp_path / "eye.png")
+    for name in ("pyarrow", "pyarrow.parquet"):
+        monkeypatch.setitem(sys.modules, name, None)  # import pyarrow now raises ImportError, as on a small device
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["segment", str(tmp_path / "eye.png"), "-o", str(out), "--model", "drive", "--backend", "onnxruntime"])
+    assert result.exit_code == 0 and "not written (pip install pyarrow)" in result.output, result.output
+    assert (out / "eye_vessels.png").is_file() and not (out / RESULTS_FILE).exists()
+    assert '"status": "ok"' in (out / JOURNAL_FILE).read_text()
