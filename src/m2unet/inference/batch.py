@@ -330,7 +330,8 @@ def record(job: Job, options: Options, status: str, error: str | None = None, *,
            "model": model, "backend": options.backend, "threshold": threshold, "seconds": seconds,
            "width": None if size[0] is None else int(size[0]), "height": None if size[1] is None else int(size[1]),
            "pixel_size_um": job.pixel_size_um, "settings": options.fingerprint(), "resumed": False, "node": None}
-    row.update((key, value) for key, value in job.extra if key not in row)
+    # manifest cells as the journal will give them back (dates as text), so earlier and new rows agree in type
+    row.update((key, json.loads(json.dumps(value, default=json_default))) for key, value in job.extra if key not in row)
     return row
 
 
@@ -475,7 +476,7 @@ class ResultLog:
             self._journal = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in finish)
             if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
                 self._journal.write("\n")  # end the line a killed run left unfinished
-        self._journal.write(json.dumps(row, default=_json_default) + "\n")
+        self._journal.write(json.dumps(row, default=json_default) + "\n")
         self._journal.flush()
         os.fsync(self._journal.fileno())
 
@@ -508,10 +509,11 @@ class ResultLog:
         return path
 
 
-def _json_default(value):
+def json_default(value):
+    """JSON for what a record may hold besides plain values: numpy scalars, and manifest cells such as dates (as text)."""
     if isinstance(value, np.generic):
         return value.item()
-    raise TypeError(f"cannot record {type(value).__name__}")
+    return str(value)
 
 
 def skipped_rows(files: list[Path], options: Options) -> list[dict]:

@@ -24,7 +24,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from .batch import INPUT_ERRORS, Job, Options, failure_message, load_stage, model_stage, record, write_stage
+from .batch import INPUT_ERRORS, Job, Options, failure_message, json_default, load_stage, model_stage, record, write_stage
 
 # A node with C CPUs runs C model actors (one thread each: measured faster than C/2 actors of two threads, or one
 # of C, results/engine/) and, beside them, up to C read tasks: decoding is light next to the model.
@@ -82,7 +82,7 @@ class ModelActor:
             return {"record": json.dumps(record(job, self.options, "failed", failure_message(job.path, error)))}
         result = write_stage(job, self.options, image, mask, probability, model, threshold, row["seconds"] + seconds, self.measurer)
         result["node"] = self.node  # where the model ran (Ray node), for the record
-        return {"record": json.dumps(result, default=float)}
+        return {"record": json.dumps(result, default=json_default)}
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -124,7 +124,7 @@ def run_ray(jobs: list[Job], options: Options, address: str | None = None, worke
     slots = cluster_slots(gpu)  # for GPU backends also the check that the cluster has one
     actors = workers or slots
     settings = asdict(Options(**dict(asdict(options), threads=None if gpu else (options.threads or 1))))
-    items = [{"path": job.path, "stem": job.stem, "pixel_size_um": job.pixel_size_um, "extra": json.dumps(list(job.extra))} for job in jobs]
+    items = [{"path": job.path, "stem": job.stem, "pixel_size_um": job.pixel_size_um, "extra": json.dumps(list(job.extra), default=json_default)} for job in jobs]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
     dataset = dataset.map(_read, fn_kwargs={"options": settings}, num_cpus=IO_TASK_CPUS)
     dataset = dataset.map(ModelActor, fn_constructor_kwargs={"options": settings, "measurer": measurer}, compute=ray.data.ActorPoolStrategy(size=actors),
