@@ -94,8 +94,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     quiet = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False, "configure_logging": True}
     if address:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    else:
-        ray.init(num_cpus=num_cpus, **quiet)
+    else:  # "local": a new Ray of its own, even when `ray start` left a cluster on this machine (ray.init() would join it)
+        ray.init(address="local", num_cpus=num_cpus, **quiet)
 
 
 def cluster_slots(gpu: bool) -> int:
