@@ -40,13 +40,26 @@ def alive_nodes(address: str, env: dict) -> int:
     return int(result.stdout.strip().splitlines()[-1]) if result.returncode == 0 and result.stdout.strip() else 0
 
 
-def wait_for_nodes(address: str, env: dict, count: int, timeout: float = 180) -> None:
+def wait_for_nodes(address: str, env: dict, count: int, starter: subprocess.Popen, timeout: float = 240) -> bool:
+    """Whether ``count`` nodes are alive before ``timeout``, or False as soon as ``starter`` (`ray start`) exits."""
     deadline = time.time() + timeout
-    while time.time() < deadline:
+    while time.time() < deadline and starter.poll() is None:
         if alive_nodes(address, env) >= count:
-            return
+            return True
         time.sleep(2)
-    raise SystemExit(f"the Ray cluster at {address} did not reach {count} node(s)")
+    return False
+
+
+def start_node(command: list[str], address: str, env: dict, count: int, attempts: int = 3) -> subprocess.Popen:
+    """Run `ray start ... --block` until the cluster has ``count`` nodes: on a loaded machine a node can miss Ray's
+    30 s start-up limit ("The current node timed out during startup"), so it is tried again."""
+    for attempt in range(1, attempts + 1):
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if wait_for_nodes(address, env, count, process):
+            return process
+        stop(process)
+        print(f"ray start, attempt {attempt}: the node did not come up", file=sys.stderr)
+    raise SystemExit(f"the Ray cluster at {address} did not reach {count} node(s) in {attempts} attempts")
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -82,14 +95,11 @@ def main() -> int:
     port = free_port()
     address = f"127.0.0.1:{port}"
     common = ["--num-cpus", "1", "--block", "--disable-usage-stats"]
-    head = subprocess.Popen([str(RAY), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--include-dashboard", "false",
-                             *common], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    head = start_node([str(RAY), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--include-dashboard", "false",
+                       *common], address, env, 1)
     worker = None
     try:
-        wait_for_nodes(address, env, 1)
-        worker = subprocess.Popen([str(RAY), "start", "--address", address, "--node-ip-address", "127.0.0.1", *common],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_nodes(address, env, 2)
+        worker = start_node([str(RAY), "start", "--address", address, "--node-ip-address", "127.0.0.1", *common], address, env, 2)
         ray_seconds, ray_summary = segment(inputs, work / "ray", env, ["--engine", "ray", "--address", address])
     finally:
         for process in (worker, head):
