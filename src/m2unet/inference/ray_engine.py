@@ -4,8 +4,7 @@ Dataset of inputs (one row, one block per input) → ``map`` read tasks (:func:`
 → ``map`` on an actor pool, one model per actor (:func:`batch.model_stage`: OpenVINO / ONNX Runtime with one
 thread per actor on CPU workers, PyTorch with ``num_gpus=1`` per actor for ``--device cuda``), which then
 thresholds and writes the maps in the same actor (:func:`batch.write_stage`: atomic PNG writes, the record; a
-separate write task per image cost more in scheduling and in moving the probability map than the write itself,
-results/engine/). The driver streams the records back and
+separate write task per image cost more in scheduling and in moving the probability map than the write itself). The driver streams the records back and
 appends each to the journal of :class:`batch.ResultLog`, so a kill of the driver, a worker or a node loses at most
 the images in flight; the same command resumes. The maps are the ones plain ``segment`` writes, byte for byte,
 for the same backend (the same code runs on every worker).
@@ -26,8 +25,8 @@ import numpy as np
 
 from .batch import INPUT_ERRORS, Job, Options, failure_message, json_default, load_stage, model_stage, record, write_stage
 
-# A node with C CPUs runs C model actors (one thread each: measured faster than C/2 actors of two threads, or one
-# of C, results/engine/) and, beside them, up to C read tasks: decoding is light next to the model.
+# A node with C CPUs runs C model actors (one thread each: on the 2-core machine of results/engine/ faster than
+# C/2 actors of two threads, or one of C) and, beside them, up to C read tasks: decoding is light next to the model.
 ACTOR_CPUS = 0.75
 IO_TASK_CPUS = 0.25
 
