@@ -97,10 +97,12 @@ def main() -> int:
     parser.add_argument("--drive", type=int, default=200)
     parser.add_argument("--hrf", type=int, default=30)
     parser.add_argument("--out", default=str(ROOT / "results" / "engine"))
-    parser.add_argument("--sizing-only", action="store_true", help="only rewrite sizing.md from bench.json")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite bench.md and sizing.md from bench.json")
     args = parser.parse_args()
-    if args.sizing_only:
-        write_sizing(Path(args.out), json.loads((Path(args.out) / "bench.json").read_text()))
+    if args.report_only:
+        bench = json.loads((Path(args.out) / "bench.json").read_text())
+        write_report(Path(args.out), bench["rows"], bench["cpu"])
+        write_sizing(Path(args.out), bench)
         return 0
     work = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     rows = []
@@ -126,11 +128,11 @@ def merged(path: Path, rows: list[dict]) -> list[dict]:
     return [row for row in earlier if row["dataset"] not in done] + rows
 
 
-def write_report(out: Path, rows: list[dict]) -> None:
+def write_report(out: Path, rows: list[dict], cpu: str | None = None) -> None:
     from m2unet.data import write_atomic
 
     out.mkdir(parents=True, exist_ok=True)
-    cpu = cpu_name()
+    cpu = cpu or cpu_name()
     lines = ["# Plain `segment` vs `--engine ray`", "",
              f"CPU: {cpu}, {os.cpu_count()} cores visible. Command: `.venv/bin/python benchmarks/bench_engine.py --drive N --hrf M` "
              "(the DRIVE and HRF rows may come from separate runs: a run keeps the rows of the dataset it skips).",
@@ -157,7 +159,7 @@ def write_sizing(out: Path, bench: dict) -> None:
 
     cores = bench.get("cores", os.cpu_count())
     lines = [f"# Sizing: {PHOTOGRAPHS:,} photographs on CPU nodes", "",
-             "From `results/engine/bench.json` (`.venv/bin/python benchmarks/bench_engine.py --sizing-only`): core-seconds per image =",
+             "From `results/engine/bench.json` (`.venv/bin/python benchmarks/bench_engine.py --report-only`): core-seconds per image =",
              f"cores ({cores}) × wall seconds of the whole command / images, on {bench['cpu']}, a machine shared with other jobs",
              "(load column of bench.md), so these are upper bounds. UK Biobank photographs (2048×1536) are scaled from the HRF",
              "cost per pixel. Wall hours assume the work spreads evenly over every core (one Ray actor per CPU), plus nothing",
