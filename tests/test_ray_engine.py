@@ -69,7 +69,11 @@ def test_ray_engine_killed_and_resumed_writes_what_plain_segment_writes(collecti
         if journal.is_file() and journal.read_text().count("\n") >= 3:
             break
         time.sleep(0.1)
-    assert process.poll() is None, f"the run ended before it could be killed:\n{process.stdout.read()}"
+    if process.poll() is not None:
+        output = process.stdout.read()
+        if "could not start or join a local Ray" in output:  # Ray's own 30 s start-up limit, missed on an overloaded machine
+            pytest.skip(f"Ray could not start here: {output.strip().splitlines()[-1]}")
+        raise AssertionError(f"the run ended before it could be killed:\n{output}")
     os.kill(process.pid, signal.SIGKILL)  # kill -9 of the driver, part-way
     process.wait()
     done_before = journal.read_text().count('"status": "ok"')

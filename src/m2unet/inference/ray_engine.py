@@ -28,6 +28,8 @@ from .batch import INPUT_ERRORS, Job, Options, failure_message, json_default, lo
 # A node with C CPUs runs C model actors (one thread each: on the 2-core machine of results/engine/ faster than
 # C/2 actors of two threads, or one of C) and, beside them, up to C read tasks: decoding is light next to the model.
 ACTOR_CPUS = 0.75
+# A local Ray node must come up within Ray's own 30 s limit; on a heavily loaded machine it can miss it once.
+START_ATTEMPTS = 2
 IO_TASK_CPUS = 0.25
 
 
@@ -88,13 +90,25 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     """Join the Ray cluster at ``address``, or start a local one (no dashboard) when none is given."""
     import ray
 
+    from ..errors import M2UNetError
+
     if ray.is_initialized():
         return
     quiet = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False, "configure_logging": True}
-    if address:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    else:  # "local": a new Ray of its own, even when `ray start` left a cluster on this machine (ray.init() would join it)
-        ray.init(address="local", num_cpus=num_cpus, **quiet)
+    for attempt in range(START_ATTEMPTS):
+        try:
+            if address:
+                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            else:  # "local": a new Ray of its own, even when `ray start` left a cluster on this machine (ray.init() would join it)
+                ray.init(address="local", num_cpus=num_cpus, **quiet)
+            return
+        except Exception as error:  # Ray raises a bare Exception on a start-up timeout, ConnectionError for a wrong address
+            reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+            if address or attempt + 1 == START_ATTEMPTS:
+                where = f"the Ray cluster at {address}" if address else "a local Ray"
+                raise M2UNetError(f"--engine ray: could not start or join {where} ({reason}); rerun it (finished images are kept), "
+                                  "or use --engine local") from None
+            ray.shutdown()
 
 
 def cluster_slots(gpu: bool) -> int:
