@@ -76,6 +76,7 @@ def test_ray_engine_killed_and_resumed_writes_what_plain_segment_writes(collecti
         raise AssertionError(f"the run ended before it could be killed:\n{output}")
     os.kill(process.pid, signal.SIGKILL)  # kill -9 of the driver, part-way
     process.wait()
+    assert journal.is_file(), "no image finished within 240 s of starting the Ray run"
     done_before = journal.read_text().count('"status": "ok"')
     assert not (out / RESULTS_FILE).exists() and 0 < done_before < 14
 
