@@ -11,7 +11,7 @@ $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_PIN)"
-	$(BIN)/python -m pip install -q -e ".[train,deploy,serve,dev]" "$(TORCH_PIN)"
+	$(BIN)/python -m pip install -q -e ".[train,deploy,serve,cluster,dev]" "$(TORCH_PIN)"
 	touch $@
 
 install: $(BIN)/.installed

@@ -18,9 +18,11 @@ def segment(image, model: str = "drive", **options):
 
 
 def __getattr__(name):
+    if name == "measure":  # vessel measurements: m2unet.measure(vessels, fov=None, pixel_size_um=None) (a callable package)
+        return importlib.import_module(".measure", __name__)
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module 'm2unet' has no attribute {name!r}")
 
 
-__all__ = ["create_model", "list_models", "load_pretrained", "load_weights", "save_weights", "segment"]
+__all__ = ["create_model", "list_models", "load_pretrained", "load_weights", "measure", "save_weights", "segment"]

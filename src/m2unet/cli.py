@@ -12,7 +12,8 @@ from .errors import M2UNetError, one_line_errors
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="m2unet")
-def main():
+@click.pass_context
+def main(context):
     """M2U-Net: fast retinal vessel segmentation (Laibacher, Weyde, Jalali, CVPR-W 2019).
 
     \b
@@ -20,6 +21,18 @@ def main():
     Model size and cost:              m2unet info --model m2unet --size 544
     Check a dataset folder:           m2unet datasets check ../shared/datasets/DRIVE
     """
+    context.obj = _Stages()
+
+
+class _Stages(dict):
+    """Stages of higher layers that lower-layer commands run (segment --measure), imported only when asked for."""
+
+    def get(self, name, default=None):
+        if name == "measure":
+            from .measure.stage import STAGE
+
+            return STAGE
+        return super().get(name, default)
 
 
 @main.command()
@@ -151,8 +164,10 @@ def register_subcommands():
     main.add_command(segment)
     from .export.cli import export
     from .inference.bench import bench
+    from .measure.cli import measure
 
     main.add_command(export)
+    main.add_command(measure)
     main.add_command(bench)
     main.add_command(train)
     from .serve.cli import serve

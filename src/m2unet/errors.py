@@ -24,6 +24,7 @@ INSTALL_HINTS = {
     "lightning": "pip install 'm2unet[train]'", "kornia": "pip install 'm2unet[train]'",
     "onnx": "pip install 'm2unet[deploy]'", "onnxruntime": "pip install 'm2unet[deploy]'", "openvino": "pip install 'm2unet[deploy]'",
     "nncf": "pip install 'm2unet[deploy]'", "sklearn": "pip install scikit-learn",
+    "ray": "pip install 'm2unet[cluster]'", "pyarrow": "pip install pyarrow",
 }
 
 

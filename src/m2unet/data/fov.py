@@ -53,6 +53,46 @@ def _fill_convex(mask: np.ndarray) -> np.ndarray:
     return fill_rows(mask) & fill_rows(mask.T).T
 
 
+COMPONENT_GRID = 128  # the connected-region search runs on a grid of at most this many cells per side
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    """3×3 binary dilation (8-connected), numpy only."""
+    out = mask.copy()
+    out[1:] |= mask[:-1]
+    out[:-1] |= mask[1:]
+    grown = out.copy()
+    grown[:, 1:] |= out[:, :-1]
+    grown[:, :-1] |= out[:, 1:]
+    return grown
+
+
+def _central_component(mask: np.ndarray) -> np.ndarray:
+    """The part of ``mask`` connected to its pixels in the central third of the image (all of it when the
+    centre holds none). Searched on a coarse grid (a cell is on when any pixel in it is), so a gap narrower than
+    one cell (1/128 of the image side) does not separate regions; each kept cell keeps its own pixels."""
+    h, w = mask.shape
+    cell = max(1, -(-max(h, w) // COMPONENT_GRID))
+    gh, gw = -(-h // cell), -(-w // cell)
+    padded = np.zeros((gh * cell, gw * cell), dtype=bool)
+    padded[:h, :w] = mask
+    coarse = padded.reshape(gh, cell, gw, cell).any(axis=(1, 3))
+    seed = np.zeros_like(coarse)
+    seed[gh // 3: gh - gh // 3, gw // 3: gw - gw // 3] = True
+    region = coarse & seed
+    if not region.any():
+        return mask
+    while True:  # geodesic reconstruction: grow the seed inside the coarse mask until it stops changing
+        grown = _dilate(region) & coarse
+        if np.array_equal(grown, region):
+            break
+        region = grown
+    if region.sum() == coarse.sum():
+        return mask
+    keep = np.repeat(np.repeat(region, cell, axis=0), cell, axis=1)[:h, :w]
+    return mask & keep
+
+
 def estimate_fov_mask(image: np.ndarray, min_level: float = 0.04, otsu_fraction: float = 0.25) -> np.ndarray:
     """Boolean H×W FOV mask of an RGB float image in [0, 1] (see the module docstring for the method)."""
     h, w = image.shape[:2]
@@ -61,7 +101,7 @@ def estimate_fov_mask(image: np.ndarray, min_level: float = 0.04, otsu_fraction:
     small = small.max(axis=2) if small.ndim == 3 else small
     threshold = max(min_level, otsu_fraction * _otsu(small))
     bright = (small > threshold).astype(np.float32)
-    mask = _fill_convex(_box_blur(bright, radius=1) > 0.5)
+    mask = _fill_convex(_central_component(_box_blur(bright, radius=1) > 0.5))
     if not mask.any():
         return np.ones((h, w), dtype=bool)
     if step > 1:

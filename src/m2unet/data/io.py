@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputFileError
 
@@ -19,6 +19,8 @@ Image.MAX_IMAGE_PIXELS = 400_000_000
 
 def _check_file(path: Path) -> None:
     if not path.exists():
+        if path.is_symlink():
+            raise InputFileError(path, f"broken symbolic link (its target {os.readlink(path)} does not exist)")
         raise InputFileError(path, "no such file")
     if not path.is_file():
         raise InputFileError(path, "not a regular file")
@@ -34,6 +36,7 @@ def _read_array(path: Path) -> np.ndarray:
             warnings.simplefilter("ignore")
             with Image.open(path) as image:
                 image.load()
+                image = _upright(image)
                 if image.mode == "P":  # palette (e.g. DRIVE 2nd_manual GIFs): expand through the palette
                     image = image.convert("RGBA" if "transparency" in image.info else "RGB")
                 elif image.mode in ("1", "LA", "PA", "La", "RGBa", "CMYK", "YCbCr", "LAB", "HSV"):
@@ -56,6 +59,20 @@ def _read_array(path: Path) -> np.ndarray:
     if array.dtype == np.int32 and array.max(initial=0) <= 65535:  # PIL's mode "I" for 16-bit PNG
         array = array.astype(np.uint16)
     return array
+
+
+EXIF_ORIENTATION = 0x0112
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The image as viewers show it: EXIF orientation (cameras and phones store portrait shots sideways) applied."""
+    try:
+        orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # a damaged EXIF block: the pixels are still fine
+        return image
+    if orientation in (None, 1):
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def _read_tiff(path: Path) -> np.ndarray:

@@ -118,7 +118,7 @@ def _command_line(context: click.Context) -> str:
 @click.option("--backend", "runtime", default=None, type=click.Choice(["torch", "onnxruntime", "openvino"]),
               help="Runtime [default: torch; for an exported .onnx / .xml file, as segment chooses]. Not torch fp32: tiled as segment runs it.")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16", "int8"]),
-              help="As in segment: auto is fp32 for torch, bf16 for openvino on CPUs with it; int8 calibrated on the model's dataset.")
+              help="As in segment: auto is fp32 for torch, for openvino the fastest precision timed on this CPU; int8 calibrated on the model's dataset.")
 @one_line_errors
 def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, threshold_split, datasets_root, maps, npy, figure_image, bootstrap, label,
              second_observer_only, device, runtime, precision, tta, rescale):

@@ -62,8 +62,8 @@ def require_cuda() -> None:
 
 def backend_name(runtime: str, precision: str = "auto", device: str = "cpu") -> str:
     """The backend for a runtime, a precision and a device; on the CPU ``auto`` is fp32 for torch and onnxruntime,
-    and for openvino bf16 on CPUs that have it (measured F1 change on DRIVE: results/export/precision_f1.md), else
-    fp32. ``device="cuda"`` runs torch on the GPU: ``auto`` is fp32 there (as ``evaluate --device cuda``)."""
+    and for openvino the fastest of fp32 / bf16 / int8 measured on this CPU model, once, then cached
+    (:mod:`.autoprecision`; measured F1 change on DRIVE of each: results/export/precision_f1.md). ``device="cuda"`` runs torch on the GPU: ``auto`` is fp32 there (as ``evaluate --device cuda``)."""
     if device not in DEVICES:
         raise M2UNetError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     if device == "cuda":
@@ -77,7 +77,12 @@ def backend_name(runtime: str, precision: str = "auto", device: str = "cpu") -> 
     if precision == "fp16":
         raise M2UNetError("fp16 is for --device cuda; on the CPU use bf16 or int8")
     if precision == "auto":
-        precision = "bf16" if runtime == "openvino" and cpu_has_bf16() else "fp32"
+        if runtime == "openvino":
+            from .autoprecision import fastest_openvino_precision
+
+            precision = fastest_openvino_precision(create_backend, cpu_has_bf16)
+        else:
+            precision = "fp32"
     name = runtime if precision == "fp32" else f"{runtime}-{precision}"
     if name not in BACKENDS:
         raise M2UNetError(f"backend {runtime} has no {precision} mode; available: {', '.join(BACKENDS)}")

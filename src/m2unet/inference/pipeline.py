@@ -77,14 +77,15 @@ class Segmenter:
     """A loaded model on one backend: ``segmenter(image, mask)`` → probability H×W (0 outside the mask)."""
 
     def __init__(self, weights: str | os.PathLike, backend: str, calibration: str = "drive", hint: str = "LATENCY",
-                 max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP, progress=None, tta: bool = False, rescale: bool = True):
+                 max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP, progress=None, tta: bool = False, rescale: bool = True,
+                 threads: int | None = None):
         from ..data.scale import model_scale
         from ..weights import read_metadata
         from .backends import create_backend
 
         self.weights = Path(weights)
         self.metadata = read_metadata(self.weights)  # once per model, not per image (the a-priori threshold)
-        self.backend = create_backend(backend, self.weights, calibration=calibration, hint=hint, progress=progress)
+        self.backend = create_backend(backend, self.weights, calibration=calibration, hint=hint, progress=progress, threads=threads)
         self.max_tile, self.overlap, self.tta = max_tile, overlap, tta
         # the FOV diameter the model works at (m2unet.data.scale); None: photographs run as they are
         self.scale = model_scale(self.metadata) if rescale else None

@@ -1,0 +1,99 @@
+"""``m2unet measure`` behind the CLI: inputs (vessel maps, binary masks or photographs) → measures, CSV files, pictures."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputFileError, M2UNetError
+from .core import SUMMARY_COLUMNS, Measurements, measure
+
+BINARY_SHARE = 0.99  # a grey image is a binary mask when this share of its pixels is within 10 % of black or white
+
+
+def classify(path: Path, rgb: np.ndarray, kind: str) -> str:
+    """``mask`` or ``photo`` for an input (``kind``: auto, mask or photo); auto: colour → photo, grey → mask
+    when binary, else an error (a grey photograph needs ``--input photo``)."""
+    if kind != "auto":
+        return kind
+    channels_differ = float(np.abs(rgb[..., 0] - rgb[..., 1]).max(initial=0) + np.abs(rgb[..., 1] - rgb[..., 2]).max(initial=0)) > 2 / 255
+    if channels_differ:
+        return "photo"
+    grey = rgb[..., 0]
+    near = np.count_nonzero((grey <= 0.1) | (grey >= 0.9)) / grey.size
+    if near >= BINARY_SHARE:
+        return "mask"
+    levels = len(np.unique(np.rint(grey[:: max(1, grey.shape[0] // 256), :: max(1, grey.shape[1] // 256)] * 255)))
+    raise InputFileError(path, f"not a binary vessel mask (grey image, {levels}+ grey levels, {100 * (1 - near):.0f} % of pixels "
+                               "neither black nor white): threshold it first, or pass --input photo if it is a grey photograph")
+
+
+def vessels_of(path: Path, kind: str, mask_option: str | None, model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(vessel mask, FOV mask, photograph or None) for one input file."""
+    from ..data.fov import estimate_fov_mask
+    from ..data.io import read_binary, read_image
+    from ..inference.cli import find_mask
+
+    rgb = read_image(path)
+    kind = classify(path, rgb, kind)
+    mask_file = find_mask(mask_option, path)
+    fov = read_binary(mask_file, rgb.shape[:2]) if mask_file is not None else None
+    if kind == "mask":
+        return rgb[..., 0] >= 0.5, fov if fov is not None else np.ones(rgb.shape[:2], dtype=bool), None
+    from ..inference.pipeline import fov_width, resolve_weights, segment
+    from ..weights import read_metadata, threshold_of
+
+    fov = fov if fov is not None else estimate_fov_mask(rgb)
+    probability = segment(rgb, model, fov_mask=fov)
+    threshold = threshold_of(read_metadata(resolve_weights(model, None, fov_width(fov, rgb.shape[1]))))
+    return probability >= threshold, fov, rgb
+
+
+def empty_row(name: str, note: str) -> dict:
+    row = dict.fromkeys(SUMMARY_COLUMNS, math.nan)
+    row.update(image=name, note=note)
+    return row
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.6g}"
+    return str(value)
+
+
+def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
+    """A CSV file with ``columns`` (NaN and None as empty cells), written atomically."""
+    from ..data.io import write_atomic
+
+    def writer(tmp):
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            out = csv.writer(handle)
+            out.writerow(columns)
+            for row in rows:
+                out.writerow([_cell(row.get(column)) for column in columns])
+
+    write_atomic(path, writer)
+
+
+def measure_file(path: Path, name: str, options: dict) -> tuple[Measurements, np.ndarray | None]:
+    """Measure one input file (see :func:`vessels_of`); M2UNetError on a file it cannot use."""
+    vessels, fov, photograph = vessels_of(path, options["kind"], options["mask"], options["model"])
+    try:
+        result = measure(vessels, fov, options["pixel_size_um"], field_of_view_deg=options["field_of_view_deg"], name=name)
+    except (MemoryError, ValueError) as error:
+        raise M2UNetError(f"{path}: measuring failed ({type(error).__name__}: {str(error).splitlines()[0][:120]})") from None
+    return result, photograph
+
+
+def unique_name(stem: Path, used: set[str]) -> str:
+    """The image name for outputs: the stem (with its sub-folder), made unique within the batch."""
+    name, counter = stem.as_posix(), 2
+    while name in used:
+        name, counter = f"{stem.as_posix()}_{counter}", counter + 1
+    used.add(name)
+    return name
