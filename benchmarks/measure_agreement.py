@@ -14,7 +14,6 @@ relative difference (|a − b| / b). Full, uncropped images; DRIVE at 45°, CHAS
 
 from __future__ import annotations
 
-import csv
 import math
 import sys
 import time
@@ -26,6 +25,7 @@ from tqdm import tqdm
 from m2unet import segment
 from m2unet.data import load_dataset, read_binary, write_atomic
 from m2unet.measure import measure
+from m2unet.measure.batch import write_csv
 from m2unet.weights import pretrained_path, read_metadata, threshold_of
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "measure"
@@ -118,15 +118,7 @@ def main() -> int:
         rows = measure_dataset(name)
         all_rows += rows
         sections += table(rows, DATASETS[name][0])
-    columns = ["dataset", "rater", *[c for c in all_rows[0] if c not in ("dataset", "rater")]]
-
-    def write_rows(tmp):
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, columns)
-            writer.writeheader()
-            writer.writerows(all_rows)
-
-    write_atomic(OUT / "agreement_per_image.csv", write_rows)
+    write_csv(OUT / "agreement_per_image.csv", ("dataset", "rater", *[c for c in all_rows[0] if c not in ("dataset", "rater")]), all_rows)
     header = [
         "# Vessel measures: the shipped model's maps vs the human observers", "",
         "Command: `PYTHONPATH=src .venv/bin/python benchmarks/measure_agreement.py` "

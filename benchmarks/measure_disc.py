@@ -10,12 +10,11 @@ None of the three datasets has optic disc labels. Two checks:
    brightest spot (cyan cross), results/measure/disc_<dataset>.jpg; the counts a person made looking at them
    are in results/measure/optic_disc.md.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/measure_disc.py    # writes results/measure/disc_*.jpg and disc.csv
+    PYTHONPATH=src .venv/bin/python benchmarks/measure_disc.py [drive chase_db1 hrf]   # writes results/measure/disc_NAME.jpg / .csv
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from tqdm import tqdm
 
 from m2unet.data import load_dataset, read_binary, read_image, write_atomic
 from m2unet.measure import measure
+from m2unet.measure.batch import write_csv
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "measure"
 FIELD_DEG = {"drive": 45.0, "chase_db1": 30.0, "hrf": 45.0}
@@ -60,8 +60,9 @@ def thumbnail(image: np.ndarray, ours: tuple[float, float, float], bright: tuple
 
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for name, field in FIELD_DEG.items():
+    for name in sys.argv[1:] or FIELD_DEG:
+        rows = []
+        field = FIELD_DEG[name]
         items = [item for split in ("train", "test") for item in load_dataset(name, split).items]
         thumbs = []
         for item in tqdm(items, desc=name, unit="image", file=sys.stderr):
@@ -81,16 +82,8 @@ def main() -> int:
         for index, thumb in enumerate(thumbs):
             sheet.paste(thumb, ((index % columns) * tw, (index // columns) * th))
         write_atomic(OUT / f"disc_{name}.jpg", lambda tmp, sheet=sheet: sheet.save(tmp, format="JPEG", quality=85))
-
-    def write_rows(tmp):
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-
-    write_atomic(OUT / "disc.csv", write_rows)
-    for name in FIELD_DEG:
-        d = np.array([row["distance_dd"] for row in rows if row["dataset"] == name])
+        write_csv(OUT / f"disc_{name}.csv", tuple(rows[0]), rows)
+        d = np.array([row["distance_dd"] for row in rows])
         print(f"{name}: {len(d)} images, distance to the brightest spot median {np.median(d):.2f} DD, "
               f"≤ 0.5 DD {np.count_nonzero(d <= 0.5)}, ≤ 1 DD {np.count_nonzero(d <= 1.0)}")
     return 0

@@ -11,28 +11,19 @@ time is what the work costs, the wall time what a user waited). Single-threaded 
 from __future__ import annotations
 
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from m2unet.data import read_binary, write_atomic
+from m2unet.inference.bench import machine_info
 from m2unet.measure import measure
 from m2unet.paths import shared_path
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "measure" / "speed.md"
 REPEATS = 7
 TARGETS = {"DRIVE": 0.2, "HRF": 2.0}
-
-
-def cpu_name() -> str:
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        return next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration, subprocess.TimeoutExpired):
-        return platform.processor() or "unknown CPU"
 
 
 def timed(vessels, fov) -> tuple[float, float]:
@@ -51,7 +42,7 @@ def main() -> int:
     first = measure(read_binary(maps["DRIVE"][0]), read_binary(maps["DRIVE"][1]))
     warm_up = time.perf_counter() - start
     lines = ["# Speed of `m2unet.measure`", "",
-             f"Command: `PYTHONPATH=src .venv/bin/python benchmarks/measure_speed.py`. CPU: {cpu_name()}, {os.cpu_count()} logical CPUs; "
+             f"Command: `PYTHONPATH=src .venv/bin/python benchmarks/measure_speed.py`. CPU: {machine_info().get('cpu', 'unknown')}, {os.cpu_count()} logical CPUs; "
              f"load average at the start {os.getloadavg()[0]:.1f} (other jobs share the machine). Median of {REPEATS} calls after one warm-up "
              f"call (the first call in a process also compiles skan's numba functions: {warm_up:.1f} s here).", "",
              "| map | size | segments | median wall time | median CPU time | target |", "|---|---|---|---|---|---|"]
