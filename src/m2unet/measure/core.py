@@ -20,6 +20,11 @@ from .junctions import junction_rows
 from .segments import segment_rows
 
 NAN = float("nan")
+# Clean-up before measuring, at the scale of a DRIVE image (FOV ≈ 540 px wide; areas scale with the FOV
+# diameter squared): 8-connected specks under SPECK_PX pixels are dropped (a speck is two end points and a
+# segment: on DRIVE they doubled the end points of the model's maps), holes under HOLE_PX pixels filled
+# (a hole in a wide vessel is a loop with two false junctions).
+SPECK_PX, HOLE_PX, REFERENCE_FOV_PX = 20, 10, 540
 # Per-image columns, in order (measurements.csv). Lengths and widths also come in µm when a scale is known.
 SUMMARY_COLUMNS = (
     "image", "width_px", "height_px", "fov_area_px2", "fov_diameter_px", "pixel_size_um",
@@ -72,6 +77,19 @@ def as_vessel_mask(vessels, name: str = "<array>") -> np.ndarray:
     if np.issubdtype(array.dtype, np.integer):
         return array >= (np.iinfo(array.dtype).max + 1) // 2 if array.max(initial=0) > 1 else array > 0
     return np.nan_to_num(array.astype(np.float32)) >= 0.5
+
+
+def clean(mask: np.ndarray, fov_diameter_px: float) -> np.ndarray:
+    """The vessel mask without specks and small holes (see SPECK_PX, HOLE_PX)."""
+    from scipy import ndimage
+
+    scale = (fov_diameter_px / REFERENCE_FOV_PX) ** 2
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
+    sizes = np.bincount(labels.ravel())
+    kept = (sizes >= SPECK_PX * scale)[labels] & mask
+    holes, _ = ndimage.label(~kept)  # background regions, 4-connected
+    sizes = np.bincount(holes.ravel())
+    return kept | ((sizes < HOLE_PX * scale)[holes] & (holes > 0))
 
 
 def _scale(fov: np.ndarray, pixel_size_um: float | None, field_of_view_deg: float | None) -> tuple[float, float | None]:
@@ -163,8 +181,8 @@ def measure(vessels, fov=None, pixel_size_um: float | None = None, field_of_view
             raise InputFileError(name or "<array>", f"FOV mask {fov.shape[1]}×{fov.shape[0]} does not match the vessel map ({mask.shape[1]}×{mask.shape[0]})")
         if not fov.any():
             raise InputFileError(name or "<array>", "the FOV mask is empty")
-    mask &= fov
     diameter, pixel_size_um = _scale(fov, pixel_size_um, field_of_view_deg)
+    mask = clean(mask & fov, diameter) & fov
     line = centreline(mask) if mask.any() else None
     internal = np.zeros(0, dtype=bool)
     junctions: list[dict] = []
