@@ -9,6 +9,9 @@ so that an install without PyTorch (onnxruntime or openvino only) runs the shipp
 Usage:
   python scripts/ship_pretrained.py --name drive --weights results/train/drive-global/best.safetensors \
       --evaluation results/ours/drive/metrics.json
+  python scripts/ship_pretrained.py --name universal --weights runs/universal/best.safetensors \
+      --evaluation results/ours/universal/drive/metrics.json --evaluation results/ours/universal/chase_db1/metrics.json \
+      --evaluation results/ours/universal/hrf/metrics.json        # one model, several test sets
   python scripts/ship_pretrained.py --onnx-only      # re-export every shipped model's NAME.onnx
 """
 
@@ -42,28 +45,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", choices=PRETRAINED_NAMES)
     parser.add_argument("--weights", type=Path)
-    parser.add_argument("--evaluation", type=Path, help="metrics.json of `m2unet evaluate` on the test split")
+    parser.add_argument("--evaluation", type=Path, action="append", help="metrics.json of `m2unet evaluate` on the test split "
+                        "(repeat for a model of several datasets: its `test` metadata is then one summary per dataset)")
     parser.add_argument("--hardware", help="Replace the metadata's hardware, e.g. for a run resumed on another machine")
     parser.add_argument("--onnx-only", action="store_true", help="Only (re)write NAME.onnx of every shipped model")
     args = parser.parse_args()
     if args.onnx_only:
         for name in PRETRAINED_NAMES:
-            print(f"wrote {write_shipped_onnx(PRETRAINED_DIR / f'{name}.safetensors')}")
+            if (PRETRAINED_DIR / f"{name}.safetensors").is_file():
+                print(f"wrote {write_shipped_onnx(PRETRAINED_DIR / f'{name}.safetensors')}")
         return
     if not (args.name and args.weights and args.evaluation):
         parser.error("--name, --weights and --evaluation are required (or --onnx-only)")
     model, metadata = load_weights(args.weights)
-    metrics = json.loads(args.evaluation.read_text())
-    if metrics["dataset"] != args.name:
-        raise SystemExit(f"{args.evaluation}: evaluated on {metrics['dataset']!r}, not {args.name!r}")
-    evaluated_threshold = metrics["pooled"]["fov"]["a_priori"]["threshold"]
-    if abs(evaluated_threshold - metadata["threshold"]) > 1e-3:
-        raise SystemExit(f"{args.evaluation}: evaluated at threshold {evaluated_threshold}, the weights store {metadata['threshold']}")
-    metadata.update({"name": args.name, "source": "m2unet", "test": test_summary(metrics), "trained_from": str(args.weights)})
+    datasets = metadata.get("datasets") or [args.name]
+    summaries = {}
+    for path in args.evaluation:
+        metrics = json.loads(path.read_text())
+        if metrics["dataset"] not in datasets:
+            raise SystemExit(f"{path}: evaluated on {metrics['dataset']!r}, not on the model's data ({', '.join(datasets)})")
+        evaluated_threshold = metrics["pooled"]["fov"]["a_priori"]["threshold"]
+        if abs(evaluated_threshold - metadata["threshold"]) > 1e-3:
+            raise SystemExit(f"{path}: evaluated at threshold {evaluated_threshold}, the weights store {metadata['threshold']}")
+        summaries[metrics["dataset"]] = test_summary(metrics)
+    test = summaries[args.name] if args.name in summaries and len(summaries) == 1 else summaries
+    metadata.update({"name": args.name, "source": "m2unet", "test": test, "trained_from": str(args.weights)})
     if args.hardware:
         metadata["hardware"] = args.hardware
     out = save_weights(model, PRETRAINED_DIR / f"{args.name}.safetensors", metadata)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB); test F1 a-priori {metadata['test']['fov']['f1_a_priori']:.4f}")
+    quoted = {d: t["fov"]["f1_a_priori"] for d, t in summaries.items()}
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB); test F1 a-priori " + ", ".join(f"{d} {f:.4f}" for d, f in quoted.items()))
     print(f"wrote {write_shipped_onnx(out)}")
 
 

@@ -34,7 +34,7 @@ def test_shipped_weights_are_in_the_package_with_metadata(name):
     assert not model.training and model.metadata["threshold"] == meta["threshold"]
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", (*SHIPPED, "universal"))
 def test_shipped_onnx_is_the_export_of_the_shipped_weights(name, tmp_path, monkeypatch):
     """NAME.onnx (for installs without PyTorch) was made from exactly NAME.safetensors: same outputs, same metadata,
     and the cache takes it instead of exporting. After retraining: python scripts/ship_pretrained.py --onnx-only."""
@@ -93,3 +93,40 @@ def test_segment_without_weights_picks_the_shipped_model(datasets_root, tmp_path
     for stem in ("01_test", "chase_db1_Image_11L", "06_h"):
         vessels = np.asarray(Image.open(tmp_path / f"{stem}_vessels.png"))
         assert 0.05 < (vessels > 0).mean() < 0.2  # a vessel map, not an empty or full one
+
+
+def test_universal_model_is_shipped_with_its_scale_and_quotes_each_evaluation():
+    from m2unet.data.scale import model_scale
+
+    meta = read_metadata(PRETRAINED_DIR / "universal.safetensors")
+    assert pretrained_path("universal") == PRETRAINED_DIR / "universal.safetensors"
+    assert meta["datasets"] == ["drive", "chase_db1", "hrf"] and model_scale(meta) == (1024, float("inf"))
+    assert 0.0 < meta["threshold"] < 1.0 and meta["epochs_trained"] == meta["epochs"] == 150
+    for dataset in meta["datasets"]:
+        metrics = json.loads((REPO / "results" / "ours" / "universal" / dataset / "metrics.json").read_text())
+        assert meta["test"][dataset]["fov"]["f1_a_priori"] == pytest.approx(metrics["pooled"]["fov"]["a_priori"]["f1"])
+        assert metrics["pooled"]["fov"]["a_priori"]["threshold"] == pytest.approx(meta["threshold"], abs=1e-3)
+        assert metrics["weights"]["metadata"]["run_at_fov_diameter"] == [1024, float("inf")]  # evaluated as segment runs it
+
+
+def test_universal_model_segments_the_sample_at_any_resolution(datasets_root, export_cache):
+    """The bundled CHASE_DB1 photograph as it is and shrunk to half: the universal model keeps its F1, the
+    CHASE_DB1 model (run as it is on the half-size photograph) does not (results/scale, docs/camera_robustness.png)."""
+    import m2unet
+    from m2unet.data.scale import resize_image, resize_plane
+
+    sample = next(s for s in load_dataset("chase_db1", "test", root=datasets_root) if s.name == "Image_11L")
+    half = (sample.image.shape[0] // 2, sample.image.shape[1] // 2)
+    variants = [(sample.image, sample.label, sample.mask),
+                (resize_image(sample.image, half), resize_plane(sample.label.astype("float32"), half) >= 0.5,
+                 resize_plane(sample.mask.astype("float32"), half) >= 0.5)]
+    scores = {}
+    for index, (image, label, mask) in enumerate(variants):
+        for model in ("universal", "chase_db1"):
+            weights = pretrained_path(model)
+            vessels = m2unet.segment(image, weights=weights, backend="onnxruntime", fov_mask=mask, rescale=model == "universal")
+            vessels = vessels >= read_metadata(weights)["threshold"]
+            tp = np.count_nonzero(vessels & label & mask)
+            scores[model, index] = 2 * tp / (np.count_nonzero(vessels & mask) + np.count_nonzero(label & mask))
+    assert scores["universal", 0] > 0.78 and scores["universal", 1] > 0.76
+    assert scores["chase_db1", 1] < scores["universal", 1] - 0.03

@@ -100,7 +100,7 @@ def _command_line(context: click.Context) -> str:
 @click.option("--dataset", "dataset_name", required=True, help="drive, chase_db1, hrf, or a folder of your own (see the README).")
 @click.option("--split", default="test", show_default=True, help="Split to evaluate (CHASE_DB1 also: test_01_10, train_11_14).")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Weights: our .safetensors, an authors' .pth, or a file from `m2unet export` (.onnx / .xml).")
-@click.option("--model", "model_name", help="Pretrained model instead of --weights: drive, chase_db1 or hrf [default: the dataset's].")
+@click.option("--model", "model_name", help="Pretrained model instead of --weights: drive, chase_db1, hrf or universal [default: the dataset's].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder [default: evaluation/DATASET-SPLIT-WEIGHTS].")
 @click.option("--threshold", type=float, help="A-priori threshold [default: stored with the weights, else chosen on the training split].")
 @click.option("--threshold-split", help="Split on which to choose the a-priori threshold [default: the training split].")
