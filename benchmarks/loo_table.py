@@ -43,8 +43,12 @@ def main() -> int:
         metrics_path = REPO / "results" / "ours" / "loo" / held_out / "metrics.json"
         trained_on = ",".join(d for d in DATASETS if d != held_out)
         if metrics_path.is_file():
-            f1 = json.loads(metrics_path.read_text())["pooled"]["fov"]["a_priori"]["f1"]
+            metrics = json.loads(metrics_path.read_text())
+            f1 = metrics["pooled"]["fov"]["a_priori"]["f1"]
             a = f"**{f1:.4f}**" if f1 >= 0.785 else f"{f1:.4f}"
+            meta = metrics["weights"]["metadata"]
+            if meta.get("epochs_trained", meta.get("epochs")) != meta.get("epochs"):  # a run stopped early: say so
+                a += f" (a lower bound: {meta['epochs_trained']} of {meta['epochs']} epochs; training continues with --resume)"
         else:
             a = f"pending: `m2unet train --dataset {trained_on} --out runs/loo-{held_out}` (see the issue tracker)"
         model = closest(held_out)
