@@ -13,6 +13,8 @@ random stream, optional random crop, loss :mod:`.losses`.
 Validation (every ``val_every`` epochs and after the last): pooled confusion counts inside the FOV over
 1001 thresholds (:func:`m2unet.evaluation.metrics.threshold_counts`), Dice at the best threshold;
 the best epoch's weights go to ``OUT/best.safetensors`` with the threshold in their metadata.
+Several datasets (``config["datasets"]``, :data:`m2unet.training.presets.MULTI`): images scaled to one FOV diameter,
+epochs drawn in balance over the datasets, and validation on held-out training images instead of augmented copies.
 """
 
 from __future__ import annotations
