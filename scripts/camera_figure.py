@@ -62,9 +62,10 @@ def variants(image: np.ndarray, label: np.ndarray, mask: np.ndarray):
     ]
 
 
-def segment(image: np.ndarray, mask: np.ndarray, weights: Path) -> tuple[np.ndarray, float]:
+def segment(image: np.ndarray, mask: np.ndarray, weights: Path) -> np.ndarray:
+    """The binary vessel map at the weights' stored threshold, run as `m2unet segment` runs it (scaled)."""
     probability = m2unet.segment(image, weights=weights, backend="openvino", precision="fp32", fov_mask=mask)
-    return probability >= threshold_of(read_metadata(weights)), threshold_of(read_metadata(weights))
+    return probability >= threshold_of(read_metadata(weights))
 
 
 def main() -> None:
@@ -81,7 +82,7 @@ def main() -> None:
         row[0].imshow(np.clip(image, 0, 1))
         row[0].set_title(title, fontsize=10)
         for axis, weights, name in ((row[1], per_dataset, f"per-dataset ({per_dataset.stem})"), (row[2], universal, "universal")):
-            vessels, _ = segment(image, mask, weights)
+            vessels = segment(image, mask, weights)
             counts = binary_counts(vessels, label, mask)
             axis.imshow(vessels, cmap="gray")
             axis.set_title(f"{name}: F1 {f1_score(counts['tp'], counts['fp'], counts['fn']):.3f}", fontsize=10)
