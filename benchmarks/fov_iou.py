@@ -2,7 +2,7 @@
 
 Every image of DRIVE (40, official masks), CHASE_DB1 (28, third-party masks: CHASE has no official ones)
 and HRF (45, official masks), on the full uncropped image. Also prints each dataset's FOV width (columns
-spanned by its masks), the numbers behind the `--model auto` rule (m2unet.inference.pipeline.auto_model_name).
+spanned by its masks), the numbers behind the `--model auto` rule (m2unet.weights.auto_model_name).
 
     .venv/bin/python benchmarks/fov_iou.py            # writes results/fov_iou.md
 """
@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from m2unet.data import estimate_fov_mask, load_dataset, read_binary, read_image, write_atomic
-from m2unet.inference.pipeline import auto_model_name, fov_width
+from m2unet.inference.pipeline import fov_width
+from m2unet.weights import auto_model_name
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "fov_iou.md"
 

@@ -27,8 +27,13 @@ import m2unet  # noqa: E402
 from m2unet.data import load_dataset, write_atomic  # noqa: E402
 from m2unet.data.scale import resize_image  # noqa: E402
 from m2unet.evaluation.metrics import binary_counts, f1_score  # noqa: E402
-from m2unet.inference.pipeline import auto_model_name, fov_width  # noqa: E402
-from m2unet.weights import pretrained_path, read_metadata, threshold_of  # noqa: E402
+from m2unet.inference.pipeline import fov_width  # noqa: E402
+from m2unet.weights import (  # noqa: E402
+    auto_model_name,  # noqa: E402
+    pretrained_path,
+    read_metadata,
+    threshold_of,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -21,7 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
-from m2unet.export.exporters import write_shipped_onnx
+from m2unet.export import write_shipped_onnx
 from m2unet.weights import PRETRAINED_DIR, PRETRAINED_NAMES, load_weights, save_weights
 
 

@@ -176,10 +176,15 @@ def test_a_corrupt_model_file_is_one_line(tmp_path, name, content, message):
         assert result.output.strip().splitlines()[-1].startswith(f"error: {tmp_path / name}: {message}"), result.output
 
 
-def test_onnx_metadata_is_read_from_the_protobuf_as_onnx_reads_it(tmp_path):
-    """The shipped models' metadata_props, parsed without a runtime, equal the onnx package's reading."""
-    from m2unet.export.exporters import METADATA_KEY, _onnx_metadata_props
+def test_onnx_metadata_reads_the_same_through_onnx_and_onnx_runtime(monkeypatch):
+    """The shipped models' metadata: the onnx package's reading, and ONNX Runtime's where onnx is not installed."""
+    import json
+    import sys
 
-    for shipped in sorted(PRETRAINED_DIR.glob("*.onnx")):
-        expected = {p.key: p.value for p in onnx.load(str(shipped)).metadata_props}
-        assert METADATA_KEY in expected and _onnx_metadata_props(shipped.read_bytes()) == expected, shipped
+    from m2unet.weights import METADATA_KEY, read_exported_metadata
+
+    shipped = sorted(PRETRAINED_DIR.glob("*.onnx"))
+    expected = {path: json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}[METADATA_KEY]) for path in shipped}
+    assert expected and all(read_exported_metadata(path) == meta for path, meta in expected.items())
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now raises ImportError
+    assert all(read_exported_metadata(path) == meta for path, meta in expected.items())

@@ -13,7 +13,8 @@ from PIL import Image
 import m2unet
 from m2unet.cli import main
 from m2unet.data import estimate_fov_mask, read_binary, read_image
-from m2unet.inference.pipeline import auto_model_name, fov_width
+from m2unet.inference.pipeline import fov_width
+from m2unet.weights import auto_model_name
 
 
 def test_auto_model_rule():

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 
 from conftest import IMAGENET_NORM, IMAGENET_RAW01
 from m2unet.data import load_dataset
-from m2unet.models import M2UNet, create_model, list_models, load_authors_checkpoint
+from m2unet.models import M2UNet, create_model, list_models
 from m2unet.models.complexity import count_madds, count_parameters
-from m2unet.models.pretrained import fold_imagenet_normalisation, map_authors_state_dict, read_state_dict
+from m2unet.weights import build_model, fold_imagenet_normalisation, load_authors_checkpoint, map_authors_state_dict, read_state_dict
 
 
 def test_parameter_count_is_the_papers():
@@ -58,11 +58,11 @@ def test_registry_lists_m2unet_and_rejects_unknown():
 def test_imagenet_encoder_from_local_file():
     if not IMAGENET_RAW01.is_file():
         pytest.skip("shared ImageNet weights missing")
-    model = create_model("m2unet", encoder_weights=str(IMAGENET_RAW01))
+    model = build_model("m2unet", encoder_weights=str(IMAGENET_RAW01))
     reference = read_state_dict(IMAGENET_RAW01)
     assert torch.equal(model.encoder.features[5].conv[2].weight, reference["features.5.conv.2.weight"])
     # "imagenet" resolves to $M2UNET_IMAGENET_WEIGHTS (set by conftest) without touching the network
-    same = create_model("m2unet", encoder_weights="imagenet")
+    same = build_model("m2unet", encoder_weights="imagenet")
     assert torch.equal(same.encoder.features[0][0].weight, model.encoder.features[0][0].weight)
 
 

@@ -41,7 +41,8 @@ def test_shipped_onnx_is_the_export_of_the_shipped_weights(name, tmp_path, monke
     import onnxruntime as ort
     import torch
 
-    from m2unet.export.exporters import cached_export, shipped_onnx
+    from m2unet.export import cached_export
+    from m2unet.weights import shipped_onnx
 
     weights = PRETRAINED_DIR / f"{name}.safetensors"
     assert shipped_onnx(weights) == PRETRAINED_DIR / f"{name}.onnx", "stale or missing: python scripts/ship_pretrained.py --onnx-only"

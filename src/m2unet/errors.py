@@ -19,10 +19,10 @@ class InputFileError(M2UNetError):
 
 # What to install for a missing third-party module (by top-level name); others: `pip install NAME`.
 INSTALL_HINTS = {
-    "torch": "pip install torch. Without PyTorch, `m2unet segment` runs the shipped models and, with --weights MODEL.onnx|MODEL.xml, "
-             "models exported with `m2unet export` where PyTorch is installed",
+    "torch": "pip install 'm2unet[train]' (PyTorch: training, export, --backend torch). Without it, `m2unet segment` runs the "
+             "shipped models and, with --weights MODEL.onnx|MODEL.xml, models exported with `m2unet export` where PyTorch is installed",
     "lightning": "pip install 'm2unet[train]'", "kornia": "pip install 'm2unet[train]'",
-    "onnx": "pip install 'm2unet[deploy]'", "onnxruntime": "pip install 'm2unet[deploy]'", "openvino": "pip install 'm2unet[deploy]'",
+    "onnx": "pip install onnx", "onnxruntime": "pip install onnxruntime", "openvino": "pip install 'm2unet[deploy]'",
     "nncf": "pip install 'm2unet[deploy]'", "sklearn": "pip install scikit-learn",
     "ray": "pip install 'm2unet[cluster]'", "pyarrow": "pip install pyarrow",
 }

@@ -53,10 +53,9 @@ def _scaled(predict, scale):
 
 
 def _unscaled_predictor(path: Path, runtime: str | None, precision: str, device: str):
-    from ..export.exporters import EXPORTED_SUFFIXES
     from ..inference.backends import backend_name, create_backend, require_cuda
-    from ..inference.pipeline import calibration_for, default_runtime
-    from ..weights import load_weights, read_metadata
+    from ..inference.pipeline import default_runtime
+    from ..weights import EXPORTED_SUFFIXES, calibration_for, load_weights, read_metadata
     from .evaluate import backend_predictor, torch_predictor
 
     exported = path.suffix in EXPORTED_SUFFIXES

@@ -8,23 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import M2UNetError, one_line_errors
-from ..weights import PRETRAINED_NAMES
-
-
-def parity(weights: Path, backend_name: str, size: tuple[int, int] = (544, 544), model_file: Path | None = None) -> float:
-    """Max |probability difference| between PyTorch fp32 and ``backend_name`` on one image of a DRIVE-like size."""
-    import numpy as np
-
-    from ..inference.backends import OnnxRuntimeBackend, OpenVINOBackend, TorchBackend
-    from ..weights import load_weights
-
-    batch = np.random.default_rng(0).random((1, 3, *size), dtype=np.float32)
-    reference = TorchBackend(load_weights(weights)[0])(batch)
-    if backend_name.startswith("onnxruntime"):
-        other = OnnxRuntimeBackend(model_file)
-    else:
-        other = OpenVINOBackend(model_file)
-    return float(np.abs(other(batch) - reference).max())
+from ..weights import EXPORTED_SUFFIXES, PRETRAINED_NAMES
 
 
 @click.command()
@@ -50,12 +34,12 @@ def export(fmt, out_path, model_name, weights, int8, calibration):
       m2unet export --format onnx -o m2unet-drive.onnx
       m2unet export --format openvino --int8 --calibration drive -o m2unet-drive-int8.xml
     """
-    from ..export.exporters import cached_export, stamp_metadata
-    from ..inference.pipeline import calibration_for, resolve_weights
-    from ..weights import read_metadata
+    from ..weights import calibration_for, read_metadata, resolve_weights, stamp_metadata
+    from .cache import cached_export
+    from .check import parity
 
     path = resolve_weights(model_name, weights)
-    if path.suffix in (".onnx", ".xml"):
+    if path.suffix in EXPORTED_SUFFIXES:
         raise M2UNetError(f"{path}: already an exported model; export takes .safetensors or .pth weights")
     calibration = calibration_for(path, calibration)
     kind = ("onnx" if fmt == "onnx" else "openvino") + ("-int8" if int8 else "")
@@ -71,7 +55,7 @@ def export(fmt, out_path, model_name, weights, int8, calibration):
     # what the weights are (threshold, dataset, metrics) travels inside the file, for segment --weights FILE
     stamp_metadata(out, {**read_metadata(path), "exported_from": path.name, "export_format": fmt, "int8": int8,
                          **({"int8_calibration": calibration} if int8 else {})})
-    difference = parity(path, "onnxruntime" if fmt == "onnx" else "openvino", model_file=out)
+    difference = parity(path, out)
     what = "int8 quantization error, expected" if int8 else "fp32 parity"
     click.echo(f"wrote {out}{' and ' + str(out.with_suffix('.bin')) if fmt == 'openvino' else ''} "
                f"(weights {path.name}); max |Δ probability| vs PyTorch at 544×544: {difference:.2e} ({what})")

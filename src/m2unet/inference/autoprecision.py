@@ -40,7 +40,7 @@ def cpu_model() -> str:
 
 
 def cache_file(cpu: str | None = None) -> Path:
-    from ..export.exporters import cache_root
+    from ..export import cache_root
 
     slug = re.sub(r"[^A-Za-z0-9]+", "-", cpu or cpu_model()).strip("-")[:100] or "unknown-cpu"
     return cache_root() / "precision" / f"{slug}.json"

@@ -180,7 +180,7 @@ def _installed_runtimes() -> str:
 
 def _check_exported(weights: Path, name: str) -> None:
     """Refuse what an exported .onnx / .xml cannot do with backend ``name``, and a corrupt file, in one line each."""
-    from ..export.exporters import read_exported_metadata
+    from ..weights import read_exported_metadata
 
     runtime = name.split("-")[0]
     if runtime in ("torch", "cuda"):
@@ -200,7 +200,8 @@ def create_backend(name: str, weights: str | os.PathLike, calibration: str = "dr
     PyTorch import: onnxruntime runs .onnx, openvino runs both (bf16 or fp32 inference precision); int8 is then a
     property of the file (``m2unet export --int8``), not a backend option.
     """
-    from ..export.exporters import EXPORTED_SUFFIXES, cached_export
+    from ..export import cached_export
+    from ..weights import EXPORTED_SUFFIXES
 
     weights = Path(weights)
     if name not in BACKENDS + GPU_BACKENDS:

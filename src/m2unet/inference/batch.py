@@ -256,8 +256,8 @@ def load_stage(job: Job, options: Options):
 def model_stage(image: np.ndarray, mask: np.ndarray | None, options: Options, progress=None, cache: dict | None = None):
     """(probability, weights file name, threshold, seconds): the model chosen for this image, loaded once per process
     (or once per ``cache`` dict: each stream of :func:`run_streams` keeps its own)."""
-    from ..weights import threshold_of
-    from .pipeline import Segmenter, calibration_for, fov_width, get_segmenter, resolve_weights
+    from ..weights import calibration_for, resolve_weights, threshold_of
+    from .pipeline import Segmenter, fov_width, get_segmenter
 
     started = time.perf_counter()
     path = resolve_weights(options.model, options.weights, fov_width(mask, image.shape[1]))

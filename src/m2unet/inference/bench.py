@@ -102,7 +102,7 @@ def untrained_weights(arch: str) -> Path:
     are calibrated on DRIVE training images."""
     import torch
 
-    from ..export.exporters import cache_root
+    from ..export import cache_root
     from ..models import create_model
     from ..weights import save_weights
 
@@ -293,7 +293,7 @@ def bench(sizes, backends, device, model_names, weights_files, archs, repeats, h
       m2unet bench --device cuda --arch m2unet,unet,erfnet
     """
     from ..export import cached_export
-    from .pipeline import calibration_for
+    from ..weights import calibration_for
 
     size_list = parse_sizes(sizes)
     names = check_backends(backends if backends is not None else (DEFAULT_CUDA_BACKENDS if device == "cuda" else DEFAULT_BACKENDS), device)

@@ -30,8 +30,8 @@ def run_cell(weights: str, backend: str, width: int, height: int, warmup: int, r
     """Time one backend at one size in this process (the worker side of a cell)."""
     import numpy as np
 
+    from ..weights import calibration_for
     from .backends import create_backend
-    from .pipeline import calibration_for
     from .tiling import predict_tiled
 
     load_before = os.getloadavg()

@@ -11,26 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import M2UNetError
+from ..weights import calibration_for, resolve_weights
 from .tiling import MAX_TILE, TILE_OVERLAP, flip_average, predict_tiled
-
-# Native field-of-view diameters (pixels) of the datasets the pretrained models were trained on, measured
-# from the official / unofficial FOV masks (benchmarks/fov_iou.py prints them): DRIVE ≈ 540, CHASE_DB1 ≈ 900,
-# HRF ≈ 3250. The thresholds below sit between them (roughly their geometric means).
-AUTO_MODEL_LIMITS = ((700, "drive"), (1500, "chase_db1"))
-AUTO_MODEL_LARGEST = "hrf"
-
-
-def auto_model_name(fov_width: int) -> str:
-    """The pretrained model for an image whose field of view is ``fov_width`` pixels wide (``--model auto``).
-
-    Rule: the dataset whose native FOV diameter is closest in scale, so vessels have the width the model
-    was trained on: FOV width ≤ 700 px → ``drive``; ≤ 1500 px → ``chase_db1``; wider → ``hrf``.
-    The FOV width is the number of columns spanned by the FOV mask (the image width when no mask is used).
-    """
-    for limit, name in AUTO_MODEL_LIMITS:
-        if fov_width <= limit:
-            return name
-    return AUTO_MODEL_LARGEST
 
 
 def fov_width(mask: np.ndarray | None, image_width: int) -> int:
@@ -119,36 +101,6 @@ def get_segmenter(weights: str | os.PathLike, backend: str, **options) -> Segmen
     return _SEGMENTERS[key]
 
 
-def calibration_for(weights: str | os.PathLike, calibration: str = "auto") -> str:
-    """int8 calibration data for a weights file: ``calibration`` unless ``auto``; for ``auto`` the dataset of a
-    pretrained model (``drive``/``chase_db1``/``hrf``, shipped or the authors'), else ``drive``."""
-    if calibration != "auto":
-        return calibration
-    from ..weights import AUTHORS_FILES
-
-    name = Path(weights).name
-    for dataset, authors_file in AUTHORS_FILES.items():
-        if name in (authors_file, f"{dataset}.safetensors"):
-            return dataset
-    return "drive"
-
-
-def resolve_weights(model: str = "auto", weights: str | os.PathLike | None = None, fov_width_px: int | None = None) -> Path:
-    """The weights file: ``weights`` when given, else the pretrained model ``model`` (``auto``: by FOV width)."""
-    from ..weights import pretrained_path
-
-    if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise M2UNetError(f"{path}: no such weights file")
-        return path
-    if model == "auto":
-        if fov_width_px is None:
-            raise M2UNetError("--model auto needs the image (its FOV width) to choose a model")
-        model = auto_model_name(fov_width_px)
-    return pretrained_path(model)
-
-
 def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = None, backend: str | None = None,
             precision: str = "auto", device: str = "cpu", fov_mask: bool | np.ndarray = True, max_tile: int = MAX_TILE,
             overlap: int = TILE_OVERLAP, tta: bool = False, rescale: bool = True) -> np.ndarray:
@@ -157,7 +109,7 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
     Args:
         image: a file path (any format :func:`m2unet.data.read_image` reads) or an array H×W[×3|×4]
             (uint8, uint16 or float in [0, 1]).
-        model: ``drive``, ``chase_db1``, ``hrf`` or ``auto`` (chosen by FOV width, see :func:`auto_model_name`).
+        model: ``drive``, ``chase_db1``, ``hrf`` or ``auto`` (chosen by FOV width, see :func:`m2unet.weights.auto_model_name`).
         weights: a weights file instead of a pretrained model.
         backend: ``torch``, ``onnxruntime`` or ``openvino`` (default: the fastest installed; torch with
             ``device="cuda"``), or a full backend name such as ``openvino-int8`` or ``cuda-fp16`` (see

@@ -43,8 +43,8 @@ def vessels_of(path: Path, kind: str, mask_option: str | None, model: str) -> tu
     fov = read_binary(mask_file, rgb.shape[:2]) if mask_file is not None else None
     if kind == "mask":
         return rgb[..., 0] >= 0.5, fov if fov is not None else np.ones(rgb.shape[:2], dtype=bool), None
-    from ..inference.pipeline import fov_width, resolve_weights, segment
-    from ..weights import read_metadata, threshold_of
+    from ..inference.pipeline import fov_width, segment
+    from ..weights import read_metadata, resolve_weights, threshold_of
 
     fov = fov if fov is not None else estimate_fov_mask(rgb)
     probability = segment(rgb, model, fov_mask=fov)

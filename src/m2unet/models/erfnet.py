@@ -31,8 +31,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .unet import reject_encoder_weights
-
 ENCODER_DILATIONS = (2, 4, 8, 16, 2, 4, 8, 16)  # layers 9–16
 DROPOUT_EARLY, DROPOUT_DILATED = 0.03, 0.3
 
@@ -94,15 +92,12 @@ class ERFNet(nn.Module):
     Args:
         in_channels: input channels (3 for RGB).
         num_classes: output channels (1: vessel logit; 20 gives the paper's Cityscapes network).
-        encoder_weights: only ``None``: ERFNet is trained from scratch in the M2U-Net paper (see
-            :class:`m2unet.models.unet.UNet`); only ``m2unet`` has a pretrained encoder.
     """
 
     input_multiple = 8
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 1, encoder_weights: str | None = None):
+    def __init__(self, in_channels: int = 3, num_classes: int = 1):
         super().__init__()
-        reject_encoder_weights("erfnet", encoder_weights)
         layers: list[nn.Module] = [Downsampler(in_channels, 16), Downsampler(16, 64)]
         layers += [NonBottleneck1D(64, 1, DROPOUT_EARLY) for _ in range(5)]
         layers.append(Downsampler(64, 128))

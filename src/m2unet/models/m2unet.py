@@ -51,14 +51,14 @@ class DecoderBlock(nn.Module):
 class M2UNet(nn.Module):
     """M2U-Net: 549,748 parameters, 1.42 GMAdds at 544×544; input RGB in [0, 1], H and W multiples of 16.
 
-    Args:
-        encoder_weights: ``None`` (random), ``"imagenet"`` (torchvision's MobileNetV2 ImageNet weights, see
-            :func:`m2unet.models.pretrained.load_imagenet_encoder`) or a path to a local file.
+    Built with random weights: :func:`m2unet.weights.build_model` initialises the encoder from ImageNet
+    (``self.encoder.features`` takes torchvision's MobileNetV2 ``features.*`` keys), :func:`m2unet.weights.load_weights`
+    reads a trained file.
     """
 
     input_multiple = 16
 
-    def __init__(self, encoder_weights: str | None = None):
+    def __init__(self):
         super().__init__()
         self.encoder = M2UNetEncoder()
         widths = [BOTTLENECK_CHANNELS]
@@ -67,10 +67,6 @@ class M2UNet(nn.Module):
         self.decoder = nn.ModuleList(
             DecoderBlock(widths[i], skip, widths[i + 1]) for i, skip in enumerate(reversed(SKIP_CHANNELS))
         )
-        if encoder_weights is not None:
-            from .pretrained import load_imagenet_encoder
-
-            load_imagenet_encoder(self.encoder, encoder_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]

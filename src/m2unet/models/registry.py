@@ -32,7 +32,7 @@ def model_description(name: str) -> str:
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered model, e.g. ``create_model("m2unet", encoder_weights="imagenet")``."""
+    """Build a registered model, e.g. ``create_model("m2unet")`` (random weights; :func:`m2unet.weights.build_model` adds ImageNet, :func:`m2unet.weights.load_weights` a trained file)."""
     try:
         constructor = _MODELS[name]
     except KeyError:

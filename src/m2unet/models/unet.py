@@ -52,16 +52,12 @@ class UNet(nn.Module):
     Args:
         in_channels: input channels (3 for RGB).
         num_classes: output channels (1: vessel logit).
-        encoder_weights: only ``None``. U-Net is trained from scratch in the paper; the argument exists so
-            that training code can call every registered model as ``create_model(name, encoder_weights=...)``.
-            A pretrained encoder exists only for ``m2unet``; anything else is refused with a one-line error.
     """
 
     input_multiple = INPUT_MULTIPLE
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 1, encoder_weights: str | None = None):
+    def __init__(self, in_channels: int = 3, num_classes: int = 1):
         super().__init__()
-        reject_encoder_weights("unet", encoder_weights)
         widths = UNET_WIDTHS
         self.down = nn.ModuleList([double_conv(in_channels, widths[0])])
         self.down.extend(double_conv(widths[i - 1], widths[i]) for i in range(1, len(widths)))
@@ -97,14 +93,3 @@ class UNet(nn.Module):
         for level in self.up:
             x = level(x, skips.pop())
         return self.head(x)
-
-
-def reject_encoder_weights(model_name: str, encoder_weights: str | None) -> None:
-    """Baselines are trained from scratch (as in the paper): refuse a pretrained-encoder request clearly."""
-    if encoder_weights is not None:
-        from ..errors import M2UNetError
-
-        raise M2UNetError(
-            f"model {model_name!r} has no pretrained encoder (encoder_weights={encoder_weights!r}); "
-            "it is trained from scratch as in the paper — pass encoder_weights=None (only 'm2unet' has one)"
-        )

@@ -249,8 +249,7 @@ def _add_api(app: FastAPI, settings: Settings, pool: Pool, models: Models) -> No
 
 
 def describe_models(settings: Settings, models: Models) -> dict:
-    from ..inference.pipeline import AUTO_MODEL_LARGEST, AUTO_MODEL_LIMITS
-    from ..weights import PRETRAINED_NAMES, pretrained_path, read_metadata, threshold_of
+    from ..weights import AUTO_MODEL_LARGEST, AUTO_MODEL_LIMITS, PRETRAINED_NAMES, pretrained_path, read_metadata, threshold_of
 
     listed = []
     for name in PRETRAINED_NAMES:

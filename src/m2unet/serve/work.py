@@ -131,7 +131,8 @@ class Models:
 
     def get(self, name: str):
         """(segmenter, lock or None) of the pretrained model ``name``, loaded and compiled on first use."""
-        from ..inference.pipeline import calibration_for, get_segmenter, resolve_weights
+        from ..inference.pipeline import get_segmenter
+        from ..weights import calibration_for, resolve_weights
 
         path = resolve_weights(name)
         with self._lock:  # two first requests for one model compile it once
@@ -164,9 +165,9 @@ class Segmentation:
 def segment_upload(data: bytes, name: str, models: Models, model: str, threshold: float | None, tta: bool, max_pixels: int) -> Segmentation:
     """Decode, estimate the FOV, choose the model (``auto``: by FOV width) and segment one uploaded photograph."""
     from ..data.fov import estimate_fov_mask
-    from ..inference.pipeline import auto_model_name, fov_width
+    from ..inference.pipeline import fov_width
     from ..inference.tiling import flip_average
-    from ..weights import threshold_of
+    from ..weights import auto_model_name, threshold_of
 
     started = time.perf_counter()
     image = decode(data, name, max_pixels)

@@ -297,8 +297,7 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
     from lightning.fabric import Fabric
     from tqdm import tqdm
 
-    from ..models import create_model
-    from ..weights import git_commit, load_weights, save_weights
+    from ..weights import build_model, git_commit, load_weights, save_weights
 
     strategy = "ddp" if devices > 1 or num_nodes > 1 else "auto"
     fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy, precision=resolve_precision(precision, _probe_device(accelerator)))
@@ -318,7 +317,7 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
     val = make_validation_set(stack, config, augment) if val is None else val.to(stack.device)
 
     encoder_weights = None if state else config.get("encoder_weights")
-    model = create_model(config["model"], **({"encoder_weights": encoder_weights} if encoder_weights else {}))
+    model = build_model(config["model"], encoder_weights)
     if state:
         model.load_state_dict(state["model"])
     if channels_last:
