@@ -1,6 +1,6 @@
 """The package's shape, checked: parts import only lower parts, no import cycle between modules, short functions.
 
-The layers (docs/architecture.md), lowest first. Imports inside functions count: a lazy import is still a dependency.
+The layers of docs/architecture.md, lowest first. Imports inside functions count: a lazy import is still a dependency.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "m2unet"
 LAYERS = [
-    {"errors", "paths", "system"},
+    {"errors", "paths", "system", "paper"},
     {"data"},
     {"models"},
     {"weights"},
