@@ -5,26 +5,41 @@
 
 from __future__ import annotations
 
+import math
 import os
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 
+from ..data.datasets import DATASETS
 from ..errors import M2UNetError
-from .tiling import MAX_TILE, TILE_OVERLAP, flip_average, predict_tiled
+from .tiling import MAX_TILE, MULTIPLE, TILE_OVERLAP, flip_average, predict_tiled
 
-# Native field-of-view diameters (pixels) of the datasets the pretrained models were trained on, measured
-# from the official / unofficial FOV masks (benchmarks/fov_iou.py prints them): DRIVE ≈ 540, CHASE_DB1 ≈ 900,
-# HRF ≈ 3250. The thresholds below sit between them (roughly their geometric means).
-AUTO_MODEL_LIMITS = ((700, "drive"), (1500, "chase_db1"))
-AUTO_MODEL_LARGEST = "hrf"
+
+def _auto_model_limits() -> tuple[tuple[int, str], ...]:
+    """((widest FOV, model), …) of ``--model auto``, from the datasets' native FOV diameters (:data:`DATASETS`).
+
+    Between neighbouring diameters a < b the limit is the FOV width x at which the two models are equally far from
+    the scale they were trained at, x / a − 1 = 1 − x / b: the harmonic mean 2ab / (a + b), rounded up to 100 px.
+    DRIVE 538, CHASE_DB1 921, HRF 3263 px give 679 → 700 and 1437 → 1500.
+    """
+    specs = sorted(DATASETS.values(), key=lambda spec: spec.fov_diameter)
+    return tuple(
+        (math.ceil(2 * a.fov_diameter * b.fov_diameter / (a.fov_diameter + b.fov_diameter) / 100) * 100, a.name)
+        for a, b in pairwise(specs)
+    )
+
+
+AUTO_MODEL_LIMITS = _auto_model_limits()  # ((700, "drive"), (1500, "chase_db1"))
+AUTO_MODEL_LARGEST = max(DATASETS.values(), key=lambda spec: spec.fov_diameter).name  # "hrf"
 
 
 def auto_model_name(fov_width: int) -> str:
     """The pretrained model for an image whose field of view is ``fov_width`` pixels wide (``--model auto``).
 
-    Rule: the dataset whose native FOV diameter is closest in scale, so vessels have the width the model
-    was trained on: FOV width ≤ 700 px → ``drive``; ≤ 1500 px → ``chase_db1``; wider → ``hrf``.
+    Rule (:data:`AUTO_MODEL_LIMITS`): the dataset whose native FOV diameter is closest in scale, so vessels have the
+    width the model was trained on: FOV width ≤ 700 px → ``drive``; ≤ 1500 px → ``chase_db1``; wider → ``hrf``.
     The FOV width is the number of columns spanned by the FOV mask (the image width when no mask is used).
     """
     for limit, name in AUTO_MODEL_LIMITS:
@@ -68,8 +83,8 @@ def as_rgb_float(image: np.ndarray) -> np.ndarray:
         raise M2UNetError(f"image array of shape {array.shape}: expected H×W, H×W×3 or H×W×4")
     channels = array.shape[2]
     array = np.repeat(array[..., :1], 3, axis=2) if channels <= 2 else array[..., :3]
-    if min(array.shape[:2]) < 16:
-        raise M2UNetError(f"image of {array.shape[1]}×{array.shape[0]} px is too small (need at least 16×16)")
+    if min(array.shape[:2]) < MULTIPLE:
+        raise M2UNetError(f"image of {array.shape[1]}×{array.shape[0]} px is too small (need at least {MULTIPLE}×{MULTIPLE})")
     return np.ascontiguousarray(_to_unit_float(array, "<array>"))
 
 
