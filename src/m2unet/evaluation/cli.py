@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..data.datasets import dataset_names
 from ..errors import M2UNetError, one_line_errors
 
 
@@ -34,7 +35,7 @@ def _command_line(context: click.Context) -> str:
 
 
 @click.command()
-@click.option("--dataset", "dataset_name", required=True, help="drive, chase_db1, hrf, or a folder of your own (see the README).")
+@click.option("--dataset", "dataset_name", required=True, help=f"{', '.join(dataset_names())}, or a folder of your own (see the README).")
 @click.option("--split", default="test", show_default=True, help="Split to evaluate (CHASE_DB1 also: test_01_10, train_11_14).")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Weights: our .safetensors, an authors' .pth, or a file from `m2unet export` (.onnx / .xml).")
 @click.option("--model", "model_name", help="Pretrained model instead of --weights: drive, chase_db1, hrf or universal [default: the dataset's].")
