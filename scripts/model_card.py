@@ -1,7 +1,7 @@
 """Write results/model_card.md: the shipped models beside the paper and the authors' checkpoints.
 
 Every number is read from committed `m2unet evaluate` outputs (metrics.json) and the shipped weights'
-metadata; the paper's from m2unet.evaluation.paper. Rerun after any new evaluation:
+metadata; the paper's from m2unet.paper. Rerun after any new evaluation:
   python scripts/model_card.py
 """
 
@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from m2unet.evaluation.paper import DATASET_LABELS, RESULTS
+from m2unet.data.datasets import DATASETS
+from m2unet.paper import RESULTS
 from m2unet.weights import PRETRAINED_DIR, read_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 OURS = REPO / "results" / "ours"
 AUTHORS = REPO / "results" / "authors"
 AUTHORS_RUNS = {"drive": "drive", "chase_db1": "chase_db1_01_10", "hrf": "hrf"}
-DATASETS = ("drive", "chase_db1", "hrf")
 
 
 def load(path: Path) -> dict | None:
@@ -51,8 +51,8 @@ def main() -> None:
         "threshold for accuracy).",
         "",
     ]
-    for dataset in DATASETS:
-        label = DATASET_LABELS[dataset]
+    for dataset, spec in DATASETS.items():
+        label = spec.label
         meta = read_metadata(PRETRAINED_DIR / f"{dataset}.safetensors") if (PRETRAINED_DIR / f"{dataset}.safetensors").is_file() else None
         lines += [f"## {label}", ""]
         if meta:

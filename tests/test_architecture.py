@@ -6,7 +6,6 @@ The layers of docs/architecture.md, lowest first. Imports inside functions count
 from __future__ import annotations
 
 import ast
-from collections import defaultdict
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "m2unet"

@@ -175,3 +175,30 @@ def test_written_files_get_the_usual_permissions_and_no_temporaries(tmp_path):
     for name in ("map.png", "notes.txt"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.png", "notes.txt"]
+
+
+def test_one_description_per_dataset_feeds_readers_presets_and_auto_model():
+    """The registry is the one home of the datasets' facts: names, aliases, splits, crops, FOV diameters."""
+    from m2unet.data import DATASETS, dataset_names, get_dataset_spec
+    from m2unet.data.datasets import dataset_key
+    from m2unet.weights import AUTO_MODEL_LARGEST, AUTO_MODEL_LIMITS
+
+    assert dataset_names() == ("drive", "chase_db1", "hrf")
+    assert [DATASETS[name].label for name in dataset_names()] == ["DRIVE", "CHASE_DB1", "HRF"]
+    assert {name: spec.input_size for name, spec in DATASETS.items()} == {"drive": (544, 544), "chase_db1": (960, 960), "hrf": (2336, 3504)}
+    assert {name: len(spec.splits["train"]) + len(spec.splits["test"]) for name, spec in DATASETS.items()} == {"drive": 40, "chase_db1": 28, "hrf": 45}
+    for spec in DATASETS.values():
+        assert set(spec.holdout) < set(spec.splits["train"])  # validation images come out of the training split
+        assert not set(spec.splits["train"]) & set(spec.splits["test"])
+    chase = get_dataset_spec("CHASE-DB1")
+    assert chase is get_dataset_spec("chasedb1") is get_dataset_spec("chase") is DATASETS["chase_db1"]
+    assert set(chase.splits["test_01_10"]) | set(chase.splits["train_11_14"]) == set(chase.splits["train"]) | set(chase.splits["test"])
+    assert dataset_key("my_folder/") == "my_folder/"
+    with pytest.raises(M2UNetError, match="not a built-in dataset"):
+        get_dataset_spec("stare")
+    with pytest.raises(TypeError):
+        DATASETS["drive"].preset["batch_size"] = 8  # read-only: a preset copies it
+    # --model auto: limits between neighbouring native FOV diameters, from the registry
+    assert AUTO_MODEL_LIMITS == ((700, "drive"), (1500, "chase_db1")) and AUTO_MODEL_LARGEST == "hrf"
+    diameters = [DATASETS[name].fov_diameter for _, name in AUTO_MODEL_LIMITS] + [DATASETS[AUTO_MODEL_LARGEST].fov_diameter]
+    assert all(low < limit < high for (limit, _), low, high in zip(AUTO_MODEL_LIMITS, diameters, diameters[1:], strict=False))

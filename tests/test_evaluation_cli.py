@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from m2unet import paper
 from m2unet.cli import main
-from m2unet.evaluation import paper
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from m2unet.errors import M2UNetError
-from m2unet.evaluation.paper import TABLE2
 from m2unet.models import ERFNet, UNet, create_model, list_models
 from m2unet.models.complexity import count_madds, count_parameters
 from m2unet.models.erfnet import Downsampler, NonBottleneck1D, Upsampler
+from m2unet.paper import TABLE2
 from m2unet.weights import build_model, load_weights, save_weights
 
 # Exact parameter counts (1 output class); each must round to the paper's Table 2 value.

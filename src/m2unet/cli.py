@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from .data.datasets import DATASETS
 from .errors import M2UNetError, one_line_errors
 
 
@@ -43,7 +44,7 @@ def info(model_name, sizes):
     """Parameters, size on disk and multiply-adds of the models, beside the paper's Table 2.
 
     Our values are computed from the models (MAdds on shapes only, so large sizes cost nothing); the
-    paper's come from m2unet.evaluation.paper; notes below the table explain each difference.
+    paper's come from m2unet.paper; notes below the table explain each difference.
 
     \b
     Example:
@@ -105,7 +106,7 @@ def datasets():
 
 @datasets.command("check")
 @click.argument("path", type=click.Path(file_okay=False))
-@click.option("--dataset", "name", type=click.Choice(["auto", "drive", "chase_db1", "hrf", "folder"]), default="auto", show_default=True)
+@click.option("--dataset", "name", type=click.Choice(["auto", *DATASETS, "folder"]), default="auto", show_default=True)
 @one_line_errors
 def datasets_check(path, name):
     """Count and verify every file of a dataset folder (DRIVE, CHASE_DB1, HRF or your own layout).
@@ -118,20 +119,21 @@ def datasets_check(path, name):
     """
     from pathlib import Path
 
-    from .data.datasets import BUILTIN, image_folder
+    from .data.datasets import image_folder
     from .errors import InputFileError
 
     folder = Path(path)
     if not folder.is_dir():
         raise M2UNetError(f"{folder}: no such folder")
     if name == "auto":
-        upper = folder.name.upper()
-        name = {"DRIVE": "drive", "CHASE_DB1": "chase_db1", "HRF": "hrf"}.get(upper, "folder")
+        name = next((spec.name for spec in DATASETS.values() if spec.folder.upper() == folder.name.upper()), "folder")
+    if name != "folder":
+        click.echo(f"{DATASETS[name].label}: {DATASETS[name].labels}")
     splits = ("train", "test")
     failures = 0
     for split in splits:
         try:
-            dataset = BUILTIN[name](folder, split) if name != "folder" else image_folder(folder, split)
+            dataset = DATASETS[name].reader(folder, split) if name != "folder" else image_folder(folder, split)
         except M2UNetError as error:
             click.echo(f"  {split}: {error}")
             failures += 1

@@ -7,69 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..data.datasets import dataset_names
 from ..errors import M2UNetError, one_line_errors
-
-
-def _weights_info(path: Path, metadata: dict, label: str | None, backend: str = "torch") -> dict:
-    import hashlib
-
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    source = metadata.get("source") or "m2unet"
-    ran_with = "" if backend == "torch" else f", {backend}"
-    return {
-        "file": path.name,
-        "path": str(path),
-        "sha256": digest,
-        "model": metadata.get("model", "m2unet"),
-        "source": source,
-        "backend": backend,
-        "label": label or (f"{metadata.get('model', 'm2unet')} ({path.name}{ran_with})"),
-        "metadata": {k: v for k, v in metadata.items() if k not in ("metrics",)},
-    }
-
-
-def _predictor(path: Path, runtime: str | None, precision: str, device: str, rescale: bool = True):
-    """(image → probability, the weights' metadata, backend name) for evaluating ``path`` as asked.
-
-    PyTorch fp32 on the CPU or the GPU keeps the reference path (whole images, as every committed result); any other
-    backend or precision, and exported files, run through the backends and tiling of ``m2unet segment``. Either way the
-    image runs at the model's FOV diameter as ``segment`` runs it (``rescale``; see :mod:`m2unet.data.scale`).
-    """
-    predict, metadata, name = _unscaled_predictor(path, runtime, precision, device)
-    from ..data.scale import model_scale
-
-    scale = model_scale(metadata) if rescale else None
-    return _scaled(predict, scale), {**metadata, "run_at_fov_diameter": None if scale is None else list(scale)}, name
-
-
-def _scaled(predict, scale):
-    """``predict`` run at ``scale`` on each image's estimated FOV (as ``segment`` does), or ``predict`` itself."""
-    if scale is None:
-        return predict
-    from ..data.fov import estimate_fov_mask
-    from ..data.scale import predict_scaled
-
-    return lambda image: predict_scaled(predict, image, estimate_fov_mask(image), scale)
-
-
-def _unscaled_predictor(path: Path, runtime: str | None, precision: str, device: str):
-    from ..inference.backends import backend_name, create_backend, require_cuda
-    from ..inference.pipeline import default_runtime
-    from ..weights import EXPORTED_SUFFIXES, calibration_for, load_weights, read_metadata
-    from .evaluate import backend_predictor, torch_predictor
-
-    exported = path.suffix in EXPORTED_SUFFIXES
-    runtime = runtime or (default_runtime(device, path) if exported else "torch")
-    if device == "cuda":
-        require_cuda()
-    if runtime == "torch" and precision in ("auto", "fp32") and not exported:
-        model, metadata = load_weights(path)
-        return torch_predictor(model.to(device)), metadata, "torch" if device == "cpu" else "cuda"
-    name = backend_name(runtime, precision, device)
-    backend = create_backend(name, path, calibration=calibration_for(path), progress=lambda message: click.echo(message, err=True))
-    # our files carry their metadata (read without torch); load_weights knows the authors' .pth
-    metadata = read_metadata(path) if exported or path.suffix == ".safetensors" else load_weights(path)[1]
-    return backend_predictor(backend), metadata, name
 
 
 def _command_line(context: click.Context) -> str:
@@ -96,7 +35,7 @@ def _command_line(context: click.Context) -> str:
 
 
 @click.command()
-@click.option("--dataset", "dataset_name", required=True, help="drive, chase_db1, hrf, or a folder of your own (see the README).")
+@click.option("--dataset", "dataset_name", required=True, help=f"{', '.join(dataset_names())}, or a folder of your own (see the README).")
 @click.option("--split", default="test", show_default=True, help="Split to evaluate (CHASE_DB1 also: test_01_10, train_11_14).")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Weights: our .safetensors, an authors' .pth, or a file from `m2unet export` (.onnx / .xml).")
 @click.option("--model", "model_name", help="Pretrained model instead of --weights: drive, chase_db1, hrf or universal [default: the dataset's].")
@@ -147,50 +86,33 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
     precisions run through the same code as `m2unet segment` (tiles of at most 1536² with 192 px overlap).
     """
     from ..data import load_dataset
-    from ..weights import pretrained_path, threshold_of
-    from .evaluate import TRAINING_SPLIT, format_table, peak_rss_mb, threshold_on_split
+    from ..system import peak_rss_mb
+    from ..weights import pretrained_path
+    from .evaluate import a_priori_threshold, default_model, format_table
     from .evaluate import evaluate as run_evaluation
+    from .predictor import model_predictor, weights_info
 
     if weights and model_name:
         raise M2UNetError("give either --weights or --model, not both")
+    command = _command_line(click.get_current_context())
     if second_observer_only:
-        dataset = load_dataset(dataset_name, split, root=datasets_root)
-        out = Path(out_dir) if out_dir else Path("evaluation") / f"{dataset.name}-{split}-second-observer"
-        result = run_evaluation(None, dataset, out, a_priori=None, threshold_source="no model", weights_info={"label": "second observer"},
-                                save_maps=False, bootstrap=bootstrap, command=_command_line(click.get_current_context()))
-        if result["second_observer"] is None:
-            raise M2UNetError(f"{dataset_name} {split}: no second observer's labels in this dataset")
-        click.echo(format_table(result))
-        click.echo(f"wrote {out}/")
+        _second_observer(dataset_name, split, datasets_root, out_dir, bootstrap, command)
         return
     if not weights and not model_name:  # the pretrained model of that dataset (drive for a folder of one's own)
-        model_name = str(dataset_name).lower() if str(dataset_name).lower() in ("drive", "chase_db1", "hrf") else "drive"
+        model_name = default_model(dataset_name)
         click.echo(f"no --weights or --model given: using the pretrained '{model_name}' model", err=True)
     path = Path(weights) if weights else pretrained_path(model_name)
     if not path.is_file():
         raise M2UNetError(f"{path}: no such weights file")
-    predictor, metadata, backend = _predictor(path, runtime, precision, device, rescale)
+    predictor, metadata, backend = model_predictor(path, runtime, precision, device, rescale, progress=lambda message: click.echo(message, err=True))
     dataset = load_dataset(dataset_name, split, root=datasets_root)
     if len(dataset) == 0:
         raise M2UNetError(f"{dataset_name} {split}: no images")
-    if threshold is not None:
-        if not 0.0 <= threshold <= 1.0:
-            raise M2UNetError(f"--threshold {threshold}: must be between 0 and 1")
-        source = "given with --threshold"
-    elif metadata.get("threshold") is not None and not threshold_split:
-        threshold, source = threshold_of(metadata), "stored with the weights"
-    else:
-        train_split = threshold_split or TRAINING_SPLIT.get(split)
-        if train_split is None:
-            raise M2UNetError(f"the weights store no threshold and split {split!r} has no known training split; pass --threshold or --threshold-split")
-        if train_split == split:
-            raise M2UNetError(f"--threshold-split {train_split}: the a-priori threshold must come from other images than the evaluated split")
-        click.echo(f"the weights store no threshold: choosing it on split '{train_split}' (the honest a-priori protocol)", err=True)
-        threshold, source = threshold_on_split(predictor, dataset_name, train_split, root=datasets_root, tta=tta)
+    threshold, source = a_priori_threshold(predictor, metadata, dataset_name, split, threshold, threshold_split, root=datasets_root, tta=tta,
+                                           notify=lambda message: click.echo(message, err=True))
     out = Path(out_dir) if out_dir else Path("evaluation") / f"{dataset.name}-{split}-{path.stem}"
-    command = _command_line(click.get_current_context())
     result = run_evaluation(
-        predictor, dataset, out, a_priori=threshold, threshold_source=source, weights_info=_weights_info(path, metadata, label, backend),
+        predictor, dataset, out, a_priori=threshold, threshold_source=source, weights_info=weights_info(path, metadata, label, backend),
         save_maps=maps, save_npy=npy, figure_image=figure_image, bootstrap=bootstrap, command=command, tta=tta,
     )
     click.echo(format_table(result))
@@ -201,6 +123,22 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
         for line in result["failed"]:
             click.echo(f"  {line}", err=True)
         sys.exit(1)
+
+
+def _second_observer(dataset_name, split, datasets_root, out_dir, bootstrap, command):
+    """``evaluate --second-observer-only``: the second human observer against the first, no model."""
+    from ..data import load_dataset
+    from .evaluate import evaluate as run_evaluation
+    from .evaluate import format_table
+
+    dataset = load_dataset(dataset_name, split, root=datasets_root)
+    out = Path(out_dir) if out_dir else Path("evaluation") / f"{dataset.name}-{split}-second-observer"
+    result = run_evaluation(None, dataset, out, a_priori=None, threshold_source="no model", weights_info={"label": "second observer"},
+                            save_maps=False, bootstrap=bootstrap, command=command)
+    if result["second_observer"] is None:
+        raise M2UNetError(f"{dataset_name} {split}: no second observer's labels in this dataset")
+    click.echo(format_table(result))
+    click.echo(f"wrote {out}/")
 
 
 @click.command()
@@ -239,7 +177,7 @@ def report(out_dir, runs, timing_repeats, models):
 
     Model size and MAdds are computed for every registered model; F1, accuracy and AUC come from
     `m2unet evaluate` outputs; time per image is measured on this CPU (eager PyTorch fp32; `m2unet bench` compares backends)
-    and shown beside the paper's published rows (kept in m2unet/evaluation/paper.py).
+    and shown beside the paper's published rows (kept in m2unet/paper.py).
 
     \b
     Example:

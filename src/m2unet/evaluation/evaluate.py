@@ -20,8 +20,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import platform
-import resource
 import sys
 import time
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import M2UNetError
+from ..system import cpu_model, peak_rss_mb
 from . import metrics as M
 
 REGIONS = {
@@ -185,12 +184,6 @@ def write_json(path: Path, data: dict) -> None:
     write_atomic(path, lambda tmp: Path(tmp).write_text(text + "\n"))
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (MiB)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
 def torch_predictor(model):
     """``image → probability`` with a PyTorch model, the whole image at once in fp32 (the reference way)."""
     from ..inference.predict import predict_probability
@@ -261,6 +254,40 @@ def threshold_on_split(predictor, dataset_name: str, train_split: str, root=None
     return threshold, f"best pooled F1 inside the FOV on split '{train_split}' ({len(per_image)} images, F1 {f1:.4f})"
 
 
+def a_priori_threshold(predictor, metadata: dict, dataset_name: str, split: str, threshold: float | None = None, threshold_split: str | None = None,
+                       root=None, tta: bool = False, progress: bool = True, notify=None) -> tuple[float, str]:
+    """The threshold fixed before looking at ``split``, and a sentence saying where it came from.
+
+    In this order: ``threshold`` as given; the one stored with the weights (``metadata``), unless ``threshold_split``
+    asks for a choice; else the best pooled F1 inside the FOV on ``threshold_split`` or on the training split of
+    ``split`` (:data:`TRAINING_SPLIT`), never on ``split`` itself. ``notify`` (a message → None) hears of that choice.
+    """
+    from ..weights import threshold_of
+
+    if threshold is not None:
+        if not 0.0 <= threshold <= 1.0:
+            raise M2UNetError(f"--threshold {threshold}: must be between 0 and 1")
+        return threshold, "given with --threshold"
+    if metadata.get("threshold") is not None and not threshold_split:
+        return threshold_of(metadata), "stored with the weights"
+    train_split = threshold_split or TRAINING_SPLIT.get(split)
+    if train_split is None:
+        raise M2UNetError(f"the weights store no threshold and split {split!r} has no known training split; pass --threshold or --threshold-split")
+    if train_split == split:
+        raise M2UNetError(f"--threshold-split {train_split}: the a-priori threshold must come from other images than the evaluated split")
+    if notify is not None:
+        notify(f"the weights store no threshold: choosing it on split '{train_split}' (the honest a-priori protocol)")
+    return threshold_on_split(predictor, dataset_name, train_split, root=root, progress=progress, tta=tta)
+
+
+def default_model(dataset_name: str) -> str:
+    """The pretrained model evaluated when none is named: the dataset's own (``drive`` for a folder of one's own)."""
+    from ..data.datasets import DATASETS, dataset_key
+
+    key = dataset_key(dataset_name)
+    return key if key in DATASETS else "drive"
+
+
 def _torch_threads() -> int | None:
     """torch's CPU threads, for the record; None where torch is not installed (an exported model on a small device)."""
     try:
@@ -314,7 +341,7 @@ def evaluate(
             "seconds_per_image": round(seconds / max(len(per_image), 1), 3),
             "peak_rss_mib": round(peak_rss_mb(), 1),
             "torch_threads": _torch_threads(),
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": cpu_model(),
         },
         "command": command,
         "git_commit": git_commit(),

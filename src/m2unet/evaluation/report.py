@@ -1,21 +1,23 @@
 """``m2unet report``: the paper's Table 2, Tables 3–4 and Figure 5 rebuilt from available results, one page.
 
-Published numbers come from :mod:`m2unet.evaluation.paper`; ours from `m2unet evaluate` outputs
+Published numbers come from :mod:`m2unet.paper`, the datasets' labels and input sizes from
+:data:`m2unet.data.datasets.DATASETS`; ours from `m2unet evaluate` outputs
 (metrics.json) and from measurements made here (model size, MAdds, time per image on this CPU).
 """
 
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .. import paper
+from ..data.datasets import DATASETS
 from ..errors import M2UNetError
-from . import paper
+from ..system import cpu_model
 from .compare import paired_rows, paired_table
 from .evaluate import load_run, run_label, write_text
 from .figures import pr_figure
@@ -91,7 +93,8 @@ def bench_times(path: Path = BENCH_FILE) -> dict[str, dict]:
     except (OSError, ValueError, KeyError, TypeError):
         return {}
     found = {}
-    for dataset, (h, w) in paper.INPUT_SIZE.items():
+    for dataset, spec in DATASETS.items():
+        h, w = spec.input_size
         matching = [c for c in cells if isinstance(c, dict) and c.get("width") == w and c.get("height") == h and c.get("median_ms")]
         if not matching:
             continue
@@ -105,8 +108,8 @@ def bench_times(path: Path = BENCH_FILE) -> dict[str, dict]:
 
 
 def table2(complexity: list[dict], results: list[dict]) -> str:
-    datasets = list(paper.DATASET_LABELS)
-    head = "| model | source | params (M) | size (MiB) | GMAdds 544² | GMAdds 960² | " + " | ".join(f"F1 {paper.DATASET_LABELS[d]}" for d in datasets) + " |"
+    datasets = list(DATASETS)
+    head = "| model | source | params (M) | size (MiB) | GMAdds 544² | GMAdds 960² | " + " | ".join(f"F1 {DATASETS[d].label}" for d in datasets) + " |"
     lines = [head, "|" + "---|" * (6 + len(datasets))]
     for row in complexity:
         published = paper.TABLE2.get(row["model"])
@@ -154,10 +157,10 @@ def _seconds(value: float) -> str:
 
 def tables34(results: list[dict], timing: dict | None, bench: dict | None = None) -> str:
     blocks = []
-    for dataset, label in paper.DATASET_LABELS.items():
+    for dataset, spec in DATASETS.items():
+        label, (h, w) = spec.label, spec.input_size
         runs = [r for r in results if r["dataset"] == dataset]
         published = paper.RESULTS.get(dataset, {})
-        h, w = paper.INPUT_SIZE[dataset]
         lines = [
             f"### {label} ({w}×{h})",
             "",
@@ -211,11 +214,11 @@ def write_report(out_dir: Path, runs: list[Path] | None = None, timing_repeats: 
     runs = runs if runs is not None else find_runs()
     results = [load_run(run) for run in runs]
     complexity = complexity_rows(models)
-    timing = time_per_image(timing_repeats, paper.INPUT_SIZE) if timing_repeats > 0 else None
+    timing = time_per_image(timing_repeats, {name: spec.input_size for name, spec in DATASETS.items()}) if timing_repeats > 0 else None
     bench = bench_times()
     figures = []
-    for dataset, label in paper.DATASET_LABELS.items():
-        matching = [r for r in results if r["dataset"] == dataset]
+    for dataset, spec in DATASETS.items():
+        matching, label = [r for r in results if r["dataset"] == dataset], spec.label
         if not matching:
             continue
         plot = pr_figure([run_label(r) for r in matching], matching, out_dir / f"pr_{dataset}.png", title=f"{label}: precision–recall (whole crop, pooled)")
@@ -228,7 +231,7 @@ def write_report(out_dir: Path, runs: list[Path] | None = None, timing_repeats: 
     commands = "\n".join(f"    {r.get('command') or '(command not recorded)'}" for r in results) or "    (none)"
     if timing:
         timing_note = (f"Time on this CPU: median of {timing_repeats} runs of `predict_probability` (PyTorch eager fp32) at the dataset's input size, "
-                       f"{platform.processor() or platform.machine()}, {timing['_threads']} torch threads; the machine is shared, so treat it as an upper bound.")
+                       f"{cpu_model()}, {timing['_threads']} torch threads; the machine is shared, so treat it as an upper bound.")
     else:
         timing_note = "Time on this CPU: not measured (`--timing-repeats 0`)."
     text = f"""# M2U-Net: the paper's tables, reproduced

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import M2UNetError
 from ..weights import calibration_for, resolve_weights
-from .tiling import MAX_TILE, TILE_OVERLAP, flip_average, predict_tiled
+from .tiling import MAX_TILE, MULTIPLE, TILE_OVERLAP, flip_average, predict_tiled
 
 
 def fov_width(mask: np.ndarray | None, image_width: int) -> int:
@@ -50,8 +50,8 @@ def as_rgb_float(image: np.ndarray) -> np.ndarray:
         raise M2UNetError(f"image array of shape {array.shape}: expected H×W, H×W×3 or H×W×4")
     channels = array.shape[2]
     array = np.repeat(array[..., :1], 3, axis=2) if channels <= 2 else array[..., :3]
-    if min(array.shape[:2]) < 16:
-        raise M2UNetError(f"image of {array.shape[1]}×{array.shape[0]} px is too small (need at least 16×16)")
+    if min(array.shape[:2]) < MULTIPLE:
+        raise M2UNetError(f"image of {array.shape[1]}×{array.shape[0]} px is too small (need at least {MULTIPLE}×{MULTIPLE})")
     return np.ascontiguousarray(_to_unit_float(array, "<array>"))
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..data.datasets import dataset_names
 from ..errors import M2UNetError, one_line_errors
 
 
@@ -20,7 +21,7 @@ from ..errors import M2UNetError, one_line_errors
               help="The camera's field angle in degrees (DRIVE, HRF 45; CHASE_DB1 30): pixel size = DEGREES × 288 µm / FOV diameter in px.")
 @click.option("--input", "kind", default="auto", show_default=True, type=click.Choice(["auto", "mask", "photo"]),
               help="auto: colour images are photographs (segmented first), grey binary images are vessel masks.")
-@click.option("--model", default="auto", show_default=True, type=click.Choice(["auto", "drive", "chase_db1", "hrf"]),
+@click.option("--model", default="auto", show_default=True, type=click.Choice(["auto", *dataset_names()]),
               help="Model for photographs (auto: by FOV width), thresholded at the weights' stored threshold.")
 @click.option("--colour-by", "--color-by", "colour_by", default="width", show_default=True, type=click.Choice(["width", "tortuosity"]),
               help="What colours the centreline in the pictures.")

@@ -1,7 +1,7 @@
 """Our models beside the M2U-Net paper's Table 2 (parameters, size on disk, multiply-adds), with the differences
 explained by numbers computed here, not asserted.
 
-The published values live in :data:`m2unet.evaluation.paper.TABLE2`. Two counting rules matter:
+The published values live in :data:`m2unet.paper.TABLE2`. Two counting rules matter:
 
 * Our MAdds count a transposed convolution by its true cost, in_numel × out × k² (each input value meets
   out × k² weights). Counting it like a convolution producing its output (out_numel × in × k²) gives stride²
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..evaluation.paper import TABLE2
+from ..paper import TABLE2
 from .complexity import count_madds, model_summary
 from .registry import create_model, list_models
 
@@ -84,7 +84,7 @@ def table2_notes(names: list[str], models: dict[str, nn.Module] | None = None) -
     notes = [
         "GMAdds: true multiply-adds; 'paper rule' counts each transposed conv like a conv producing its output "
         "(stride² = 4× for the stride-2 up-convolutions), the rule that reproduces the paper's U-Net figure.",
-        "size MB: our float32 safetensors file, parameters plus BatchNorm running statistics; '–': not recorded in m2unet.evaluation.paper.",
+        "size MB: our float32 safetensors file, parameters plus BatchNorm running statistics; '–': not recorded in m2unet.paper.",
     ]
     if "m2unet" in names:
         params_mb = sum(p.numel() for p in model("m2unet").parameters()) * 4 / 1e6

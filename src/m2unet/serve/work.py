@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..data.datasets import dataset_names
 from ..errors import InputFileError, M2UNetError
 
-MODEL_CHOICES = ("auto", "drive", "chase_db1", "hrf")
+MODEL_CHOICES = ("auto", *dataset_names())
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
 SUFFIX_OF_FORMAT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp", "PPM": ".ppm", "TIFF": ".tif"}
 

@@ -57,6 +57,7 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
     """
     import torch
 
+    from ..data.datasets import dataset_names
     from ..models import list_models
     from .engine import train as run_training
     from .presets import preset_for
@@ -85,7 +86,7 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
         raise M2UNetError(f"--time-limit must be positive (minutes), got {time_limit}")
     prefix = "" if model_name == "m2unet" else f"{model_name}-"
     suffix = "" if config["lr_schedule"] == "constant" else f"-{config['lr_schedule']}"
-    named = config.get("datasets") or dataset.lower() in ("drive", "chase_db1", "hrf")
+    named = config.get("datasets") or config["dataset"] in dataset_names()
     out = out_dir or f"runs/{prefix}{config['dataset'] if named else 'custom'}-{config['jaccard']}{suffix}"
     summary = run_training(config, out, resume=resume, accelerator=accelerator, devices=devices, num_nodes=num_nodes, precision=precision,
                            channels_last=channels_last, progress=not quiet, root=data_root, test=test,

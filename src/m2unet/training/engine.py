@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.datasets import dataset_names
 from ..data.io import write_atomic
 from ..errors import M2UNetError
 from .augment import AugmentConfig, Augmenter, save_augmentation_grid
@@ -452,7 +453,7 @@ def train(config: dict, out_dir: str | os.PathLike, resume: bool = False, accele
     final_model, meta = load_weights(out / "best.safetensors")
     meta.update(_weights_metadata(config, run_info, best, epochs_done, summary["training_seconds"]))
     save_weights(final_model, out / "best.safetensors", meta)
-    if test and config["dataset"] in ("drive", "chase_db1", "hrf"):
+    if test and config["dataset"] in dataset_names():
         summary["test"] = evaluate_test_split(out / "best.safetensors", config["dataset"], best["threshold"], root=root, device=device)
     write_atomic(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
     return summary

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 
+from ..data.datasets import DATASETS, dataset_key
 from ..errors import M2UNetError
 
 COMMON = {
@@ -53,34 +54,28 @@ COMMON = {
 
 CAMERA_AUGMENT = {"scale": 0.2, "scale_p": 0.5, "gamma_p": 0.3, "temperature_p": 0.3, "blur_p": 0.3, "low_contrast_p": 0.3,
                   "vignette_p": 0.3, "noise_p": 0.3, "jpeg_p": 0.3}
-HOLDOUT = {"drive": ["39_training", "40_training"], "chase_db1": ["Image_04L", "Image_04R"], "hrf": ["05_h", "05_g", "05_dr"]}
+HOLDOUT = {name: list(spec.holdout) for name, spec in DATASETS.items()}
 MULTI = {**COMMON, "batch_size": 4, "crop": 512, "fov_diameter": 1024, "epochs": 150, "val_every": 5, "balanced": True,
          "augment": {**COMMON["augment"], **CAMERA_AUGMENT}}
 
 PRESETS = {
-    "drive": {**COMMON, "dataset": "drive", "batch_size": 4},
-    "chase_db1": {**COMMON, "dataset": "chase_db1", "batch_size": 2},
-    "hrf": {**COMMON, "dataset": "hrf", "batch_size": 1, "val_every": 10},
+    # the paper's batch size per dataset (and HRF validated every 10 epochs): DatasetSpec.preset
+    **{name: {**COMMON, "dataset": name, **spec.preset} for name, spec in DATASETS.items()},
     # a user's own folder: DRIVE's recipe
     "folder": {**COMMON, "dataset": None, "batch_size": 4},
 }
-
-
-def _dataset_key(name: str) -> str:
-    key = str(name).strip().lower().replace("-", "_")
-    return {"chasedb1": "chase_db1", "chase": "chase_db1"}.get(key, key)
 
 
 def preset_for(dataset: str) -> dict:
     """A deep copy of the preset of a dataset name (``drive``, ``chase_db1``, ``hrf``), of a folder, or of several
     dataset names joined by commas (``drive,chase_db1,hrf``: :data:`MULTI`)."""
     if "," in str(dataset):
-        datasets = [_dataset_key(name) for name in str(dataset).split(",") if name.strip()]
+        datasets = [dataset_key(name) for name in str(dataset).split(",") if name.strip()]
         unknown = [name for name in datasets if name not in HOLDOUT]
         if unknown or len(set(datasets)) != len(datasets) or len(datasets) < 2:
             raise M2UNetError(f"--dataset {dataset}: several datasets must be distinct names among {', '.join(HOLDOUT)}")
         return copy.deepcopy({**MULTI, "dataset": "+".join(datasets), "datasets": datasets, "holdout": {d: HOLDOUT[d] for d in datasets}})
-    key = _dataset_key(dataset)
+    key = dataset_key(dataset)
     preset = copy.deepcopy(PRESETS.get(key, PRESETS["folder"]))
     preset["dataset"] = key if key in PRESETS else str(dataset)
     return preset

@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
+import math
 import os
+from itertools import pairwise
 from pathlib import Path
 
+from ..data.datasets import DATASETS
 from ..errors import M2UNetError
 from .authors import AUTHORS_FILES
 from .shipped import pretrained_path
 
-# Native field-of-view diameters (pixels) of the datasets the pretrained models were trained on, measured
-# from the official / unofficial FOV masks (benchmarks/fov_iou.py prints them): DRIVE ≈ 540, CHASE_DB1 ≈ 900,
-# HRF ≈ 3250. The thresholds below sit between them (roughly their geometric means).
-AUTO_MODEL_LIMITS = ((700, "drive"), (1500, "chase_db1"))
-AUTO_MODEL_LARGEST = "hrf"
+
+def _auto_model_limits() -> tuple[tuple[int, str], ...]:
+    """((widest FOV, model), …) of ``--model auto``, from the datasets' native FOV diameters (:data:`DATASETS`).
+
+    Between neighbouring diameters a < b the limit is the FOV width x at which the two models are equally far from
+    the scale they were trained at, x / a − 1 = 1 − x / b: the harmonic mean 2ab / (a + b), rounded up to 100 px.
+    DRIVE 538, CHASE_DB1 921, HRF 3263 px give 679 → 700 and 1437 → 1500.
+    """
+    specs = sorted(DATASETS.values(), key=lambda spec: spec.fov_diameter)
+    return tuple(
+        (math.ceil(2 * a.fov_diameter * b.fov_diameter / (a.fov_diameter + b.fov_diameter) / 100) * 100, a.name)
+        for a, b in pairwise(specs)
+    )
+
+
+AUTO_MODEL_LIMITS = _auto_model_limits()  # ((700, "drive"), (1500, "chase_db1"))
+AUTO_MODEL_LARGEST = max(DATASETS.values(), key=lambda spec: spec.fov_diameter).name  # "hrf"
 
 
 def auto_model_name(fov_width: int) -> str:
     """The pretrained model for an image whose field of view is ``fov_width`` pixels wide (``--model auto``).
 
-    Rule: the dataset whose native FOV diameter is closest in scale, so vessels have the width the model
-    was trained on: FOV width ≤ 700 px → ``drive``; ≤ 1500 px → ``chase_db1``; wider → ``hrf``.
+    Rule (:data:`AUTO_MODEL_LIMITS`): the dataset whose native FOV diameter is closest in scale, so vessels have the
+    width the model was trained on: FOV width ≤ 700 px → ``drive``; ≤ 1500 px → ``chase_db1``; wider → ``hrf``.
     The FOV width is the number of columns spanned by the FOV mask (the image width when no mask is used).
     """
     for limit, name in AUTO_MODEL_LIMITS:

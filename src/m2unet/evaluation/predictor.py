@@ -1,0 +1,68 @@
+"""What ``m2unet evaluate`` runs: a weights file as ``image → probability`` on the asked backend, and its record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def weights_info(path: Path, metadata: dict, label: str | None, backend: str = "torch") -> dict:
+    """The record of the evaluated weights kept in metrics.json: file, SHA-256, model, source, backend, label, metadata."""
+    import hashlib
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    source = metadata.get("source") or "m2unet"
+    ran_with = "" if backend == "torch" else f", {backend}"
+    return {
+        "file": path.name,
+        "path": str(path),
+        "sha256": digest,
+        "model": metadata.get("model", "m2unet"),
+        "source": source,
+        "backend": backend,
+        "label": label or (f"{metadata.get('model', 'm2unet')} ({path.name}{ran_with})"),
+        "metadata": {k: v for k, v in metadata.items() if k not in ("metrics",)},
+    }
+
+
+def model_predictor(path: Path, runtime: str | None, precision: str, device: str, rescale: bool = True, progress=None):
+    """(image → probability, the weights' metadata, backend name) for evaluating ``path`` as asked.
+
+    PyTorch fp32 on the CPU or the GPU keeps the reference path (whole images, as every committed result); any other
+    backend or precision, and exported files, run through the backends and tiling of ``m2unet segment``. Either way the
+    image runs at the model's FOV diameter as ``segment`` runs it (``rescale``; see :mod:`m2unet.data.scale`).
+    """
+    predict, metadata, name = _unscaled_predictor(path, runtime, precision, device, progress)
+    from ..data.scale import model_scale
+
+    scale = model_scale(metadata) if rescale else None
+    return _scaled(predict, scale), {**metadata, "run_at_fov_diameter": None if scale is None else list(scale)}, name
+
+
+def _scaled(predict, scale):
+    """``predict`` run at ``scale`` on each image's estimated FOV (as ``segment`` does), or ``predict`` itself."""
+    if scale is None:
+        return predict
+    from ..data.fov import estimate_fov_mask
+    from ..data.scale import predict_scaled
+
+    return lambda image: predict_scaled(predict, image, estimate_fov_mask(image), scale)
+
+
+def _unscaled_predictor(path: Path, runtime: str | None, precision: str, device: str, progress=None):
+    from ..inference.backends import backend_name, create_backend, require_cuda
+    from ..inference.pipeline import default_runtime
+    from ..weights import EXPORTED_SUFFIXES, calibration_for, load_weights, read_metadata
+    from .evaluate import backend_predictor, torch_predictor
+
+    exported = path.suffix in EXPORTED_SUFFIXES
+    runtime = runtime or (default_runtime(device, path) if exported else "torch")
+    if device == "cuda":
+        require_cuda()
+    if runtime == "torch" and precision in ("auto", "fp32") and not exported:
+        model, metadata = load_weights(path)
+        return torch_predictor(model.to(device)), metadata, "torch" if device == "cpu" else "cuda"
+    name = backend_name(runtime, precision, device)
+    backend = create_backend(name, path, calibration=calibration_for(path), progress=progress)
+    # our files carry their metadata (read without torch); load_weights knows the authors' .pth
+    metadata = read_metadata(path) if exported or path.suffix == ".safetensors" else load_weights(path)[1]
+    return backend_predictor(backend), metadata, name
