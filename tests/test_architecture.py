@@ -47,7 +47,8 @@ def imported_modules(name: str, path: Path, known: dict[str, Path]) -> set[str]:
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
-            candidates = [f"{module}.{alias.name}" for alias in node.names] + [module]
+            submodules = [f"{module}.{alias.name}" for alias in node.names if f"{module}.{alias.name}" in known]
+            candidates = submodules or [module]
         elif isinstance(node, ast.Import):
             candidates = [alias.name for alias in node.names]
         else:
