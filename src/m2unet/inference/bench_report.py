@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 from ..data.io import write_atomic
-from .backends import BackendSpec
+from .backend_spec import BackendSpec
 from .tiling import MAX_TILE, TILE_OVERLAP
 
 CUDA_LATENCY = (
