@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
 from m2unet.cli import main
 from m2unet.errors import M2UNetError
-from m2unet.inference.bench import check_backends, markdown_table
-from m2unet.inference.bench_worker import run_cuda_cell
+from m2unet.inference.bench import check_backends
+from m2unet.inference.bench_report import chart_title, markdown_table, report_header
+from m2unet.inference.bench_worker import CUDA_BACKENDS, abs_difference, padded_shape, run_cuda_cell, timing_summary
 from m2unet.models import create_model
 from m2unet.weights import save_weights
 
@@ -109,3 +112,30 @@ def test_cuda_markdown_columns():
     assert "| unet | cuda-bf16 | 544×544 | failed: boom |" in table
     columns = [line.replace("\\|", "").count("|") for line in table.splitlines()]  # \| is a pipe inside a header
     assert len(set(columns)) == 1
+
+
+def test_bench_worker_helpers():
+    assert CUDA_BACKENDS == ("cuda", "cuda-fp16", "cuda-bf16", "cuda-fp16-graph", "cuda-bf16-graph")  # the names in committed GPU tables
+    summary = timing_summary([0.004, 0.001, 0.003, 0.002])
+    assert summary == pytest.approx({"median_ms": 2.5, "min_ms": 1.0, "max_ms": 4.0, "images_per_s": 400.0})
+    assert timing_summary([0.002, 0.010, 0.004])["median_ms"] == pytest.approx(4.0)
+    assert padded_shape(48, 64) == (48, 64) and padded_shape(49, 65) == (64, 80) and padded_shape(2336, 3504) == (2336, 3504)
+    a = np.array([[0.5, 0.25], [1.0, 0.0]], dtype=np.float32)
+    b = np.array([[0.5, 0.5], [0.875, 0.0]], dtype=np.float32)
+    largest, mean = abs_difference(a, b)
+    assert largest == 0.25 and math.isclose(mean, (0.25 + 0.125) / 4)
+
+
+def test_cuda_report_header_and_title():
+    """What bench.md and bench.png say about a GPU run (the GPU path cannot run here; its report text can)."""
+    cells = [{"model": "m2unet (drive)", "backend": "cuda", "width": 544, "height": 544, "median_ms": 2.0, "cudnn_tf32": True,
+              "loadavg_before": [0.5, 0, 0], "loadavg_after": [0.7, 0, 0]}]
+    report = {"command": "m2unet bench --device cuda", "device": "cuda", "baseline": "cuda", "hint": "LATENCY", "started_utc": "2026-01-01T00:00:00Z",
+              "seconds": 12.5, "cells": cells, "models": [{"model": "m2unet (drive)", "arch": "m2unet", "weights": "/x/drive.safetensors", "untrained": False}],
+              "machine": {"cpu": "Some CPU", "cpu_count": 16, "isa": ["avx2"], "versions": {"torch": "2.13.0"}, "gpu": "NVIDIA H200", "cuda": "12.8",
+                          "cudnn": 91000}}
+    header = report_header(report)
+    assert "GPU: NVIDIA H200, CUDA 12.8, cuDNN 91000, cudnn.benchmark on, cuDNN TF32 convolutions on (PyTorch default)  \n" in header
+    assert "Models: m2unet (drive) = drive.safetensors.\n\n" in header and "OpenVINO hint" not in header
+    assert "one whole image on the GPU (no tiling)" in header and "untrained" not in header and "Speed-up: relative" not in header
+    assert chart_title(report) == "M2U-Net latency per image (NVIDIA H200, Some CPU, 16 CPUs, 1-min load avg 0.5–0.5); command: m2unet bench --device cuda"

@@ -21,22 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..system import cpu_model
+
 PROBE_SIDE = 544
 PROBE_RUNS = 12
 CANDIDATES = ("fp32", "bf16", "int8")
-
-
-def cpu_model() -> str:
-    """The CPU model name (``model name`` of /proc/cpuinfo, else the platform's processor string)."""
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown-cpu"
 
 
 def cache_file(cpu: str | None = None) -> Path:
@@ -48,8 +37,9 @@ def cache_file(cpu: str | None = None) -> Path:
 
 def _backend(create_backend, precision: str):
     from ..weights import pretrained_path
+    from .backend_spec import BackendSpec
 
-    return create_backend("openvino" if precision == "fp32" else f"openvino-{precision}", pretrained_path("drive"), calibration="drive")
+    return create_backend(BackendSpec("openvino", precision).name, pretrained_path("drive"), calibration="drive")
 
 
 def time_precisions(backends: dict, runs: int = PROBE_RUNS) -> dict[str, float]:

@@ -4,7 +4,8 @@ Every backend is called the same way: ``backend(batch)`` with a float32 N×3×H�
 H and W multiples of 16) returns the vessel probability as float32 N×1×H×W. Padding and tiling live in
 :mod:`m2unet.inference.predict`, so every backend sees the same inputs.
 
-Backend names (``BACKENDS``):
+Backend names (``BACKENDS``; each is a :class:`~m2unet.inference.backend_spec.BackendSpec` of runtime, precision and
+device, and code reads a name only through it):
 
 ======================  ===========================================================================
 ``torch``               PyTorch eager, fp32: the authors' way, the baseline of every benchmark
@@ -33,12 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError, M2UNetError
+from .backend_spec import BACKENDS, GPU_BACKENDS, RUNTIMES, BackendSpec
 
-BACKENDS = ("torch", "torch-bf16", "onnxruntime", "onnxruntime-int8", "openvino", "openvino-bf16", "openvino-int8")
-GPU_BACKENDS = ("cuda", "cuda-fp16", "cuda-bf16")
-RUNTIMES = ("torch", "onnxruntime", "openvino")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
-DEVICES = ("cpu", "cuda")
 SHAPE_CACHE = 4  # compiled OpenVINO models kept (one per input shape)
 
 
@@ -60,33 +57,32 @@ def require_cuda() -> None:
         raise M2UNetError("--device cuda: no CUDA device visible to this torch build (torch.cuda.is_available() is False)")
 
 
-def backend_name(runtime: str, precision: str = "auto", device: str = "cpu") -> str:
+def resolve_backend(runtime: str, precision: str = "auto", device: str = "cpu") -> BackendSpec:
     """The backend for a runtime, a precision and a device; on the CPU ``auto`` is fp32 for torch and onnxruntime,
     and for openvino the fastest of fp32 / bf16 / int8 measured on this CPU model, once, then cached
-    (:mod:`.autoprecision`; measured F1 change on DRIVE of each: results/export/precision_f1.md). ``device="cuda"`` runs torch on the GPU: ``auto`` is fp32 there (as ``evaluate --device cuda``)."""
-    if device not in DEVICES:
-        raise M2UNetError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if device == "cuda":
-        if runtime != "torch":
-            raise M2UNetError(f"--device cuda runs the torch backend, not {runtime} (ONNX Runtime and OpenVINO run on the CPU here)")
-        if precision == "int8":
-            raise M2UNetError("int8 runs on the CPU backends (openvino, onnxruntime); on a GPU use fp16 or bf16")
-        return "cuda" if precision in ("auto", "fp32") else f"cuda-{precision}"
-    if runtime not in RUNTIMES:
-        raise M2UNetError(f"unknown backend {runtime!r}; choose one of {', '.join(RUNTIMES)}")
-    if precision == "fp16":
-        raise M2UNetError("fp16 is for --device cuda; on the CPU use bf16 or int8")
-    if precision == "auto":
-        if runtime == "openvino":
-            from .autoprecision import fastest_openvino_precision
+    (:mod:`.autoprecision`; measured F1 change on DRIVE of each: results/export/precision_f1.md). ``device="cuda"``
+    runs torch on the GPU: ``auto`` is fp32 there (as ``evaluate --device cuda``)."""
+    if precision != "auto":
+        return BackendSpec(runtime, precision, device)
+    spec = BackendSpec(runtime, "fp32", device)  # checks the runtime and the device before anything is measured
+    if spec.runtime == "openvino" and spec.device == "cpu":
+        from .autoprecision import fastest_openvino_precision
 
-            precision = fastest_openvino_precision(create_backend, cpu_has_bf16)
-        else:
-            precision = "fp32"
-    name = runtime if precision == "fp32" else f"{runtime}-{precision}"
-    if name not in BACKENDS:
-        raise M2UNetError(f"backend {runtime} has no {precision} mode; available: {', '.join(BACKENDS)}")
-    return name
+        return BackendSpec(runtime, fastest_openvino_precision(create_backend, cpu_has_bf16), device)
+    return spec
+
+
+def backend_name(runtime: str, precision: str = "auto", device: str = "cpu") -> str:
+    """The name of :func:`resolve_backend` (``openvino-int8``, ``cuda-fp16``, ``torch`` …)."""
+    return resolve_backend(runtime, precision, device).name
+
+
+def named_backend(backend: str, precision: str = "auto", device: str = "cpu") -> str:
+    """``backend`` as it is when it is a full backend name with its precision or device (``openvino-int8``,
+    ``cuda``, ``cuda-fp16``), else (a runtime: torch, onnxruntime, openvino) :func:`backend_name` of it."""
+    if backend in BACKENDS + GPU_BACKENDS and backend not in RUNTIMES:
+        return backend
+    return backend_name(backend, precision, device)
 
 
 class TorchBackend:
@@ -178,19 +174,32 @@ def _installed_runtimes() -> str:
     return ", ".join(found) or "neither"
 
 
-def _check_exported(weights: Path, name: str) -> None:
-    """Refuse what an exported .onnx / .xml cannot do with backend ``name``, and a corrupt file, in one line each."""
+def _check_exported(weights: Path, spec: BackendSpec) -> None:
+    """Refuse what an exported .onnx / .xml cannot do with backend ``spec``, and a corrupt file, in one line each."""
     from ..weights import read_exported_metadata
 
-    runtime = name.split("-")[0]
-    if runtime in ("torch", "cuda"):
+    if spec.runtime == "torch":
         raise M2UNetError(f"{weights}: an exported model runs with --backend onnxruntime or openvino (installed: {_installed_runtimes()}); "
                           "PyTorch needs the .safetensors / .pth weights")
-    if name.endswith("int8"):
+    if spec.precision == "int8":
         raise M2UNetError(f"{weights}: an exported model runs as exported; for int8 export one with `m2unet export --int8`")
-    if runtime == "onnxruntime" and weights.suffix != ".onnx":
+    if spec.runtime == "onnxruntime" and weights.suffix != ".onnx":
         raise M2UNetError(f"{weights}: ONNX Runtime runs .onnx files; use --backend openvino for OpenVINO IR")
     read_exported_metadata(weights)  # a corrupt file is one clear error here, before a runtime tries every format it knows
+
+
+def _torch_backend(spec: BackendSpec, weights: Path, threads: int | None) -> TorchBackend:
+    """PyTorch eager on the CPU (fp32, bf16) or on the GPU (fp32, fp16, bf16)."""
+    import torch
+
+    from ..weights import load_weights
+
+    if spec.device == "cuda":
+        require_cuda()
+    elif threads:
+        torch.set_num_threads(threads)
+    model, _ = load_weights(weights)
+    return TorchBackend(model, autocast=spec.autocast(), device=spec.device, name=spec.name)
 
 
 def create_backend(name: str, weights: str | os.PathLike, calibration: str = "drive", hint: str = "LATENCY", threads: int | None = None, progress=None):
@@ -206,36 +215,20 @@ def create_backend(name: str, weights: str | os.PathLike, calibration: str = "dr
     weights = Path(weights)
     if name not in BACKENDS + GPU_BACKENDS:
         raise M2UNetError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS + GPU_BACKENDS)}")
-    runtime = name.split("-")[0]
+    spec = BackendSpec.parse(name)
     exported = weights.suffix in EXPORTED_SUFFIXES
     if exported:
-        _check_exported(weights, name)
-    if name in GPU_BACKENDS:
-        import torch
-
-        from ..weights import load_weights
-
-        require_cuda()
-        autocast = {"cuda": None, "cuda-fp16": torch.float16, "cuda-bf16": torch.bfloat16}[name]
-        return TorchBackend(load_weights(weights)[0], autocast=autocast, device="cuda", name=name)
-    if runtime == "torch":
-        import torch
-
-        from ..weights import load_weights
-
-        if threads:
-            torch.set_num_threads(threads)
-        model, _ = load_weights(weights)
-        return TorchBackend(model, autocast=torch.bfloat16 if name == "torch-bf16" else None)
+        _check_exported(weights, spec)
+    if spec.runtime == "torch":
+        return _torch_backend(spec, weights, threads)
     try:
-        __import__(runtime)
+        __import__(spec.runtime)
     except ImportError:
-        raise M2UNetError(f"backend {runtime} needs: pip install {runtime} (or m2unet[deploy])") from None
-    if name == "openvino-bf16" and not cpu_has_bf16():
+        raise M2UNetError(f"backend {spec.runtime} needs: pip install {spec.runtime} (or m2unet[deploy])") from None
+    if spec == BackendSpec("openvino", "bf16") and not cpu_has_bf16():
         raise M2UNetError("openvino-bf16: this CPU has no native bf16 (AVX-512-BF16 or AMX); use --precision fp32")
-    kind = ("onnx" if runtime == "onnxruntime" else "openvino") + ("-int8" if name.endswith("int8") else "")
-    model_file = weights if exported else cached_export(weights, kind, calibration, progress)
-    if runtime == "onnxruntime":
+    model_file = weights if exported else cached_export(weights, spec.export_kind, calibration, progress)
+    if spec.runtime == "onnxruntime":
         return OnnxRuntimeBackend(model_file, name=name, threads=threads)
-    precision = "bf16" if name == "openvino-bf16" or (name == "openvino-int8" and cpu_has_bf16()) else "f32"
+    precision = "bf16" if spec.precision == "bf16" or (spec.precision == "int8" and cpu_has_bf16()) else "f32"
     return OpenVINOBackend(model_file, precision=precision, hint=hint, name=name, threads=threads)

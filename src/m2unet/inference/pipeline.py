@@ -123,7 +123,7 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
     """
     from ..data.fov import estimate_fov_mask
     from ..data.io import read_image
-    from .backends import BACKENDS, GPU_BACKENDS, backend_name
+    from .backends import named_backend
 
     rgb = read_image(image) if isinstance(image, (str, os.PathLike)) else as_rgb_float(image)
     if isinstance(fov_mask, np.ndarray):
@@ -134,8 +134,7 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
         mask = estimate_fov_mask(rgb) if fov_mask else None
     path = resolve_weights(model, weights, fov_width(mask, rgb.shape[1]))
     runtime = backend or default_runtime(device, weights)
-    full_name = runtime in GPU_BACKENDS or (runtime in BACKENDS and "-" in runtime)
-    name = runtime if full_name else backend_name(runtime, precision, device)
+    name = named_backend(runtime, precision, device)
     segmenter = get_segmenter(path, name, calibration=calibration_for(path), max_tile=max_tile, overlap=overlap, tta=tta, rescale=rescale)
     return segmenter(rgb, mask)
 

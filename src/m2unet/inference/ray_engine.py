@@ -23,6 +23,7 @@ from dataclasses import asdict
 
 import numpy as np
 
+from .backend_spec import BackendSpec
 from .batch import INPUT_ERRORS, Job, Options, failure_message, json_default, load_stage, model_stage, record, write_stage
 
 # A node with C CPUs runs C model actors (one thread each: on the 2-core machine of results/engine/ faster than
@@ -133,7 +134,7 @@ def run_ray(jobs: list[Job], options: Options, address: str | None = None, worke
     context.enable_progress_bars = False  # segment shows one tqdm bar for the whole run
     context.execution_options.preserve_order = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
-    gpu = options.backend.startswith("cuda")
+    gpu = BackendSpec.parse(options.backend).device == "cuda"
     slots = cluster_slots(gpu)  # for GPU backends also the check that the cluster has one
     actors = workers or slots
     settings = asdict(Options(**dict(asdict(options), threads=None if gpu else (options.threads or 1))))

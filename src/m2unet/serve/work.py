@@ -132,6 +132,7 @@ class Models:
 
     def get(self, name: str):
         """(segmenter, lock or None) of the pretrained model ``name``, loaded and compiled on first use."""
+        from ..inference.backend_spec import BackendSpec
         from ..inference.pipeline import get_segmenter
         from ..weights import calibration_for, resolve_weights
 
@@ -139,7 +140,7 @@ class Models:
         with self._lock:  # two first requests for one model compile it once
             segmenter = get_segmenter(path, self.backend, calibration=calibration_for(path))
             if name not in self._turns:
-                self._turns[name] = threading.Lock() if self.backend.startswith("openvino") else None
+                self._turns[name] = threading.Lock() if BackendSpec.parse(self.backend).runtime == "openvino" else None
         return segmenter, self._turns[name]
 
     def loaded(self) -> list[str]:
