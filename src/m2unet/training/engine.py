@@ -268,10 +268,10 @@ class Trainer:
 
     def build_model(self, state: dict | None):
         """(model, optimizer), set up by Fabric; the ImageNet encoder for a new run, the checkpoint's weights for a resumed one."""
-        from ..weights import build_model
+        from .. import weights
 
         encoder_weights = None if state else self.config.get("encoder_weights")
-        model = build_model(self.config["model"], encoder_weights)
+        model = weights.build_model(self.config["model"], encoder_weights)
         if state:
             model.load_state_dict(state["model"])
         if self.channels_last:
