@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.shape import round_down
 from ..errors import M2UNetError
 from ..weights import save_ir
 from .onnx_export import INPUT_NAME
@@ -37,8 +38,7 @@ def calibration_images(dataset: str = DEFAULT_CALIBRATION, limit: int = 20, root
     for index in range(min(limit, len(data))):
         image = data[index].image
         h, w = image.shape[:2]
-        ch = min(CALIBRATION_MAX_SIDE, h - h % 16)
-        cw = min(CALIBRATION_MAX_SIDE, w - w % 16)
+        ch, cw = min(CALIBRATION_MAX_SIDE, round_down(h)), min(CALIBRATION_MAX_SIDE, round_down(w))
         top, left = (h - ch) // 2, (w - cw) // 2
         crop = image[top : top + ch, left : left + cw]
         batches.append(np.ascontiguousarray(crop.transpose(2, 0, 1)[None], dtype=np.float32))

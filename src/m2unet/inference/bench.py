@@ -33,6 +33,7 @@ from ..system import cpu_isa, cpu_model
 from ..weights import PRETRAINED_NAMES
 from .backend_spec import BackendSpec
 from .bench_worker import CUDA_BACKENDS
+from .tiling import MULTIPLE
 
 DEFAULT_SIZES = "544x544,960x960,3504x2336"
 DEFAULT_BACKENDS = "torch,torch-bf16,onnxruntime,onnxruntime-int8,openvino,openvino-bf16,openvino-int8"
@@ -50,8 +51,8 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
             w, h = (int(v) for v in part.lower().replace("×", "x").split("x"))
         except ValueError:
             raise M2UNetError(f"--sizes {part!r}: expected WxH, e.g. 3504x2336") from None
-        if min(w, h) < 16:
-            raise M2UNetError(f"--sizes {part!r}: each side must be at least 16")
+        if min(w, h) < MULTIPLE:
+            raise M2UNetError(f"--sizes {part!r}: each side must be at least {MULTIPLE}")
         sizes.append((w, h))
     return sizes
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-MULTIPLE = 16  # M2U-Net's input height and width: multiples of 16 (four stride-2 stages)
+from ..data.shape import INPUT_MULTIPLE
+
+MULTIPLE = INPUT_MULTIPLE  # tiles start and end on this grid
 
 # Largest tile side: HRF (3504×2336) runs as 3×2 tiles of 1296×1264; peak RSS stays ~1 GB (results/bench).
 MAX_TILE = 1536

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.shape import INPUT_MULTIPLE
 from .mobilenetv2 import InvertedResidual, mobilenet_v2_features
 
 # Encoder stages as (first layer, last layer) of MobileNetV2 features; the output of each is a skip.
@@ -56,7 +57,7 @@ class M2UNet(nn.Module):
     reads a trained file.
     """
 
-    input_multiple = 16
+    input_multiple = INPUT_MULTIPLE
 
     def __init__(self):
         super().__init__()

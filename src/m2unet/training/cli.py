@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..data.shape import INPUT_MULTIPLE
 from ..errors import M2UNetError, one_line_errors
 
 
@@ -76,8 +77,8 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
     for key in ("epochs", "batch_size", "val_every"):
         if config[key] < 1:
             raise M2UNetError(f"--{key.replace('_', '-')} must be at least 1, got {config[key]}")
-    if config["crop"] is not None and config["crop"] < 16:
-        raise M2UNetError(f"--crop must be at least 16, got {config['crop']}")
+    if config["crop"] is not None and config["crop"] < INPUT_MULTIPLE:
+        raise M2UNetError(f"--crop must be at least {INPUT_MULTIPLE}, got {config['crop']}")
     if threads is not None:
         if threads < 1:
             raise M2UNetError(f"--threads must be at least 1, got {threads}")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..data.shape import INPUT_MULTIPLE
 from ..errors import M2UNetError
 
-MULTIPLE = 16
+MULTIPLE = INPUT_MULTIPLE
 
 
 def load_training_tensor(dataset_name: str, split: str = "train", root=None, progress: bool = True) -> tuple[torch.Tensor, list[str]]:

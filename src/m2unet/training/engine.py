@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.datasets import DATASETS
 from ..data.io import write_atomic
 from ..errors import M2UNetError
 from .augment import AugmentConfig, Augmenter, save_augmentation_grid
@@ -58,7 +59,7 @@ __all__ = ["CHECKPOINT_FORMAT", "KILL_AFTER_EPOCH_ENV", "MultiDatasetTrainer", "
 # Test-only fault injection: SIGKILL this process right after the checkpoint of epoch N is written.
 KILL_AFTER_EPOCH_ENV = "M2UNET_TRAIN_KILL_AFTER_EPOCH"
 LR_SCHEDULES = ("constant", "cosine")
-TEST_SPLIT_DATASETS = ("drive", "chase_db1", "hrf")  # the datasets whose test split is reported after training
+TEST_SPLIT_DATASETS = tuple(DATASETS)  # the built-in datasets, whose test split is reported after training
 
 
 def learning_rate(config: dict, epoch: int) -> float:

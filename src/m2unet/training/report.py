@@ -58,7 +58,7 @@ def plot_curves(path: Path, history: list[dict], title: str) -> None:
 
 
 def curves_title(config: dict) -> str:
-    from ..evaluation.paper import TABLE2
+    from ..paper import TABLE2
 
     model_label = TABLE2.get(config["model"], {}).get("label", config["model"])  # the curves of a U-Net run said "M2U-Net"
     return f"{model_label} on {config['dataset']}, Jaccard {config['jaccard']}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..data.datasets import dataset_names
 from ..errors import M2UNetError
 from .authors import AUTHORS_FILES, authors_weights_dir
 
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
-PRETRAINED_NAMES = ("drive", "chase_db1", "hrf", "universal")  # universal: all three datasets at one FOV diameter
+PRETRAINED_NAMES = (*dataset_names(), "universal")  # one model per built-in dataset; universal: all of them at one FOV diameter
 
 
 def pretrained_path(name: str) -> Path:
