@@ -59,3 +59,15 @@ def test_parse_and_resolve():
     with pytest.raises(M2UNetError, match="unknown backend 'cuda-fp16-graph'"):  # bench-only names are not segment backends
         named_backend("cuda-fp16-graph")
 
+
+
+def test_auto_precision_never_picks_int8_for_an_exported_file(monkeypatch):
+    """Where int8 measured fastest, a plain model goes int8 but an exported file runs as exported (bf16 or fp32)."""
+    from m2unet.inference import autoprecision, backends
+
+    monkeypatch.setattr(autoprecision, "fastest_openvino_precision", lambda create, has_bf16: "int8")
+    assert backends.backend_name("openvino", "auto") == "openvino-int8"
+    expected = "openvino-bf16" if backends.cpu_has_bf16() else "openvino"
+    assert backends.backend_name("openvino", "auto", weights="model.onnx") == expected
+    assert backends.backend_name("openvino", "auto", weights="model.xml") == expected
+    assert backends.backend_name("openvino", "int8", weights="model.safetensors") == "openvino-int8"

@@ -61,7 +61,7 @@ def _unscaled_predictor(path: Path, runtime: str | None, precision: str, device:
     if runtime == "torch" and precision in ("auto", "fp32") and not exported:
         model, metadata = load_weights(path)
         return torch_predictor(model.to(device)), metadata, "torch" if device == "cpu" else "cuda"
-    name = backend_name(runtime, precision, device)
+    name = backend_name(runtime, precision, device, path)
     backend = create_backend(name, path, calibration=calibration_for(path), progress=progress)
     # our files carry their metadata (read without torch); load_weights knows the authors' .pth
     metadata = read_metadata(path) if exported or path.suffix == ".safetensors" else load_weights(path)[1]

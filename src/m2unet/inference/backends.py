@@ -57,32 +57,36 @@ def require_cuda() -> None:
         raise M2UNetError("--device cuda: no CUDA device visible to this torch build (torch.cuda.is_available() is False)")
 
 
-def resolve_backend(runtime: str, precision: str = "auto", device: str = "cpu") -> BackendSpec:
+def resolve_backend(runtime: str, precision: str = "auto", device: str = "cpu", weights: str | os.PathLike | None = None) -> BackendSpec:
     """The backend for a runtime, a precision and a device; on the CPU ``auto`` is fp32 for torch and onnxruntime,
     and for openvino the fastest of fp32 / bf16 / int8 measured on this CPU model, once, then cached
     (:mod:`.autoprecision`; measured F1 change on DRIVE of each: results/export/precision_f1.md). ``device="cuda"``
-    runs torch on the GPU: ``auto`` is fp32 there (as ``evaluate --device cuda``)."""
+    runs torch on the GPU: ``auto`` is fp32 there (as ``evaluate --device cuda``). For an exported ``weights`` file
+    (.onnx / .xml), whose int8 is a property of the file, ``auto`` never picks int8: bf16 where the CPU has it, else fp32."""
     if precision != "auto":
         return BackendSpec(runtime, precision, device)
     spec = BackendSpec(runtime, "fp32", device)  # checks the runtime and the device before anything is measured
     if spec.runtime == "openvino" and spec.device == "cpu":
+        from ..weights import EXPORTED_SUFFIXES
         from .autoprecision import fastest_openvino_precision
 
+        if weights is not None and Path(weights).suffix in EXPORTED_SUFFIXES:
+            return BackendSpec(runtime, "bf16" if cpu_has_bf16() else "fp32", device)
         return BackendSpec(runtime, fastest_openvino_precision(create_backend, cpu_has_bf16), device)
     return spec
 
 
-def backend_name(runtime: str, precision: str = "auto", device: str = "cpu") -> str:
+def backend_name(runtime: str, precision: str = "auto", device: str = "cpu", weights: str | os.PathLike | None = None) -> str:
     """The name of :func:`resolve_backend` (``openvino-int8``, ``cuda-fp16``, ``torch`` …)."""
-    return resolve_backend(runtime, precision, device).name
+    return resolve_backend(runtime, precision, device, weights).name
 
 
-def named_backend(backend: str, precision: str = "auto", device: str = "cpu") -> str:
+def named_backend(backend: str, precision: str = "auto", device: str = "cpu", weights: str | os.PathLike | None = None) -> str:
     """``backend`` as it is when it is a full backend name with its precision or device (``openvino-int8``,
     ``cuda``, ``cuda-fp16``), else (a runtime: torch, onnxruntime, openvino) :func:`backend_name` of it."""
     if backend in BACKENDS + GPU_BACKENDS and backend not in RUNTIMES:
         return backend
-    return backend_name(backend, precision, device)
+    return backend_name(backend, precision, device, weights)
 
 
 class TorchBackend:

@@ -88,7 +88,7 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
     from .collection import run_collection
     from .pipeline import default_runtime, get_segmenter
 
-    backend = backend_name(runtime or default_runtime(device, weights), precision, device)
+    backend = backend_name(runtime or default_runtime(device, weights), precision, device, weights)
     if device == "cuda" and engine == "local":  # with ray the GPUs are on the workers, not necessarily here
         from .backends import require_cuda
 

@@ -134,7 +134,7 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
         mask = estimate_fov_mask(rgb) if fov_mask else None
     path = resolve_weights(model, weights, fov_width(mask, rgb.shape[1]))
     runtime = backend or default_runtime(device, weights)
-    name = named_backend(runtime, precision, device)
+    name = named_backend(runtime, precision, device, weights)
     segmenter = get_segmenter(path, name, calibration=calibration_for(path), max_tile=max_tile, overlap=overlap, tta=tta, rescale=rescale)
     return segmenter(rgb, mask)
 
