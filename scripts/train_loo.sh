@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Leave one dataset out (issue #16): for each of DRIVE, CHASE_DB1 and HRF, train one scale-normalised model on the other
+# two (`m2unet train --dataset A,B`, the MULTI preset: FOV 1024 px, 150 epochs, threshold chosen on held-out training
+# images of A and B), evaluate it on the held-out dataset's test split, then regenerate results/scale/loo.md.
+# About 50 min per run on a quiet 2-core CPU. A killed run continues where it stopped (rerun the script: it resumes from
+# checkpoints/last.ckpt, skips finished runs and reevaluates only what is missing).
+#
+#   scripts/train_loo.sh                 # all three, in the order given below
+#   scripts/train_loo.sh hrf drive       # only these held-out datasets
+#
+# Environment: RUNS (run folders; default runs), M2UNET (the command; default m2unet).
+set -euo pipefail
+RUNS=${RUNS:-runs}
+M2UNET=${M2UNET:-m2unet}
+declare -A NAME=([drive]=DRIVE [chase_db1]=CHASE_DB1 [hrf]=HRF)
+held_outs=("$@")
+[ ${#held_outs[@]} -eq 0 ] && held_outs=(hrf drive chase_db1)
+for held_out in "${held_outs[@]}"; do
+  others=()
+  for d in drive chase_db1 hrf; do [ "$d" != "$held_out" ] && others+=("$d"); done
+  run="$RUNS/loo-$held_out"
+  if [ ! -f "$run/summary.json" ]; then
+    resume=()
+    [ -f "$run/checkpoints/last.ckpt" ] && resume=(--resume)
+    "$M2UNET" train --dataset "${others[0]},${others[1]}" --out "$run" "${resume[@]}"
+  fi
+  out="results/ours/loo/$held_out"
+  if [ ! -f "$out/metrics.json" ] || [ "$run/best.safetensors" -nt "$out/metrics.json" ]; then
+    "$M2UNET" evaluate --dataset "$held_out" --weights "$run/best.safetensors" --out "$out" --no-maps \
+      --label "trained on ${NAME[${others[0]}]} + ${NAME[${others[1]}]} (leave ${NAME[$held_out]} out)"
+  fi
+done
+python benchmarks/loo_table.py
