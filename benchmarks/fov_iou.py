@@ -2,7 +2,7 @@
 
 Every image of DRIVE (40, official masks), CHASE_DB1 (28, third-party masks: CHASE has no official ones)
 and HRF (45, official masks), on the full uncropped image. Also prints each dataset's FOV width (columns
-spanned by its masks), the numbers behind the `--model auto` rule (m2unet.weights.auto_model_name).
+spanned by its masks), the numbers behind the per-dataset model rule (m2unet.weights.closest_dataset_model).
 
     .venv/bin/python benchmarks/fov_iou.py            # writes results/fov_iou.md
 """
@@ -17,7 +17,7 @@ import numpy as np
 
 from m2unet.data import estimate_fov_mask, load_dataset, read_binary, read_image, write_atomic
 from m2unet.inference.pipeline import fov_width
-from m2unet.weights import auto_model_name
+from m2unet.weights import closest_dataset_model
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "fov_iou.md"
 
@@ -44,7 +44,7 @@ def main() -> int:
             print(f"{name:>9} {item.name:<14} IoU {iou:.4f}", flush=True)
         ious = np.array(ious)
         worst = min((p for p in per_image if p[0] == name), key=lambda p: p[2])
-        rows.append((name, len(ious), ious.mean(), np.median(ious), ious.min(), worst[1], int(np.median(widths)), auto_model_name(int(np.median(widths))), 1000 * np.median(seconds)))
+        rows.append((name, len(ious), ious.mean(), np.median(ious), ious.min(), worst[1], int(np.median(widths)), closest_dataset_model(int(np.median(widths))), 1000 * np.median(seconds)))
     lines = [
         "# Automatic FOV mask vs the datasets' masks",
         "",

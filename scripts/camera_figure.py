@@ -29,7 +29,7 @@ from m2unet.data.scale import resize_image  # noqa: E402
 from m2unet.evaluation.metrics import binary_counts, f1_score  # noqa: E402
 from m2unet.inference.pipeline import fov_width  # noqa: E402
 from m2unet.weights import (  # noqa: E402
-    auto_model_name,  # noqa: E402
+    closest_dataset_model,  # noqa: E402
     pretrained_path,
     read_metadata,
     threshold_of,
@@ -83,7 +83,7 @@ def main() -> None:
     rows = variants(sample.image, sample.label, sample.mask)
     figure, axes = plt.subplots(len(rows), 3, figsize=(10.5, 3.4 * len(rows)))
     for row, (title, image, label, mask) in zip(axes, rows, strict=True):
-        per_dataset = pretrained_path(auto_model_name(fov_width(mask, image.shape[1])))
+        per_dataset = pretrained_path(closest_dataset_model(fov_width(mask, image.shape[1])))
         row[0].imshow(np.clip(image, 0, 1))
         row[0].set_title(title, fontsize=10)
         for axis, weights, name in ((row[1], per_dataset, f"per-dataset ({per_dataset.stem})"), (row[2], universal, "universal")):

@@ -135,7 +135,7 @@ def test_shipped_models_run_without_pytorch(tmp_path, datasets_root):
     run = subprocess.run([sys.executable, "-c", NO_TORCH, "segment", str(datasets_root / "DRIVE/test/images/01_test.tif"), "-o", str(tmp_path / "out"),
                           "--backend", "onnxruntime"], capture_output=True, text=True, timeout=120, env=env)
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr[-1500:]
-    assert "with onnxruntime, weights drive.safetensors ×1" in run.stdout and (tmp_path / "out" / "01_test_vessels.png").is_file()
+    assert "with onnxruntime, weights universal.safetensors ×1" in run.stdout and (tmp_path / "out" / "01_test_vessels.png").is_file()
     out = tmp_path / "evaluation"  # and evaluated there, on the labelled DRIVE test split
     run = subprocess.run([sys.executable, "-c", NO_TORCH, "evaluate", "--dataset", "drive", "--model", "drive", "--backend", "onnxruntime",
                           "--datasets-root", str(datasets_root), "--out", str(out), "--no-maps", "--bootstrap", "100"],

@@ -14,18 +14,20 @@ import m2unet
 from m2unet.cli import main
 from m2unet.data import estimate_fov_mask, read_binary, read_image
 from m2unet.inference.pipeline import fov_width
-from m2unet.weights import auto_model_name
+from m2unet.weights import closest_dataset_model, pretrained_path, resolve_weights
 
 
 def test_auto_model_rule():
+    # --model auto is the universal model (results/scale/loo.md); the per-dataset rule it replaced stays as the baseline:
     # native FOV widths (results/fov_iou.md): DRIVE 540, CHASE_DB1 922, HRF 3262
-    assert auto_model_name(540) == "drive"
-    assert auto_model_name(700) == "drive"
-    assert auto_model_name(701) == "chase_db1"
-    assert auto_model_name(922) == "chase_db1"
-    assert auto_model_name(1500) == "chase_db1"
-    assert auto_model_name(1501) == "hrf"
-    assert auto_model_name(3262) == "hrf"
+    assert resolve_weights("auto") == pretrained_path("universal")
+    assert closest_dataset_model(540) == "drive"
+    assert closest_dataset_model(700) == "drive"
+    assert closest_dataset_model(701) == "chase_db1"
+    assert closest_dataset_model(922) == "chase_db1"
+    assert closest_dataset_model(1500) == "chase_db1"
+    assert closest_dataset_model(1501) == "hrf"
+    assert closest_dataset_model(3262) == "hrf"
     mask = np.zeros((10, 20), dtype=bool)
     mask[2:8, 3:15] = True
     assert fov_width(mask, 20) == 12
@@ -100,7 +102,7 @@ def test_bad_files_are_reported_and_the_rest_segmented(tmp_path, drive_rgb, auth
     rgba_out = np.asarray(Image.open(out / "sub/rgba_probability.png"), dtype=np.int16)
     assert np.abs(sixteen - rgba_out).max() <= 1  # 16-bit TIFF = same pixels as the 8-bit RGBA: same map
     assert Image.open(out / "big_vessels.png").size == (1300, 1344)
-    assert "drive.safetensors ×6" in result.output and "chase_db1.safetensors ×1" in result.output  # auto: big.png → chase_db1 (shipped models)
+    assert "universal.safetensors ×7" in result.output  # auto: the universal model for every photograph
 
 
 def test_when_every_file_fails_the_summary_says_nothing_was_written(tmp_path):

@@ -22,9 +22,10 @@ with warnings.catch_warnings():
 from m2unet.serve.app import Pool, Settings, create_app
 from m2unet.serve.cli import check_exposure, is_loopback
 from m2unet.serve.work import RequestError, display_name
+from m2unet.weights import pretrained_path, read_metadata
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "examples" / "chase_db1_Image_11L.jpg"  # 999×960, FOV ≈ 920 px wide: auto picks chase_db1
+SAMPLE = REPO / "examples" / "chase_db1_Image_11L.jpg"  # 999×960, FOV ≈ 920 px wide: auto runs the universal model
 
 
 def png(array: np.ndarray) -> bytes:
@@ -63,8 +64,8 @@ def test_good_photo(client):
     answer = post(client, SAMPLE.read_bytes(), "chase_db1_Image_11L.jpg")
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert (body["image"], body["width"], body["height"], body["model"], body["backend"]) == ("chase_db1_Image_11L.jpg", 999, 960, "chase_db1", "onnxruntime")
-    assert body["threshold"] == pytest.approx(0.684, abs=1e-3)  # the stored a-priori threshold of the chase_db1 model
+    assert (body["image"], body["width"], body["height"], body["model"], body["backend"]) == ("chase_db1_Image_11L.jpg", 999, 960, "universal", "onnxruntime")
+    assert body["threshold"] == pytest.approx(read_metadata(pretrained_path("universal"))["threshold"])  # its stored a-priori threshold
     assert 880 < body["fov_width"] < 960 and body["tta"] is False
     assert set(body["timings_ms"]) == {"decode", "fov", "model", "segment", "encode", "total"}
     probability, vessels, fov = (decode_png(body[key]) for key in ("probability_png", "vessels_png", "fov_png"))
@@ -84,7 +85,7 @@ def test_threshold_model_overlay_and_png_answer(client, small_photo):
     assert low["vessel_fraction"] > high["vessel_fraction"] > 0.01
     overlay = decode_png(low["overlay_png"])
     assert overlay.shape == (480, 500, 3) and (overlay[..., 1] > overlay[..., 0] + 100).mean() > 0.02  # green vessels
-    answer = client.post("/v1/segment?format=png", files={"image": ("p.jpg", small_photo)}, data={"threshold": "0.8"})
+    answer = client.post("/v1/segment?format=png", files={"image": ("p.jpg", small_photo)}, data={"threshold": "0.8", "model": "drive"})
     assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
     assert answer.headers["x-m2unet-model"] == "drive" and float(answer.headers["x-m2unet-threshold"]) == 0.8
     binary = np.asarray(Image.open(io.BytesIO(answer.content)))
@@ -210,7 +211,7 @@ def test_token(export_cache, small_photo):
         assert post(client, b"x" * 10, headers={"Authorization": "Bearer nope"}).status_code == 401
         good = {"Authorization": "Bearer s3cret"}
         assert client.get("/healthz", headers=good).json()["status"] == "ok"
-        assert post(client, small_photo, headers=good).json()["model"] == "drive"
+        assert post(client, small_photo, headers=good).json()["model"] == "universal"
         assert client.get("/").status_code == 200 and client.get("/static/app.js").status_code == 200  # the page itself is public
         assert "HTTPBearer" in client.get("/openapi.json").text  # the docs show how to send it
 
@@ -304,7 +305,7 @@ def test_measure_calls_the_measurement_stage(client, monkeypatch, small_photo):
     assert body["segments"] == [{"segment": 0, "length_px": 12}] and body["junctions"] == []
     assert calls[-1][:4] == ((40, 50), np.dtype(bool), pytest.approx(36 * 46 / 2000), 6.5)
     from_photo = post(client, small_photo, path="/v1/measure").json()
-    assert from_photo["model"] == "drive" and calls[-1][0] == (480, 500) and 0.02 < calls[-1][4] < 0.2
+    assert from_photo["model"] == "universal" and calls[-1][0] == (480, 500) and 0.02 < calls[-1][4] < 0.2
     wrong = client.post("/v1/measure", files={"vessels": ("v.png", png(vessels)), "fov": ("f.png", png(fov[:30]))})
     assert wrong.status_code == 400 and wrong.json()["error"] == "f.png: size 50×30 does not match its image (50×40)"
     neither = client.post("/v1/measure", data={"pixel_size_um": "6.5"})

@@ -257,10 +257,10 @@ def model_stage(image: np.ndarray, mask: np.ndarray | None, options: Options, pr
     """(probability, weights file name, threshold, seconds): the model chosen for this image, loaded once per process
     (or once per ``cache`` dict: each stream of :func:`run_streams` keeps its own)."""
     from ..weights import calibration_for, resolve_weights, threshold_of
-    from .pipeline import Segmenter, fov_width, get_segmenter
+    from .pipeline import Segmenter, get_segmenter
 
     started = time.perf_counter()
-    path = resolve_weights(options.model, options.weights, fov_width(mask, image.shape[1]))
+    path = resolve_weights(options.model, options.weights)
     settings = dict(calibration=calibration_for(path, options.calibration), max_tile=options.max_tile, progress=progress, tta=options.tta,
                     rescale=options.rescale, **({"threads": options.threads} if options.threads else {}))
     if cache is None:

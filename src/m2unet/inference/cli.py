@@ -25,7 +25,7 @@ def collect_inputs(paths, skipped: list[Path] | None = None) -> list[tuple[Path,
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--out", "out_dir", default="m2unet-output", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--model", "model_name", default="auto", show_default=True, type=click.Choice(["auto", *PRETRAINED_NAMES]),
-              help="Pretrained model; auto picks by FOV width: ≤700 px drive, ≤1500 px chase_db1, else hrf.")
+              help="Pretrained model; auto: universal, one model for any camera (best on cameras left out of training: results/scale/loo.md).")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Weights file (.safetensors of ours or an authors' .pth), or a model from `m2unet export` (.onnx / .xml: runs without PyTorch); overrides --model.")
 @click.option("--backend", "runtime", default=None, type=click.Choice(["torch", "onnxruntime", "openvino"]),
               help="Runtime [default: openvino if installed, else onnxruntime, else torch].")

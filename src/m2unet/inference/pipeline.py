@@ -109,7 +109,7 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
     Args:
         image: a file path (any format :func:`m2unet.data.read_image` reads) or an array H×W[×3|×4]
             (uint8, uint16 or float in [0, 1]).
-        model: ``drive``, ``chase_db1``, ``hrf`` or ``auto`` (chosen by FOV width, see :func:`m2unet.weights.auto_model_name`).
+        model: ``drive``, ``chase_db1``, ``hrf`` or ``auto`` (the ``universal`` model: :data:`m2unet.weights.AUTO_MODEL`).
         weights: a weights file instead of a pretrained model.
         backend: ``torch``, ``onnxruntime`` or ``openvino`` (default: the fastest installed; torch with
             ``device="cuda"``), or a full backend name such as ``openvino-int8`` or ``cuda-fp16`` (see
@@ -132,7 +132,7 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
             raise M2UNetError(f"FOV mask {mask.shape} does not match the image {rgb.shape[:2]}")
     else:
         mask = estimate_fov_mask(rgb) if fov_mask else None
-    path = resolve_weights(model, weights, fov_width(mask, rgb.shape[1]))
+    path = resolve_weights(model, weights)
     runtime = backend or default_runtime(device, weights)
     name = named_backend(runtime, precision, device, weights)
     segmenter = get_segmenter(path, name, calibration=calibration_for(path), max_tile=max_tile, overlap=overlap, tta=tta, rescale=rescale)

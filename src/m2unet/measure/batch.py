@@ -43,12 +43,12 @@ def vessels_of(path: Path, kind: str, mask_option: str | None, model: str) -> tu
     fov = read_binary(mask_file, rgb.shape[:2]) if mask_file is not None else None
     if kind == "mask":
         return rgb[..., 0] >= 0.5, fov if fov is not None else np.ones(rgb.shape[:2], dtype=bool), None
-    from ..inference.pipeline import fov_width, segment
+    from ..inference.pipeline import segment
     from ..weights import read_metadata, resolve_weights, threshold_of
 
     fov = fov if fov is not None else estimate_fov_mask(rgb)
     probability = segment(rgb, model, fov_mask=fov)
-    threshold = threshold_of(read_metadata(resolve_weights(model, None, fov_width(fov, rgb.shape[1]))))
+    threshold = threshold_of(read_metadata(resolve_weights(model)))
     return probability >= threshold, fov, rgb
 
 

@@ -22,7 +22,7 @@ from ..errors import M2UNetError, one_line_errors
 @click.option("--input", "kind", default="auto", show_default=True, type=click.Choice(["auto", "mask", "photo"]),
               help="auto: colour images are photographs (segmented first), grey binary images are vessel masks.")
 @click.option("--model", default="auto", show_default=True, type=click.Choice(["auto", *dataset_names()]),
-              help="Model for photographs (auto: by FOV width), thresholded at the weights' stored threshold.")
+              help="Model for photographs (auto: the universal model), thresholded at the weights' stored threshold.")
 @click.option("--colour-by", "--color-by", "colour_by", default="width", show_default=True, type=click.Choice(["width", "tortuosity"]),
               help="What colours the centreline in the pictures.")
 @click.option("--pictures/--no-pictures", default=True, show_default=True, help="Write OUT/NAME_measure.png per image.")

@@ -231,7 +231,7 @@ def _add_api(app: FastAPI, settings: Settings, pool: Pool, models: Models) -> No
     @app.post("/v1/segment", dependencies=secured, summary="Segment the vessels of one photograph",
               responses={200: {"content": {"image/png": {}}, "description": "JSON, or with ?format=png the binary map as a PNG"}})
     async def segment(image: UploadFile = File(..., description="The fundus photograph (JPEG, PNG, TIFF 8/16-bit, GIF, BMP, WebP …)."),
-                      model: str = Form(settings.model, description="auto (by FOV width) or drive, chase_db1, hrf."),
+                      model: str = Form(settings.model, description="auto (the universal model) or drive, chase_db1, hrf."),
                       threshold: float | None = Form(None, ge=0.0, le=1.0, description="Binary threshold; default: the one stored with the model."),
                       tta: bool = Form(False, description="Flip test-time augmentation (4× the time)."),
                       overlay: bool = Form(False, description="Also return the overlay picture (overlay_png)."),
@@ -249,13 +249,13 @@ def _add_api(app: FastAPI, settings: Settings, pool: Pool, models: Models) -> No
 
 
 def describe_models(settings: Settings, models: Models) -> dict:
-    from ..weights import AUTO_MODEL_LARGEST, AUTO_MODEL_LIMITS, PRETRAINED_NAMES, pretrained_path, read_metadata, threshold_of
+    from ..weights import AUTO_MODEL, PRETRAINED_NAMES, pretrained_path, read_metadata, threshold_of
 
     listed = []
     for name in PRETRAINED_NAMES:
         with contextlib.suppress(M2UNetError):
             listed.append({"name": name, "threshold": threshold_of(read_metadata(pretrained_path(name))), "loaded": name in models.loaded()})
-    auto = [f"FOV width ≤ {limit} px: {name}" for limit, name in AUTO_MODEL_LIMITS] + [f"wider: {AUTO_MODEL_LARGEST}"]
+    auto = [f"every photograph: {AUTO_MODEL} (one model for any camera)"]
     measure = measure_function()
     return {"default": settings.model, "backend": settings.backend, "models": listed, "auto": auto,
             "measure": not isinstance(measure, str), "measure_note": measure if isinstance(measure, str) else None,

@@ -43,7 +43,7 @@ def check_port(host: str, port: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; anything but loopback needs --token.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
 @click.option("--model", "model_name", default="auto", show_default=True, type=click.Choice(["auto", *PRETRAINED_NAMES]),
-              help="Default model of a request (a request may name another); auto picks by FOV width.")
+              help="Default model of a request (a request may name another); auto: the universal model.")
 @click.option("--backend", "runtime", default=None, type=click.Choice(["torch", "onnxruntime", "openvino"]),
               help="Runtime [default: openvino if installed, else onnxruntime, else torch].")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16", "int8"]),

@@ -165,17 +165,16 @@ class Segmentation:
 
 
 def segment_upload(data: bytes, name: str, models: Models, model: str, threshold: float | None, tta: bool, max_pixels: int) -> Segmentation:
-    """Decode, estimate the FOV, choose the model (``auto``: by FOV width) and segment one uploaded photograph."""
+    """Decode, estimate the FOV, choose the model (``auto``: the universal model) and segment one uploaded photograph."""
     from ..data.fov import estimate_fov_mask
-    from ..inference.pipeline import fov_width
     from ..inference.tiling import flip_average
-    from ..weights import auto_model_name, threshold_of
+    from ..weights import AUTO_MODEL, threshold_of
 
     started = time.perf_counter()
     image = decode(data, name, max_pixels)
     decoded = time.perf_counter()
     mask = estimate_fov_mask(image)
-    chosen = auto_model_name(fov_width(mask, image.shape[1])) if model == "auto" else model
+    chosen = AUTO_MODEL if model == "auto" else model
     masked = time.perf_counter()
     segmenter, turn = models.get(chosen)  # loaded and compiled by the first request that needs it
     loaded = time.perf_counter()
