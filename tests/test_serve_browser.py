@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from m2unet.weights import pretrained_path, read_metadata
 from serve_server import free_port, start_server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,28 +90,29 @@ def test_page_segments_and_the_slider_redraws(browser, server, tmp_path):
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "section.result.done"))
     first = browser.execute_script(COUNT_JS, "section.result.done")
     assert first["pixels"] == 999 * 960
-    assert first["threshold"] == pytest.approx(0.684, abs=1e-3)  # starts at the chase_db1 model's stored threshold
+    stored = read_metadata(pretrained_path("universal"))["threshold"]
+    assert first["threshold"] == pytest.approx(stored, abs=1e-3)  # starts at the stored threshold of auto's model, universal
     assert 0.04 < first["white"] / first["pixels"] < 0.15  # vessels, not an empty or a full map
     assert abs(first["green"] - first["white"]) < 0.01 * first["pixels"]  # the overlay shows the same vessels in green
     assert int(first["shown"]) == first["white"]
     status = browser.find_element(By.CSS_SELECTOR, "section.result.done .status").text
-    assert "model chase_db1" in status and "segment" in status and "999×960" in status
+    assert "model universal" in status and "segment" in status and "999×960" in status
 
     slider = browser.find_element(By.CSS_SELECTOR, "section.result.done input.threshold")
-    slider.send_keys(*[Keys.ARROW_LEFT] * 300)  # 300 steps of 0.001: down to 0.384
-    wait.until(lambda d: d.execute_script(COUNT_JS, "section.result.done")["threshold"] < 0.4)
+    slider.send_keys(*[Keys.ARROW_LEFT] * 300)  # 300 steps of 0.001: down by 0.3
+    wait.until(lambda d: d.execute_script(COUNT_JS, "section.result.done")["threshold"] < stored - 0.29)
     wait.until(lambda d: d.execute_script(COUNT_JS, "section.result.done")["white"] != first["white"])
     lower = browser.execute_script(COUNT_JS, "section.result.done")
-    assert lower["threshold"] == pytest.approx(0.384, abs=1e-3) and lower["white"] > first["white"] * 1.1
-    assert browser.find_element(By.CSS_SELECTOR, "section.result.done output.threshold-value").text == "0.384"
-    slider.send_keys(*[Keys.ARROW_LEFT] * 50)  # 0.334, about where the screenshot shows it
-    wait.until(lambda d: d.execute_script(COUNT_JS, "section.result.done")["threshold"] < 0.34)
+    assert lower["threshold"] == pytest.approx(stored - 0.3, abs=1e-3) and lower["white"] > first["white"] * 1.1
+    assert browser.find_element(By.CSS_SELECTOR, "section.result.done output.threshold-value").text == f"{stored - 0.3:.3f}"
+    slider.send_keys(*[Keys.ARROW_LEFT] * 50)  # 0.35 below the stored threshold, about where the screenshot shows it
+    wait.until(lambda d: d.execute_script(COUNT_JS, "section.result.done")["threshold"] < stored - 0.34)
     links = [a.get_attribute("download") for a in browser.find_elements(By.CSS_SELECTOR, "section.result.done .downloads a")]
     assert links == ["chase_db1_Image_11L_probability.png", "chase_db1_Image_11L_vessels.png", "chase_db1_Image_11L_overlay.png",
                      "chase_db1_Image_11L.json"]
     if measurements_installed():  # the measurement stage (m2unet.measure): the table fills in for the slider's threshold
         browser.find_element(By.CSS_SELECTOR, "section.result.done button.measure").click()
-        wait.until(lambda d: "0.334" in d.find_element(By.CSS_SELECTOR, "section.result.done table.summary").text)
+        wait.until(lambda d: f"{stored - 0.35:.3f}" in d.find_element(By.CSS_SELECTOR, "section.result.done table.summary").text)
         table = browser.find_element(By.CSS_SELECTOR, "section.result.done table.summary").text
         assert "vessel_density" in table and "fractal_dimension" in table and "chase_db1_Image_11L.jpg" in table
     from m2unet.data.io import write_atomic
