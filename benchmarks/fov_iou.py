@@ -52,7 +52,7 @@ def main() -> int:
         "CHASE_DB1 against the third-party masks in `CHASE_DB1_fov_mask_unofficial`, it has no official ones).",
         "Method: `m2unet.data.fov.estimate_fov_mask` (max over RGB, box blur, Otsu-based threshold, convex fill).",
         "",
-        "| dataset | images | mean IoU | median IoU | min IoU | worst image | FOV width (median, px) | `--model auto` picks | ms per image |",
+        "| dataset | images | mean IoU | median IoU | min IoU | worst image | FOV width (median, px) | closest per-dataset model | ms per image |",
         "|---|---:|---:|---:|---:|---|---:|---|---:|",
     ]
     for name, count, mean, median, low, worst, width, auto, ms in rows:

@@ -62,12 +62,14 @@ def test_parse_and_resolve():
 
 
 def test_auto_precision_never_picks_int8_for_an_exported_file(monkeypatch):
-    """Where int8 measured fastest, a plain model goes int8 but an exported file runs as exported (bf16 or fp32)."""
+    """Where int8 measured fastest, a plain model goes int8 but an exported file runs as exported: the faster of the
+    timed fp32 / bf16."""
     from m2unet.inference import autoprecision, backends
 
-    monkeypatch.setattr(autoprecision, "fastest_openvino_precision", lambda create, has_bf16: "int8")
+    timings = {"fp32": 30.0, "bf16": 20.0, "int8": 10.0}
+    monkeypatch.setattr(autoprecision, "precision_record", lambda create, has_bf16: {"choice": "int8", "ms": timings})
     assert backends.backend_name("openvino", "auto") == "openvino-int8"
-    expected = "openvino-bf16" if backends.cpu_has_bf16() else "openvino"
+    expected = "openvino-bf16"
     assert backends.backend_name("openvino", "auto", weights="model.onnx") == expected
     assert backends.backend_name("openvino", "auto", weights="model.xml") == expected
     assert backends.backend_name("openvino", "int8", weights="model.safetensors") == "openvino-int8"

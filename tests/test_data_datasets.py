@@ -181,7 +181,7 @@ def test_one_description_per_dataset_feeds_readers_presets_and_auto_model():
     """The registry is the one home of the datasets' facts: names, aliases, splits, crops, FOV diameters."""
     from m2unet.data import DATASETS, dataset_names, get_dataset_spec
     from m2unet.data.datasets import dataset_key
-    from m2unet.weights import AUTO_MODEL_LARGEST, AUTO_MODEL_LIMITS
+    from m2unet.weights import CLOSEST_MODEL_LARGEST, CLOSEST_MODEL_LIMITS
 
     assert dataset_names() == ("drive", "chase_db1", "hrf")
     assert [DATASETS[name].label for name in dataset_names()] == ["DRIVE", "CHASE_DB1", "HRF"]
@@ -199,6 +199,6 @@ def test_one_description_per_dataset_feeds_readers_presets_and_auto_model():
     with pytest.raises(TypeError):
         DATASETS["drive"].preset["batch_size"] = 8  # read-only: a preset copies it
     # --model auto: limits between neighbouring native FOV diameters, from the registry
-    assert AUTO_MODEL_LIMITS == ((700, "drive"), (1500, "chase_db1")) and AUTO_MODEL_LARGEST == "hrf"
-    diameters = [DATASETS[name].fov_diameter for _, name in AUTO_MODEL_LIMITS] + [DATASETS[AUTO_MODEL_LARGEST].fov_diameter]
-    assert all(low < limit < high for (limit, _), low, high in zip(AUTO_MODEL_LIMITS, diameters, diameters[1:], strict=False))
+    assert CLOSEST_MODEL_LIMITS == ((700, "drive"), (1500, "chase_db1")) and CLOSEST_MODEL_LARGEST == "hrf"
+    diameters = [DATASETS[name].fov_diameter for _, name in CLOSEST_MODEL_LIMITS] + [DATASETS[CLOSEST_MODEL_LARGEST].fov_diameter]
+    assert all(low < limit < high for (limit, _), low, high in zip(CLOSEST_MODEL_LIMITS, diameters, diameters[1:], strict=False))

@@ -138,10 +138,10 @@ def test_auto_precision_is_measured_once_per_cpu_model_and_cached(tmp_path, monk
     for cached in ("fp32", "int8"):  # a cached choice is used as it is, without timing again
         autoprecision.cache_file().parent.mkdir(exist_ok=True)
         autoprecision.cache_file().write_text(f'{{"choice": "{cached}"}}')
-        autoprecision.fastest_openvino_precision.cache_clear()
+        autoprecision.precision_record.cache_clear()
         assert backend_name("openvino", "auto") == ("openvino" if cached == "fp32" else "openvino-int8")
         assert backend_name("onnxruntime", "auto") == "onnxruntime"
-    autoprecision.fastest_openvino_precision.cache_clear()
+    autoprecision.precision_record.cache_clear()
 
 
 def test_segment_measure_adds_the_measurements(tmp_path, drive_small, export_cache):

@@ -81,18 +81,29 @@ def measure(create_backend, cpu_has_bf16, candidates: tuple[str, ...] = CANDIDAT
 
 
 @functools.lru_cache(maxsize=1)
-def fastest_openvino_precision(create_backend, cpu_has_bf16) -> str:
-    """The cached choice for this CPU model; measured (and cached) on first use (see :func:`measure`)."""
+def precision_record(create_backend, cpu_has_bf16) -> dict:
+    """The cached record for this CPU model (``choice``, and ``ms`` per precision); measured (and cached) on first use
+    (see :func:`measure`)."""
     from ..data.io import write_atomic
 
     path = cache_file()
     try:
-        choice = json.loads(path.read_text())["choice"]
-        if choice in CANDIDATES:
-            return choice
+        record = json.loads(path.read_text())
+        if record["choice"] in CANDIDATES:
+            return record
     except (OSError, ValueError, KeyError, TypeError):
         pass
     result = measure(create_backend, cpu_has_bf16)
     write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1) + "\n"))
     print(f"--precision auto: {', '.join(f'{k} {v} ms' for k, v in result['ms'].items())} → {result['choice']}", file=sys.stderr)
-    return result["choice"]
+    return result
+
+
+def fastest_openvino_precision(create_backend, cpu_has_bf16, allowed: tuple[str, ...] = CANDIDATES) -> str:
+    """The fastest precision on this CPU model among ``allowed`` (an exported file, int8 or not as exported, allows
+    fp32 and bf16 only), from the cached timings; fp32 where none of them was timed."""
+    record = precision_record(create_backend, cpu_has_bf16)
+    if record["choice"] in allowed:
+        return record["choice"]
+    timings = {precision: ms for precision, ms in record.get("ms", {}).items() if precision in allowed}
+    return min(timings, key=timings.get) if timings else "fp32"

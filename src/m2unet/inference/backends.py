@@ -62,17 +62,17 @@ def resolve_backend(runtime: str, precision: str = "auto", device: str = "cpu", 
     and for openvino the fastest of fp32 / bf16 / int8 measured on this CPU model, once, then cached
     (:mod:`.autoprecision`; measured F1 change on DRIVE of each: results/export/precision_f1.md). ``device="cuda"``
     runs torch on the GPU: ``auto`` is fp32 there (as ``evaluate --device cuda``). For an exported ``weights`` file
-    (.onnx / .xml), whose int8 is a property of the file, ``auto`` never picks int8: bf16 where the CPU has it, else fp32."""
+    (.onnx / .xml), whose int8 is a property of the file, ``auto`` is the fastest of fp32 / bf16 instead."""
     if precision != "auto":
         return BackendSpec(runtime, precision, device)
     spec = BackendSpec(runtime, "fp32", device)  # checks the runtime and the device before anything is measured
     if spec.runtime == "openvino" and spec.device == "cpu":
         from ..weights import EXPORTED_SUFFIXES
-        from .autoprecision import fastest_openvino_precision
+        from .autoprecision import CANDIDATES, fastest_openvino_precision
 
-        if weights is not None and Path(weights).suffix in EXPORTED_SUFFIXES:
-            return BackendSpec(runtime, "bf16" if cpu_has_bf16() else "fp32", device)
-        return BackendSpec(runtime, fastest_openvino_precision(create_backend, cpu_has_bf16), device)
+        exported = weights is not None and Path(weights).suffix in EXPORTED_SUFFIXES
+        allowed = ("fp32", "bf16") if exported else CANDIDATES
+        return BackendSpec(runtime, fastest_openvino_precision(create_backend, cpu_has_bf16, allowed), device)
     return spec
 
 

@@ -13,8 +13,8 @@ from .authors import AUTHORS_FILES
 from .shipped import pretrained_path
 
 
-def _auto_model_limits() -> tuple[tuple[int, str], ...]:
-    """((widest FOV, model), …) of ``--model auto``, from the datasets' native FOV diameters (:data:`DATASETS`).
+def _closest_model_limits() -> tuple[tuple[int, str], ...]:
+    """((widest FOV, model), …) of :func:`closest_dataset_model`, from the datasets' native FOV diameters (:data:`DATASETS`).
 
     Between neighbouring diameters a < b the limit is the FOV width x at which the two models are equally far from
     the scale they were trained at, x / a − 1 = 1 − x / b: the harmonic mean 2ab / (a + b), rounded up to 100 px.
@@ -30,22 +30,22 @@ def _auto_model_limits() -> tuple[tuple[int, str], ...]:
 # `--model auto`: the universal model. Left out of training, a camera is segmented better by one model trained on the
 # other two datasets (mean F1 0.7344) than by the closest per-dataset model (0.7207; results/scale/loo.md).
 AUTO_MODEL = "universal"
-AUTO_MODEL_LIMITS = _auto_model_limits()  # ((700, "drive"), (1500, "chase_db1"))
-AUTO_MODEL_LARGEST = max(DATASETS.values(), key=lambda spec: spec.fov_diameter).name  # "hrf"
+CLOSEST_MODEL_LIMITS = _closest_model_limits()  # ((700, "drive"), (1500, "chase_db1"))
+CLOSEST_MODEL_LARGEST = max(DATASETS.values(), key=lambda spec: spec.fov_diameter).name  # "hrf"
 
 
 def closest_dataset_model(fov_width: int) -> str:
     """The per-dataset model closest in scale to an image whose field of view is ``fov_width`` pixels wide: the rule of
     ``--model auto`` before the universal model, kept as the baseline it was compared with (results/scale/loo.md).
 
-    Rule (:data:`AUTO_MODEL_LIMITS`): the dataset whose native FOV diameter is closest in scale, so vessels have the
+    Rule (:data:`CLOSEST_MODEL_LIMITS`): the dataset whose native FOV diameter is closest in scale, so vessels have the
     width the model was trained on: FOV width ≤ 700 px → ``drive``; ≤ 1500 px → ``chase_db1``; wider → ``hrf``.
     The FOV width is the number of columns spanned by the FOV mask (the image width when no mask is used).
     """
-    for limit, name in AUTO_MODEL_LIMITS:
+    for limit, name in CLOSEST_MODEL_LIMITS:
         if fov_width <= limit:
             return name
-    return AUTO_MODEL_LARGEST
+    return CLOSEST_MODEL_LARGEST
 
 
 def resolve_weights(model: str = "auto", weights: str | os.PathLike | None = None) -> Path:
