@@ -130,3 +130,18 @@ def test_universal_model_segments_the_sample_at_any_resolution(datasets_root, ex
             scores[model, index] = 2 * tp / (np.count_nonzero(vessels & mask) + np.count_nonzero(label & mask))
     assert scores["universal", 0] > 0.78 and scores["universal", 1] > 0.76
     assert scores["chase_db1", 1] < scores["universal", 1] - 0.03
+
+
+def test_int8_calibration_of_the_universal_model_uses_its_datasets_at_its_scale(datasets_root):
+    """int8 ranges are measured on what the model sees: the universal model's calibration images come from all three
+    of its datasets, each brought to its 1024-px FOV first (a DRIVE photograph enlarged about 1.9×)."""
+    from m2unet.export.quantize import calibration_images
+    from m2unet.weights import calibration_for
+
+    assert calibration_for(pretrained_path("universal")) == "drive,chase_db1,hrf"
+    assert calibration_for(pretrained_path("drive")) == "drive" and calibration_for("mine.onnx", "hrf") == "hrf"
+    native = calibration_images("drive", limit=1, root=datasets_root)
+    scaled = calibration_images("drive,hrf", limit=2, root=datasets_root, scale=(1024, float("inf")))
+    assert native[0].shape == (1, 3, 544, 544)  # DRIVE as the paper crops it
+    assert scaled[0].shape == (1, 3, 1024, 1024)  # enlarged to a 1024-px FOV, centre crop ≤ 1024
+    assert len(scaled) == 2 and scaled[1].shape[2] < 1024 == scaled[1].shape[3]  # HRF shrunk: its FOV is cut top and bottom

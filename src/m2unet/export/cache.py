@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import M2UNetError
-from ..weights import PRETRAINED_DIR, file_digest, load_weights, shipped_onnx, stamp_metadata
+from ..weights import PRETRAINED_DIR, file_digest, load_weights, read_metadata, shipped_onnx, stamp_metadata
 from .onnx_export import export_onnx
 from .openvino_export import export_openvino
 from .quantize import DEFAULT_CALIBRATION, INT8_TAG, calibration_images, quantize_onnx_int8, quantize_openvino_int8
@@ -61,10 +61,24 @@ def cached_export(weights: str | os.PathLike, kind: str, calibration: str = DEFA
             export_openvino(onnx_path, source)
     if not int8:
         return source
-    tag = calibration if "/" not in str(calibration) else "folder-" + hashlib.sha256(str(Path(calibration).resolve()).encode()).hexdigest()[:8]
+    tag = str(calibration).replace(",", "+") if "/" not in str(calibration) else "folder-" + hashlib.sha256(str(Path(calibration).resolve()).encode()).hexdigest()[:8]
+    scale = _calibration_scale(weights)
+    if scale is not None:
+        tag += f"-fov{scale[0]}"
     out = folder / f"model_int8_{tag}_{INT8_TAG}{source.suffix}"
     if not out.is_file():
         onnx = fmt == "onnx"
         say(f"quantizing to int8 {'for ONNX Runtime' if onnx else 'with NNCF'}, calibrated on {calibration} training images (once)")
-        (quantize_onnx_int8 if onnx else quantize_openvino_int8)(source, out, calibration_images(calibration))
+        (quantize_onnx_int8 if onnx else quantize_openvino_int8)(source, out, calibration_images(calibration, scale=scale))
     return out
+
+
+def _calibration_scale(weights: Path) -> tuple[int, float] | None:
+    """The scale a scale-normalised model (one that stores ``fov_diameter``: up or down to it) runs photographs at,
+    so its int8 calibration images get it too; None for models that run photographs at (or near) their own size."""
+    from ..data.scale import model_scale
+
+    if weights.suffix != ".safetensors":
+        return None
+    scale = model_scale(read_metadata(weights))
+    return scale if scale is not None and scale[1] == float("inf") else None

@@ -19,7 +19,7 @@ from ..weights import EXPORTED_SUFFIXES, PRETRAINED_NAMES
 @click.option("--weights", type=click.Path(dir_okay=False), help="Weights file instead of --model.")
 @click.option("--int8", is_flag=True, help="Post-training int8 quantization (ONNX: onnxruntime QDQ; OpenVINO: NNCF).")
 @click.option("--calibration", default="auto", show_default=True,
-              help="Calibration training images for --int8: drive, chase_db1, hrf or a folder; auto: the model's dataset.")
+              help="Calibration training images for --int8: drive, chase_db1, hrf (several joined by commas) or a folder; auto: the model's dataset(s) (universal: all three).")
 @one_line_errors
 def export(fmt, out_path, model_name, weights, int8, calibration):
     """Export a model for ONNX Runtime or OpenVINO (dynamic height and width, opset 17; sigmoid included).

@@ -23,28 +23,41 @@ FLOAT_LAYERS = "decoder.3"
 INT8_TAG = "keep-dec3"  # part of the cached file name: changes when the quantization recipe changes
 
 
-def calibration_images(dataset: str = DEFAULT_CALIBRATION, limit: int = 20, root: str | os.PathLike | None = None) -> list[np.ndarray]:
-    """Training images of ``dataset`` (a built-in name or a folder) as N×3×H×W float32 batches of one.
+def calibration_images(dataset: str = DEFAULT_CALIBRATION, limit: int = 20, root: str | os.PathLike | None = None,
+                       scale: tuple[int, float] | None = None) -> list[np.ndarray]:
+    """Training images of ``dataset`` (a built-in name, a folder, or names joined by commas: taken in turn) as
+    N×3×H×W float32 batches of one.
 
-    Each image is centre-cropped to at most ``CALIBRATION_MAX_SIDE`` and to multiples of 16.
+    ``scale``: the model's (FOV diameter, largest enlargement) (:func:`m2unet.data.scale.model_scale`): each image is
+    first brought to it as ``segment`` does, so int8 ranges are measured on what the model will see. Each image is
+    then centre-cropped to at most ``CALIBRATION_MAX_SIDE`` and to multiples of 16.
     """
     from ..data import load_dataset
+    from ..data.scale import scale_frame
 
+    names = [name.strip() for name in str(dataset).split(",")] if "," in str(dataset) else [dataset]
     try:
-        data = load_dataset(dataset, split="train", root=root)
+        datasets = [load_dataset(name, split="train", root=root) for name in names]
     except M2UNetError as error:
         raise M2UNetError(f"calibration data {dataset!r}: {error}") from None
+    per_dataset = max(1, limit // len(datasets))
     batches = []
-    for index in range(min(limit, len(data))):
-        image = data[index].image
-        h, w = image.shape[:2]
-        ch, cw = min(CALIBRATION_MAX_SIDE, round_down(h)), min(CALIBRATION_MAX_SIDE, round_down(w))
-        top, left = (h - ch) // 2, (w - cw) // 2
-        crop = image[top : top + ch, left : left + cw]
-        batches.append(np.ascontiguousarray(crop.transpose(2, 0, 1)[None], dtype=np.float32))
+    for data in datasets:
+        for index in range(min(per_dataset, len(data))):
+            sample = data[index]
+            image = sample.image if scale is None else scale_frame(sample.mask, *scale).to_model(sample.image)
+            batches.append(_centre_batch(image))
     if not batches:
         raise M2UNetError(f"calibration data {dataset!r}: no training images found")
     return batches
+
+
+def _centre_batch(image: np.ndarray) -> np.ndarray:
+    """The centre crop of an H×W×3 image (at most CALIBRATION_MAX_SIDE, multiples of 16) as a 1×3×h×w batch."""
+    h, w = image.shape[:2]
+    ch, cw = min(CALIBRATION_MAX_SIDE, round_down(h)), min(CALIBRATION_MAX_SIDE, round_down(w))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return np.ascontiguousarray(image[top : top + ch, left : left + cw].transpose(2, 0, 1)[None], dtype=np.float32)
 
 
 def quantize_openvino_int8(xml_path: str | os.PathLike, out_xml: str | os.PathLike, batches: list[np.ndarray]) -> Path:

@@ -35,7 +35,7 @@ def collect_inputs(paths, skipped: list[Path] | None = None) -> list[tuple[Path,
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
               help="cuda: PyTorch on the GPU (fp32, or --precision fp16 / bf16 autocast).")
 @click.option("--calibration", default="auto", show_default=True,
-              help="int8 calibration training images: drive, chase_db1, hrf or a folder; auto: the pretrained model's dataset, else drive.")
+              help="int8 calibration training images: drive, chase_db1, hrf (several joined by commas) or a folder; auto: the pretrained model's dataset(s) (universal: all three), else drive.")
 @click.option("--threshold", type=float, default=None, help="Binary threshold (default: the one stored with the weights, else 0.5).")
 @click.option("--overlay/--no-overlay", default=False, show_default=True, help="Also write NAME_overlay.png (vessels in green on the photo).")
 @click.option("--fov-mask/--no-fov-mask", "use_fov", default=True, show_default=True,

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..data.datasets import DATASETS
 from ..errors import M2UNetError
 from .authors import AUTHORS_FILES
+from .load import read_metadata
 from .shipped import pretrained_path
 
 
@@ -60,11 +61,16 @@ def resolve_weights(model: str = "auto", weights: str | os.PathLike | None = Non
 
 def calibration_for(weights: str | os.PathLike, calibration: str = "auto") -> str:
     """int8 calibration data for a weights file: ``calibration`` unless ``auto``; for ``auto`` the dataset of a
-    pretrained model (``drive``/``chase_db1``/``hrf``, shipped or the authors'), else ``drive``."""
+    pretrained model (``drive``/``chase_db1``/``hrf``, shipped or the authors'), the datasets a model was trained on
+    together (``universal``: ``drive,chase_db1,hrf``), else ``drive``."""
     if calibration != "auto":
         return calibration
     name = Path(weights).name
     for dataset, authors_file in AUTHORS_FILES.items():
         if name in (authors_file, f"{dataset}.safetensors"):
             return dataset
+    if Path(weights).suffix == ".safetensors" and Path(weights).is_file():
+        trained_on = read_metadata(weights).get("datasets")  # a model trained on several datasets: all of them
+        if isinstance(trained_on, list) and trained_on and all(d in DATASETS for d in trained_on):
+            return ",".join(trained_on)
     return "drive"
