@@ -17,6 +17,7 @@ from .centreline import Centreline, centreline
 from .disc import disc_centre, disc_diameter_px, pixel_size_from_field, zone_b
 from .fractal import fractal_dimension
 from .junctions import junction_rows
+from .ragged import starts_of
 from .segments import segment_rows
 
 NAN = float("nan")
@@ -228,9 +229,10 @@ def _place_disc(result: Measurements, fov_diameter: float, pixel_size_um: float 
     def inside(x: float, y: float) -> bool:
         return diameter <= np.hypot(x - centre[0], y - centre[1]) <= 1.5 * diameter
 
-    for row, points in zip(result.segments, [result.line.smooth[row["path"]] for row in result.segments], strict=True):
-        middle = points[len(points) // 2]
-        row["in_zone_b"] = bool(inside(middle[1], middle[0]))
+    line = result.line
+    middle = line.points[starts_of(line.counts) + line.counts // 2]  # each path's middle point (row, col)
+    for row in result.segments:
+        row["in_zone_b"] = bool(inside(middle[row["path"], 1], middle[row["path"], 0]))
     for row in result.junctions:
         row["in_zone_b"] = bool(inside(row["x"], row["y"]))
     summary.update(_zone_b_summary(result))
