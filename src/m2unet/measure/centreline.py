@@ -39,6 +39,29 @@ class Centreline:
     counts: np.ndarray | None = None  # P: number of smoothed points of each path
 
 
+def pixel_graph(skeleton: np.ndarray):
+    """The 8-connected pixel graph of a 2-D skeleton as skan builds it (``skan.csr.pixel_graph``): nodes are the
+    skeleton pixels in raster order, a sparse CSR matrix with sorted indices whose entries are the distances
+    to the neighbours (1 or √2). Returns (matrix, raveled pixel index of each node). The same matrix, built
+    from one table of node ids instead of skan's general n-D mapping (tests/test_measure_ragged.py)."""
+    from scipy import sparse
+
+    padded = np.pad(skeleton, 1)
+    nodes_padded = np.flatnonzero(padded)
+    ids = np.full(padded.size, -1, dtype=np.int64)
+    ids[nodes_padded] = np.arange(nodes_padded.size)
+    width = padded.shape[1]
+    offsets = np.array([-width - 1, -width, -width + 1, -1, 1, width - 1, width, width + 1])  # ascending: sorted neighbours
+    distances = np.where(np.abs(offsets) == width, 1.0, np.where(np.abs(offsets) == 1, 1.0, np.sqrt(2.0)))
+    neighbours = ids[nodes_padded[:, None] + offsets[None, :]]
+    present = neighbours >= 0
+    indptr = np.concatenate([[0], np.cumsum(present.sum(axis=1))])
+    matrix = sparse.csr_matrix((np.broadcast_to(distances, neighbours.shape)[present], neighbours[present], indptr),
+                               shape=(nodes_padded.size, nodes_padded.size))
+    rows, cols = np.divmod(nodes_padded, width)
+    return matrix, (rows - 1) * skeleton.shape[1] + (cols - 1)
+
+
 def junction_trees(adjacency):
     """The pixel graph with every cluster of junction pixels (degree ≥ 3) reduced to its minimum spanning tree:
     skan's ``_mst_junctions`` step of ``Skeleton``, the same sparse operations, without its loop over every
@@ -60,7 +83,7 @@ def skeleton_graph(skeleton: np.ndarray):
     ``skan.Skeleton`` builds it, or None when the skeleton has no path (empty, or lone pixels only)."""
     import warnings
 
-    from skan.csr import PathGraph, pixel_graph
+    from skan.csr import PathGraph
 
     rows, cols = np.nonzero(skeleton)
     padded = np.pad(skeleton, 1)
@@ -72,7 +95,7 @@ def skeleton_graph(skeleton: np.ndarray):
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        adjacency, nodes = pixel_graph(skeleton, mask=skeleton, connectivity=skeleton.ndim, spacing=np.ones(skeleton.ndim))
+        adjacency, nodes = pixel_graph(skeleton)
         coordinates = np.transpose(np.unravel_index(nodes, skeleton.shape))
         graph = PathGraph.from_graph(adj=junction_trees(adjacency), node_coordinates=coordinates)
     return graph if graph.n_paths else None
