@@ -26,6 +26,7 @@ NAN = float("nan")
 # segment: on DRIVE they doubled the end points of the model's maps), holes under HOLE_PX pixels filled
 # (a hole in a wide vessel is a loop with two false junctions).
 SPECK_PX, HOLE_PX, REFERENCE_FOV_PX = 20, 10, 540
+INVERTED_DENSITY = 0.5  # retinal vessels cover ~8–15 % of the FOV; over half, the map is likely inverted (a note, not an error)
 # Per-image columns, in order (measurements.csv). Lengths and widths also come in µm when a scale is known.
 SUMMARY_COLUMNS = (
     "image", "width_px", "height_px", "fov_area_px2", "fov_diameter_px", "pixel_size_um",
@@ -206,6 +207,8 @@ def measure(vessels, fov=None, pixel_size_um: float | None = None, field_of_view
         summary["note"] = "no vessel pixels in the map (inside the FOV)"
     elif not segments:
         summary["note"] = "no centreline segment (only isolated pixels)"
+    elif summary["vessel_density"] > INVERTED_DENSITY:
+        summary["note"] = f"{summary['vessel_density']:.0%} of the FOV is vessel: black vessels on white? (vessels must be white)"
     for row in segments:
         row["image"] = name
     for index, row in enumerate(junctions):
