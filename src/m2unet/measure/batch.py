@@ -31,18 +31,43 @@ def classify(path: Path, rgb: np.ndarray, kind: str) -> str:
                                "neither black nor white): threshold it first, or pass --input photo if it is a grey photograph")
 
 
+def binary(grey: np.ndarray) -> np.ndarray:
+    """On pixels of a binary grey image (values in [0, 1]): at least half of full scale, or, for a mask saved
+    with the values 0 and 1 (or 0 and any one value under half scale, which looks black), every non-zero pixel."""
+    top = float(grey.max(initial=0.0))
+    if 0.0 < top < 0.5 and np.all((grey == 0) | (grey == top)):
+        return grey > 0
+    return grey >= 0.5
+
+
+def read_fov(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A FOV mask file as bool H×W: a binary grey image of the input's size, else one line naming the file."""
+    from ..data.io import read_image
+
+    rgb = read_image(path)
+    if rgb.shape[:2] != tuple(shape):
+        raise InputFileError(path, f"FOV mask {rgb.shape[1]}×{rgb.shape[0]} does not match its image ({shape[1]}×{shape[0]})")
+    try:
+        kind = classify(path, rgb, "auto")
+    except InputFileError:
+        raise InputFileError(path, "not a binary FOV mask (grey levels between black and white)") from None
+    if kind == "photo":
+        raise InputFileError(path, "not a binary FOV mask (a colour image)")
+    return binary(rgb[..., 0])
+
+
 def vessels_of(path: Path, kind: str, mask_option: str | None, model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(vessel mask, FOV mask, photograph or None) for one input file."""
     from ..data.fov import estimate_fov_mask
-    from ..data.io import read_binary, read_image
+    from ..data.io import read_image
     from ..inference.cli import find_mask
 
     rgb = read_image(path)
     kind = classify(path, rgb, kind)
     mask_file = find_mask(mask_option, path)
-    fov = read_binary(mask_file, rgb.shape[:2]) if mask_file is not None else None
+    fov = read_fov(mask_file, rgb.shape[:2]) if mask_file is not None else None
     if kind == "mask":
-        return rgb[..., 0] >= 0.5, fov if fov is not None else np.ones(rgb.shape[:2], dtype=bool), None
+        return binary(rgb[..., 0]), fov if fov is not None else np.ones(rgb.shape[:2], dtype=bool), None
     from ..inference.pipeline import segment
     from ..weights import read_metadata, resolve_weights, threshold_of
 

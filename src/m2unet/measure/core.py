@@ -17,6 +17,7 @@ from .centreline import Centreline, centreline
 from .disc import disc_centre, disc_diameter_px, pixel_size_from_field, zone_b
 from .fractal import fractal_dimension
 from .junctions import junction_rows
+from .ragged import starts_of
 from .segments import segment_rows
 
 NAN = float("nan")
@@ -25,6 +26,7 @@ NAN = float("nan")
 # segment: on DRIVE they doubled the end points of the model's maps), holes under HOLE_PX pixels filled
 # (a hole in a wide vessel is a loop with two false junctions).
 SPECK_PX, HOLE_PX, REFERENCE_FOV_PX = 20, 10, 540
+INVERTED_DENSITY = 0.5  # retinal vessels cover ~8–15 % of the FOV; over half, the map is likely inverted (a note, not an error)
 # Per-image columns, in order (measurements.csv). Lengths and widths also come in µm when a scale is known.
 SUMMARY_COLUMNS = (
     "image", "width_px", "height_px", "fov_area_px2", "fov_diameter_px", "pixel_size_um",
@@ -205,6 +207,8 @@ def measure(vessels, fov=None, pixel_size_um: float | None = None, field_of_view
         summary["note"] = "no vessel pixels in the map (inside the FOV)"
     elif not segments:
         summary["note"] = "no centreline segment (only isolated pixels)"
+    elif summary["vessel_density"] > INVERTED_DENSITY:
+        summary["note"] = f"{summary['vessel_density']:.0%} of the FOV is vessel: black vessels on white? (vessels must be white)"
     for row in segments:
         row["image"] = name
     for index, row in enumerate(junctions):
@@ -228,9 +232,10 @@ def _place_disc(result: Measurements, fov_diameter: float, pixel_size_um: float 
     def inside(x: float, y: float) -> bool:
         return diameter <= np.hypot(x - centre[0], y - centre[1]) <= 1.5 * diameter
 
-    for row, points in zip(result.segments, [result.line.smooth[row["path"]] for row in result.segments], strict=True):
-        middle = points[len(points) // 2]
-        row["in_zone_b"] = bool(inside(middle[1], middle[0]))
+    line = result.line
+    middle = line.points[starts_of(line.counts) + line.counts // 2]  # each path's middle point (row, col)
+    for row in result.segments:
+        row["in_zone_b"] = bool(inside(middle[row["path"], 1], middle[row["path"], 0]))
     for row in result.junctions:
         row["in_zone_b"] = bool(inside(row["x"], row["y"]))
     summary.update(_zone_b_summary(result))

@@ -19,7 +19,6 @@ How well this does on DRIVE, CHASE_DB1 and HRF: results/measure/optic_disc.md.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 DISC_DIAMETER_UM = 1800.0
 UM_PER_DEGREE = 288.0  # retinal distance per degree of visual angle (Gullstrand schematic eye, ~0.29 mm/°)
@@ -39,6 +38,19 @@ def disc_diameter_px(fov_diameter_px: float, pixel_size_um: float | None) -> flo
     return DISC_DIAMETER_UM / size
 
 
+def blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """``scipy.ndimage.gaussian_filter(image, sigma, mode="constant")`` (zeros outside, truncated at 4 σ) as two
+    1-D FFT convolutions: the same values to rounding, several times faster for the wide kernel used here
+    (σ ≈ 27 px on a DRIVE map: 217 taps)."""
+    from scipy.signal import fftconvolve
+
+    radius = int(4 * sigma + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 / (sigma * sigma) * x * x)
+    kernel /= kernel.sum()
+    return fftconvolve(fftconvolve(image, kernel[None, :], mode="same"), kernel[:, None], mode="same")
+
+
 def disc_centre(skeleton: np.ndarray, distance: np.ndarray, fov: np.ndarray, fov_diameter_px: float) -> tuple[float, float] | None:
     """(x, y) of the vessels' convergence (the disc centre estimate), or None without any centreline."""
     if not skeleton.any():
@@ -49,7 +61,7 @@ def disc_centre(skeleton: np.ndarray, distance: np.ndarray, fov: np.ndarray, fov
     small = weight[: h // step * step, : w // step * step].reshape(h // step, step, w // step, step).sum(axis=(1, 3))
     if small.size == 0:
         return None
-    blurred = ndimage.gaussian_filter(small, BLUR_FRACTION * fov_diameter_px / step, mode="constant")
+    blurred = blur(small, BLUR_FRACTION * fov_diameter_px / step)
     inside = fov[: h // step * step: step, : w // step * step: step]
     blurred[~inside[: blurred.shape[0], : blurred.shape[1]]] = -1.0
     row, col = np.unravel_index(int(np.argmax(blurred)), blurred.shape)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .centreline import Centreline
-from .segments import arc_length
+from .ragged import group_arc_length, starts_of
 
 
 def _clusters(line: Centreline) -> tuple[dict[int, int], np.ndarray]:
@@ -37,27 +37,42 @@ def _clusters(line: Centreline) -> tuple[dict[int, int], np.ndarray]:
             node = parent[node]
         return node
 
+    first, last = line.ends[:, 0], line.ends[:, 1]
+    candidates = np.flatnonzero((first != last) & (line.degree[first] >= 3) & (line.degree[last] >= 3))
     internal = np.zeros(len(line.paths), dtype=bool)
-    for index, (first, last) in enumerate(line.ends):
-        if first == last or line.degree[first] < 3 or line.degree[last] < 3:
-            continue
-        width = 2 * max(line.distance[tuple(line.node_xy[first])], line.distance[tuple(line.node_xy[last])])
-        if arc_length(line.paths[index])[-1] < width:
-            internal[index] = True
-            parent[find(int(first))] = find(int(last))
+    if candidates.size:
+        paths = [line.paths[index] for index in candidates]
+        counts = np.array([len(path) for path in paths])
+        length = group_arc_length(np.concatenate(paths), counts)[starts_of(counts) + counts - 1]
+        distance = line.distance[line.node_xy[:, 0], line.node_xy[:, 1]]
+        width = 2 * np.maximum(distance[first[candidates]], distance[last[candidates]])
+        internal[candidates[length < width]] = True
+    for index in np.flatnonzero(internal):
+        parent[find(int(first[index]))] = find(int(last[index]))
     return {node: find(node) for node in parent}, internal
 
 
-def _branch_direction(points: np.ndarray, radius: float) -> np.ndarray:
-    """Unit vector (x right, y up) in which a branch (points ordered away from the junction) leaves it."""
-    along = arc_length(points)
-    a0 = min(2 * radius + 3, along[-1] / 2)
-    a1 = min(a0 + max(15.0, 3 * radius), along[-1])
-    p0 = np.array([np.interp(a0, along, points[:, 0]), np.interp(a0, along, points[:, 1])])
-    p1 = np.array([np.interp(a1, along, points[:, 0]), np.interp(a1, along, points[:, 1])])
-    vector = np.array([p1[1] - p0[1], -(p1[0] - p0[0])])
-    norm = float(np.hypot(*vector))
-    return vector / norm if norm > 0 else vector
+def branch_headings(line: Centreline, arms: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """Heading (degrees, 0–360, x right, y up) in which each arm leaves its junction. ``arms``: K×2 (path,
+    1 if the path leaves the junction from its last point); ``radius``: the junction's radius per arm. The
+    direction is from the point at arc length a0 to the point at a1 along the arm (module docstring); all
+    arms in one interpolation over the paths laid end to end, one pixel apart."""
+    along = group_arc_length(line.points, line.counts)
+    ends = starts_of(line.counts) + line.counts - 1
+    total = along[ends]
+    offset = np.concatenate([[0.0], np.cumsum(total + 1.0)[:-1]])
+    key = along + np.repeat(offset, line.counts)
+    path, backwards = arms[:, 0], arms[:, 1].astype(bool)
+    length = total[path]
+    a0 = np.minimum(2 * radius + 3, length / 2)
+    a1 = np.minimum(a0 + np.maximum(15.0, 3 * radius), length)
+
+    def point(at: np.ndarray) -> np.ndarray:
+        x = offset[path] + np.where(backwards, length - at, at)
+        return np.stack([np.interp(x, key, line.points[:, 0]), np.interp(x, key, line.points[:, 1])], axis=1)
+
+    p0, p1 = point(a0), point(a1)
+    return np.degrees(np.arctan2(-(p1[:, 0] - p0[:, 0]), p1[:, 1] - p0[:, 1])) % 360.0
 
 
 def _acute(a: float, b: float) -> float:
@@ -66,15 +81,15 @@ def _acute(a: float, b: float) -> float:
     return min(difference, 180.0 - difference)
 
 
-def junction_angle(directions: list[np.ndarray]) -> tuple[str, float, list[float]]:
-    """Kind, main angle (degrees) and the gaps between consecutive branch directions (sum 360°)."""
-    headings = np.sort([np.degrees(np.arctan2(d[1], d[0])) % 360.0 for d in directions])
-    gaps = np.diff(np.concatenate([headings, [headings[0] + 360.0]]))
-    if len(directions) == 3:
-        return "bifurcation", float(gaps.min()), [float(g) for g in gaps]
-    if len(directions) == 4:  # vessel 1: branches 0 and 2, vessel 2: branches 1 and 3 (sorted around)
-        return "crossing", float(np.mean([_acute(headings[0], headings[1]), _acute(headings[2], headings[3])])), [float(g) for g in gaps]
-    return "crossing", float(gaps.min()), [float(g) for g in gaps]
+def junction_angle(headings: list[float]) -> tuple[str, float, list[float]]:
+    """Kind, main angle (degrees) and the gaps between consecutive branch headings (degrees; sum 360°)."""
+    headings = sorted(headings)
+    gaps = [b - a for a, b in zip(headings, [*headings[1:], headings[0] + 360.0], strict=True)]
+    if len(headings) == 3:
+        return "bifurcation", min(gaps), gaps
+    if len(headings) == 4:  # vessel 1: branches 0 and 2, vessel 2: branches 1 and 3 (sorted around)
+        return "crossing", (_acute(headings[0], headings[1]) + _acute(headings[2], headings[3])) / 2, gaps
+    return "crossing", min(gaps), gaps
 
 
 def junction_rows(line: Centreline) -> tuple[list[dict], np.ndarray]:
@@ -83,23 +98,26 @@ def junction_rows(line: Centreline) -> tuple[list[dict], np.ndarray]:
     members: dict[int, list[int]] = {}
     for node, cluster in cluster_of.items():
         members.setdefault(cluster, []).append(node)
-    branches: dict[int, list[np.ndarray]] = {cluster: [] for cluster in members}
-    for index, (first, last) in enumerate(line.ends):
+    arms: dict[int, list[tuple[int, int]]] = {cluster: [] for cluster in members}
+    for index, (first, last) in enumerate(line.ends.tolist()):
         if internal[index]:
             continue
-        points = line.smooth[index]
-        if int(first) in cluster_of:
-            branches[cluster_of[int(first)]].append(points)
-        if int(last) in cluster_of:
-            branches[cluster_of[int(last)]].append(points[::-1])
-    rows = []
-    for cluster, nodes in members.items():
-        arms = branches[cluster]
-        if len(arms) < 3:
-            continue  # a junction whose other arms were pruned away is a bend, not a junction
-        centre = line.node_xy[nodes].mean(axis=0)
-        radius = max(float(line.distance[tuple(line.node_xy[n])]) for n in nodes)
-        kind, angle, gaps = junction_angle([_branch_direction(arm, radius) for arm in arms])
-        rows.append({"x": float(centre[1]), "y": float(centre[0]), "kind": kind, "branches": len(arms),
+        if first in cluster_of:
+            arms[cluster_of[first]].append((index, 0))
+        if last in cluster_of:
+            arms[cluster_of[last]].append((index, 1))
+    junctions = [cluster for cluster in members if len(arms[cluster]) >= 3]  # fewer: the other arms were pruned, a bend
+    distance = line.distance[line.node_xy[:, 0], line.node_xy[:, 1]]
+    radius = {cluster: float(max(distance[members[cluster]])) for cluster in junctions}
+    chosen = [arm for cluster in junctions for arm in arms[cluster]]
+    headings = branch_headings(line, np.array(chosen, dtype=np.int64).reshape(-1, 2),
+                               np.array([radius[cluster] for cluster in junctions for _ in arms[cluster]], dtype=float)).tolist()
+    rows, used = [], 0
+    for cluster in junctions:
+        count = len(arms[cluster])
+        centre = line.node_xy[members[cluster]].mean(axis=0)
+        kind, angle, gaps = junction_angle(headings[used:used + count])
+        used += count
+        rows.append({"x": float(centre[1]), "y": float(centre[0]), "kind": kind, "branches": count,
                      "angle_deg": angle, "angles_deg": ";".join(f"{g:.1f}" for g in gaps)})
     return rows, internal
