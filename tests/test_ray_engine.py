@@ -96,3 +96,14 @@ def test_ray_engine_killed_and_resumed_writes_what_plain_segment_writes(collecti
     differing = [name for name in plain_maps if ray_maps[name] != plain_maps[name]]
     assert not differing, differing
     assert np.asarray(Image.open(out / "eye00.png_vessels.png")).any()
+
+
+def test_actor_layout_follows_plain_segments_streams_and_fits_every_node():
+    from m2unet.inference.ray_engine import actor_layout, batch_size
+
+    assert actor_layout([2.0], 0) == (1, 2)  # this machine: one actor with both cores, as plain segment runs one model
+    assert actor_layout([1.0, 1.0], 0) == (2, 1)  # two 1-CPU nodes (benchmarks/ray_two_nodes.py): one actor on each
+    assert actor_layout([0.0, 32.0, 32.0], 0) == (32, 2)  # a head that only schedules, two 32-core workers
+    assert actor_layout([3.0], 0) == (1, 2) and actor_layout([2.0], 0, workers=2) == (2, 1)
+    assert actor_layout([8.0, 8.0], 2, workers=None) == (2, 0)  # GPU backends: one actor per GPU, no CPU held
+    assert batch_size(200, 1) == 16 and batch_size(15, 1) == 4 and batch_size(3, 2) == 1
