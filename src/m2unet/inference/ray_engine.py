@@ -72,13 +72,15 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
 
     if ray.is_initialized():
         return
+    # Ray starts its workers at nice 15; the local Ray's actors do this command's work, so they run at plain
+    # segment's priority (at 15, on a machine shared with other jobs, they got a fraction of the cores).
     quiet = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False, "configure_logging": True}
     for attempt in range(START_ATTEMPTS):
         try:
             if address:
                 ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
             else:  # "local": a new Ray of its own, even when `ray start` left a cluster on this machine (ray.init() would join it)
-                ray.init(address="local", num_cpus=num_cpus, **quiet)
+                ray.init(address="local", num_cpus=num_cpus, _system_config={"worker_niceness": 0}, **quiet)
             return
         except Exception as error:  # Ray raises a bare Exception on a start-up timeout, ConnectionError for a wrong address
             reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
