@@ -189,6 +189,10 @@ MEGAPIXELS = {"drive": 565 * 584 / 1e6, "hrf": 3504 * 2336 / 1e6, "ukb": 2048 * 
 CLUSTERS = ((1, 32), (10, 32), (100, 32))  # (nodes, cores per node)
 
 
+def duration(hours: float) -> str:
+    return f"{hours:,.2f}" if hours >= 0.1 else f"{hours * 60:.1f} min"
+
+
 def write_sizing(out: Path, bench: dict) -> None:
     """sizing.md: core-hours and wall hours for PHOTOGRAPHS photographs, from the measured core-seconds per image."""
     from m2unet.data import write_atomic
@@ -213,7 +217,7 @@ def write_sizing(out: Path, bench: dict) -> None:
         for size, per_image in sizes:
             label = {"drive": "DRIVE-size 565×584", "hrf": "HRF-size 3504×2336", "ukb": "UK Biobank 2048×1536 (scaled from HRF)"}[size]
             hours = PHOTOGRAPHS * per_image / 3600
-            lines.append(f"| {label} | {config} | {per_image:.2f} | {hours:,.0f} | " + " | ".join(f"{hours / (n * c):,.2f}" for n, c in CLUSTERS) + " |")
+            lines.append(f"| {label} | {config} | {per_image:.2f} | {hours:,.0f} | " + " | ".join(duration(hours / (n * c)) for n, c in CLUSTERS) + " |")
     lines += ["", "GPU nodes: not measured here (no GPU in this session); see docs/engine.md for how to size them.", ""]
     write_atomic(out / "sizing.md", lambda tmp: Path(tmp).write_text("\n".join(lines)))
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import asdict
 
@@ -86,7 +87,9 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
             reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
             if address or attempt + 1 == START_ATTEMPTS:
                 where = f"the Ray cluster at {address}" if address else "a local Ray"
-                raise M2UNetError(f"--engine ray: could not start or join {where} ({reason}); rerun it (finished images are kept), "
+                # `ray start` (Ray 2.60) turns on token authentication; a client that does not send the token is refused
+                hint = "; a cluster started with `ray start` needs RAY_AUTH_MODE=token here" if address and not os.environ.get("RAY_AUTH_MODE") else ""
+                raise M2UNetError(f"--engine ray: could not start or join {where} ({reason}{hint}); rerun it (finished images are kept), "
                                   "or use --engine local") from None
             ray.shutdown()
 
