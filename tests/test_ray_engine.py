@@ -99,11 +99,12 @@ def test_ray_engine_killed_and_resumed_writes_what_plain_segment_writes(collecti
 
 
 def test_actor_layout_follows_plain_segments_streams_and_fits_every_node():
-    from m2unet.inference.ray_engine import actor_layout, batch_size
+    from m2unet.inference.ray_engine import actor_layout, batch_size, gpus_per_actor
 
     assert actor_layout([2.0], 0) == (1, 2)  # this machine: one actor with both cores, as plain segment runs one model
     assert actor_layout([1.0, 1.0], 0) == (2, 1)  # two 1-CPU nodes (benchmarks/ray_two_nodes.py): one actor on each
     assert actor_layout([0.0, 32.0, 32.0], 0) == (32, 2)  # a head that only schedules, two 32-core workers
     assert actor_layout([3.0], 0) == (1, 2) and actor_layout([2.0], 0, workers=2) == (2, 1)
     assert actor_layout([8.0, 8.0], 2, workers=None) == (2, 0)  # GPU backends: one actor per GPU, no CPU held
+    assert gpus_per_actor(2, 2) == 1.0 and gpus_per_actor(2, 4) == 0.5 and gpus_per_actor(0, 3) == 0.0  # --workers 4 on 2 GPUs: two per GPU
     assert batch_size(200, 1) == 16 and batch_size(15, 1) == 4 and batch_size(3, 2) == 1

@@ -97,7 +97,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
 def actor_layout(node_cpus: list[float], gpus: float, workers: int | None = None) -> tuple[int, int]:
     """(model actors, CPUs per actor) for a cluster whose nodes have ``node_cpus`` CPUs (and ``gpus`` GPUs in all).
 
-    GPU backends: one actor per GPU (its reads and writes on the CPUs of its node). CPU backends: as plain
+    GPU backends: one actor per GPU (its reads and writes on the CPUs of its node), or ``workers`` actors sharing
+    the GPUs (:func:`gpus_per_actor`). CPU backends: as plain
     ``segment`` runs one model stream per STREAM_CORES cores, an actor holds STREAM_CORES CPUs (fewer on smaller
     nodes, so it fits on every node) and runs its model with as many threads; ``workers`` actors share the CPUs."""
     if gpus:
@@ -111,7 +112,12 @@ def actor_layout(node_cpus: list[float], gpus: float, workers: int | None = None
     return max(1, slots), per_actor
 
 
-def cluster_layout(gpu: bool, workers: int | None) -> tuple[int, int]:
+def gpus_per_actor(gpus: float, actors: int) -> float:
+    """The GPU share each of ``actors`` model actors asks Ray for: a whole one, or a part when there are more actors."""
+    return min(1.0, gpus / actors) if gpus else 0.0
+
+
+def cluster_layout(gpu: bool, workers: int | None) -> tuple[int, int, float]:
     """:func:`actor_layout` of the connected cluster; for GPU backends also the check that it has a GPU."""
     import ray
 
@@ -121,7 +127,8 @@ def cluster_layout(gpu: bool, workers: int | None) -> tuple[int, int]:
         from ..errors import M2UNetError
 
         raise M2UNetError("--device cuda --engine ray: the Ray cluster has no GPU (ray.nodes() lists none)")
-    return actor_layout([node["Resources"].get("CPU", 0) for node in nodes], gpus if gpu else 0, workers)
+    actors, cpus = actor_layout([node["Resources"].get("CPU", 0) for node in nodes], gpus if gpu else 0, workers)
+    return actors, cpus, gpus_per_actor(gpus if gpu else 0, actors)
 
 
 def batch_size(images: int, actors: int) -> int:
@@ -139,12 +146,12 @@ def run_ray(jobs: list[Job], options: Options, address: str | None = None, worke
     context.execution_options.preserve_order = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     gpu = BackendSpec.parse(options.backend).device == "cuda"
-    actors, cpus = cluster_layout(gpu, workers)
+    actors, cpus, gpus = cluster_layout(gpu, workers)
     settings = asdict(Options(**dict(asdict(options), threads=None if gpu else (options.threads or cpus))))
     size = batch_size(len(jobs), actors)
     items = [{"path": job.path, "stem": job.stem, "pixel_size_um": job.pixel_size_um, "extra": json.dumps(list(job.extra), default=json_default)} for job in jobs]
     dataset = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / size))
     dataset = dataset.map_batches(ModelActor, fn_constructor_kwargs={"options": settings, "measurer": measurer}, batch_size=size, batch_format="pyarrow",
-                                  compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=1 if gpu else 0, zero_copy_batch=True)
+                                  compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus, zero_copy_batch=True)
     for row in dataset.iter_rows():
         yield json.loads(row["record"])
