@@ -59,22 +59,32 @@ def make_inputs(folder: Path, dataset: str, count: int) -> Path:
     return folder
 
 
+def watch_tree(process: psutil.Popen, visit, interval: float) -> None:
+    """Until ``process`` exits, call ``visit(members)`` every ``interval`` seconds with it and its descendants."""
+    while process.poll() is None:
+        try:
+            members = [process] + process.children(recursive=True)
+        except psutil.NoSuchProcess:
+            break
+        visit(members)
+        time.sleep(interval)
+
+
 def peak_pss(process: psutil.Popen) -> int:
     """Poll until ``process`` exits; the largest PSS sum over it and its descendants."""
     peak = 0
-    while process.poll() is None:
+
+    def visit(members):
+        nonlocal peak
         total = 0
-        try:
-            tree = [process] + process.children(recursive=True)
-        except psutil.NoSuchProcess:
-            break
-        for member in tree:
+        for member in members:
             try:
                 total += member.memory_full_info().pss
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 pass
         peak = max(peak, total)
-        time.sleep(0.2)
+
+    watch_tree(process, visit, 0.2)
     return peak
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_engine import cpu_name, make_inputs  # noqa: E402
+from bench_engine import cpu_name, make_inputs, watch_tree  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"plain segment": [], "--engine ray": ["--engine", "ray"]}
@@ -42,18 +42,16 @@ def cpu_by_process(command: list[str]) -> tuple[float, dict[str, float]]:
     started = time.perf_counter()
     process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last: dict[int, tuple[str, float]] = {}
-    while process.poll() is None:
-        try:
-            members = [process] + process.children(recursive=True)
-        except psutil.Error:
-            break
+
+    def visit(members):
         for member in members:
             try:
                 times = member.cpu_times()
                 last[member.pid] = (process_name(member, process.pid), times.user + times.system)
             except psutil.Error:
                 pass
-        time.sleep(0.5)
+
+    watch_tree(process, visit, 0.5)
     wall = time.perf_counter() - started
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed with exit status {process.returncode}")
