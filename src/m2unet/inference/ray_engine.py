@@ -35,8 +35,14 @@ BATCH_IMAGES = 16
 BATCHES_PER_ACTOR = 4  # at least this many batches per actor (when there are images enough), so actors share the work evenly
 
 
+def _item(job: Job) -> dict:
+    """A dataset row for ``job``: names as bytes, as a file name need not be UTF-8 text (Arrow strings must be)."""
+    return {"path": os.fsencode(job.path), "stem": os.fsencode(job.stem), "pixel_size_um": job.pixel_size_um,
+            "extra": json.dumps(list(job.extra), default=json_default)}
+
+
 def _job(row: dict) -> Job:
-    return Job(row["path"], row["stem"], row["pixel_size_um"], tuple(tuple(pair) for pair in json.loads(row["extra"])))
+    return Job(os.fsdecode(row["path"]), os.fsdecode(row["stem"]), row["pixel_size_um"], tuple(tuple(pair) for pair in json.loads(row["extra"])))
 
 
 class ModelActor:
@@ -149,7 +155,7 @@ def run_ray(jobs: list[Job], options: Options, address: str | None = None, worke
     actors, cpus, gpus = cluster_layout(gpu, workers)
     settings = asdict(Options(**dict(asdict(options), threads=None if gpu else (options.threads or cpus))))
     size = batch_size(len(jobs), actors)
-    items = [{"path": job.path, "stem": job.stem, "pixel_size_um": job.pixel_size_um, "extra": json.dumps(list(job.extra), default=json_default)} for job in jobs]
+    items = [_item(job) for job in jobs]
     dataset = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / size))
     dataset = dataset.map_batches(ModelActor, fn_constructor_kwargs={"options": settings, "measurer": measurer}, batch_size=size, batch_format="pyarrow",
                                   compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus, zero_copy_batch=True)
