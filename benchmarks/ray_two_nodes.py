@@ -26,6 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("M2UNET_DATASETS", ROOT.parent / "shared" / "datasets"))
 RAY = Path(sys.executable).with_name("ray")
 OPTIONS = ["--model", "drive", "--backend", "openvino", "--precision", "fp32"]
+RAY_ENV = {
+    "RAY_worker_niceness": "0",  # the nodes' workers at normal priority, as `segment --engine ray` sets for its local Ray
+    "RAY_AUTH_MODE": "token",  # `ray start` turns on token authentication (Ray 2.60, installed here); clients then need this to send the token
+}
 
 
 def free_port() -> int:
@@ -90,19 +94,22 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "results" / "engine" / "two_nodes.md"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ray-two-nodes-"))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]), **RAY_ENV)
     inputs = work / "in"
     inputs.mkdir()
     for index, source in enumerate(sorted((DATASETS / "DRIVE").glob("*/images/*.tif"))[: args.images]):
         os.symlink(source, inputs / f"{index:03d}.tif")
     port = free_port()
-    address = f"127.0.0.1:{port}"
+    # A loopback address other than 127.0.0.1: Ray turns 127.0.0.1 / localhost into the machine's own address, which
+    # a sandbox may not let a process connect to ("Failed to connect to Ray cluster at …"); 127.0.0.2 it keeps.
+    ip = "127.0.0.2"
+    address = f"{ip}:{port}"
     common = ["--num-cpus", "1", "--block", "--disable-usage-stats"]
-    head = start_node([str(RAY), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--include-dashboard", "false",
+    head = start_node([str(RAY), "start", "--head", "--node-ip-address", ip, "--port", str(port), "--include-dashboard", "false",
                        *common], address, env, 1)
     worker = None
     try:
-        worker = start_node([str(RAY), "start", "--address", address, "--node-ip-address", "127.0.0.1", *common], address, env, 2)
+        worker = start_node([str(RAY), "start", "--address", address, "--node-ip-address", ip, *common], address, env, 2)
         ray_seconds, ray_summary = segment(inputs, work / "ray", env, ["--engine", "ray", "--address", address])
     finally:
         for process in (worker, head):

@@ -170,3 +170,22 @@ def test_without_pyarrow_segment_still_segments_and_keeps_the_journal(tmp_path, 
     assert result.exit_code == 0 and "not written (pip install pyarrow)" in result.output, result.output
     assert (out / "eye_vessels.png").is_file() and not (out / RESULTS_FILE).exists()
     assert '"status": "ok"' in (out / JOURNAL_FILE).read_text()
+
+
+def test_a_file_name_that_is_not_utf8_gets_its_row_and_resumes(tmp_path, drive_small, export_cache):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    name = os.fsdecode(b"caf\xe9.png")  # Latin-1 "café.png", as an old camera or Windows export may name it
+    try:
+        Image.fromarray(drive_small).save(inputs / name)
+    except OSError:
+        pytest.skip("this file system does not take a file name that is not UTF-8")
+    out = tmp_path / "out"
+    command = ["segment", str(inputs), "-o", str(out), "--model", "drive", "--backend", "onnxruntime"]
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 0 and (out / name.replace(".png", "_vessels.png")).is_file(), result.output
+    rows = pq.read_table(out / RESULTS_FILE).to_pylist()  # Parquet holds UTF-8 only: the byte is written \xe9
+    assert [(row["path"], row["status"]) for row in rows] == [(str(inputs / "caf\\xe9.png"), "ok")]
+    result = CliRunner().invoke(main, command)
+    assert "1 already done by an earlier run" in result.output, result.output
+    assert pq.read_table(out / RESULTS_FILE).to_pylist()[0]["resumed"] is True

@@ -35,13 +35,18 @@ def _environment() -> dict:
 
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory, datasets_root):
-    """14 photographs (DRIVE test images at 2/3 size, two with clashing names), a corrupt file and a text file."""
+    """15 photographs (DRIVE test images at 2/3 size, two with clashing names, one whose name is not UTF-8), a corrupt
+    file and a text file."""
     folder = tmp_path_factory.mktemp("collection")
     files = sorted((datasets_root / "DRIVE/test/images").glob("*.tif"))[:12]
     for index, file in enumerate(files):
         Image.open(file).convert("RGB").resize((376, 389)).save(folder / f"eye{index:02d}.{'png' if index % 2 else 'jpg'}", quality=92)
     Image.open(files[0]).convert("RGB").resize((376, 389)).save(folder / "eye00.png")  # clashes with eye00.jpg
     Image.open(files[1]).convert("RGB").resize((376, 389)).save(folder / "eye01.webp")  # clashes with eye01.png
+    try:  # Latin-1 "café.png": a name in another encoding than UTF-8 (Linux file systems keep any bytes)
+        Image.open(files[2]).convert("RGB").resize((376, 389)).save(os.fsdecode(os.fsencode(folder) + b"/caf\xe9.png"))
+    except OSError:
+        pytest.skip("this file system does not take a file name that is not UTF-8")
     (folder / "broken.jpg").write_bytes((folder / "eye00.jpg").read_bytes()[:2000])
     (folder / "notes.txt").write_text("not an image")
     return folder
@@ -78,21 +83,34 @@ def test_ray_engine_killed_and_resumed_writes_what_plain_segment_writes(collecti
     process.wait()
     assert journal.is_file(), "no image finished within 240 s of starting the Ray run"
     done_before = journal.read_text().count('"status": "ok"')
-    assert not (out / RESULTS_FILE).exists() and 0 < done_before < 14
+    assert not (out / RESULTS_FILE).exists() and 0 < done_before < 15
 
     rerun = subprocess.run(_segment_command(collection, out), env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 1 and "Traceback" not in rerun.stderr, rerun.stderr
     assert "broken.jpg: image file is truncated" in rerun.stderr and "already done by an earlier run" in rerun.stdout, rerun.stdout
     rows = pq.read_table(out / RESULTS_FILE).to_pylist()
     images = [row for row in rows if row["status"] != "skipped"]
-    assert len(images) == 15 and len({row["path"] for row in rows}) == len(rows)  # one row per input
-    assert sorted(row["status"] for row in images) == ["failed"] + ["ok"] * 14
+    assert len(images) == 16 and len({row["path"] for row in rows}) == len(rows)  # one row per input
+    assert sorted(row["status"] for row in images) == ["failed"] + ["ok"] * 15
+    assert str(collection / "caf\\xe9.png") in {row["path"] for row in rows}  # the table holds UTF-8 text only
     assert sum(bool(row["resumed"]) for row in images) == done_before and all(row["node"] for row in images if row["status"] == "ok" and not row["resumed"])
     assert [row["path"] for row in rows if row["status"] == "skipped"] == [str(collection / "notes.txt")]
     assert not journal.exists() and not [p for p in out.rglob(".*") if p.is_file()]  # no temporaries left
     ray_maps, plain_maps = _maps(out), _maps(plain)
-    assert len(plain_maps) == 28 and "eye00.png_vessels.png" in plain_maps and "eye00.jpg_vessels.png" in plain_maps
+    assert len(plain_maps) == 30 and "eye00.png_vessels.png" in plain_maps and "eye00.jpg_vessels.png" in plain_maps
     assert ray_maps.keys() == plain_maps.keys()
     differing = [name for name in plain_maps if ray_maps[name] != plain_maps[name]]
     assert not differing, differing
     assert np.asarray(Image.open(out / "eye00.png_vessels.png")).any()
+
+
+def test_actor_layout_follows_plain_segments_streams_and_fits_every_node():
+    from m2unet.inference.ray_engine import actor_layout, batch_size, gpus_per_actor
+
+    assert actor_layout([2.0], 0) == (1, 2)  # this machine: one actor with both cores, as plain segment runs one model
+    assert actor_layout([1.0, 1.0], 0) == (2, 1)  # two 1-CPU nodes (benchmarks/ray_two_nodes.py): one actor on each
+    assert actor_layout([0.0, 32.0, 32.0], 0) == (32, 2)  # a head that only schedules, two 32-core workers
+    assert actor_layout([3.0], 0) == (1, 2) and actor_layout([2.0], 0, workers=2) == (2, 1)
+    assert actor_layout([8.0, 8.0], 2, workers=None) == (2, 0)  # GPU backends: one actor per GPU, no CPU held
+    assert gpus_per_actor(2, 2) == 1.0 and gpus_per_actor(2, 4) == 0.5 and gpus_per_actor(0, 3) == 0.0  # --workers 4 on 2 GPUs: two per GPU
+    assert batch_size(200, 1) == 16 and batch_size(15, 1) == 4 and batch_size(3, 2) == 1

@@ -447,13 +447,14 @@ class ResultLog:
 
     def completed(self, job: Job) -> dict | None:
         """The earlier record of ``job`` when it can be kept: ok, same options, and every output file present."""
-        row = self.previous.get(os.path.abspath(job.path))
-        if not row or row.get("status") != "ok" or row.get("settings") != self.options.fingerprint() or row.get("stem") != job.stem:
+        key = os.path.abspath(job.path)
+        row = self.previous.get(key) or self.previous.get(table_text(key))  # results.parquet holds table_text(path)
+        if not row or row.get("status") != "ok" or row.get("settings") != self.options.fingerprint() or row.get("stem") not in (job.stem, table_text(job.stem)):
             return None
         files = self.options.outputs(job.stem).values()
         if not all((self.out / name).is_file() and (self.out / name).stat().st_size > 0 for name in files):
             return None
-        return dict(row, resumed=True)
+        return dict(row, resumed=True, path=job.path, stem=job.stem)  # the names as this run has them (see table_text)
 
     def remove_stale_temporaries(self) -> int:
         """Delete the temporaries of atomic writes that a killed run left behind; how many."""
@@ -500,7 +501,7 @@ class ResultLog:
         columns: dict[str, None] = {}
         for row in rows:
             columns.update(dict.fromkeys(row))
-        table = pa.Table.from_pylist([{key: row.get(key) for key in columns} for row in rows])
+        table = pa.Table.from_pylist([{key: table_text(row.get(key)) for key in columns} for row in rows])
         self.out.mkdir(parents=True, exist_ok=True)
         path = write_atomic(self.out / RESULTS_FILE, lambda tmp: pq.write_table(table, tmp))
         if self._journal is not None:
@@ -508,6 +509,17 @@ class ResultLog:
             self._journal = None
         (self.out / JOURNAL_FILE).unlink(missing_ok=True)
         return path
+
+
+def table_text(value):
+    """``value``, with a text that is not UTF-8 made so: a file name in another encoding (bytes Python keeps as
+    surrogates, e.g. Latin-1 ``café.jpg``) is written with ``\\xe9`` escapes, as Parquet holds only UTF-8 text."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return value
 
 
 def json_default(value):

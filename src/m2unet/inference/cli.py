@@ -46,10 +46,10 @@ def collect_inputs(paths, skipped: list[Path] | None = None) -> list[tuple[Path,
 @click.option("--rescale/--no-rescale", default=True, show_default=True,
               help="Run each photograph at the FOV diameter the model was trained at (shrink only for the per-dataset models) and map back.")
 @click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
-              help="local: this process; ray: Ray Data (read tasks → actor pool, one model per actor → write tasks), docs/engine.md.")
+              help="local: this process; ray: Ray Data (an actor pool, one model per actor; each actor reads, segments and writes batches of paths), docs/engine.md.")
 @click.option("--address", default=None, help="--engine ray: the Ray cluster (auto, ray://HOST:10001 or HOST:6379); default: start a local Ray.")
 @click.option("--workers", type=click.IntRange(1), default=None,
-              help="Models run side by side: Ray actors [default: one per CPU, or per GPU with --device cuda], or with --engine local "
+              help="Models run side by side: Ray actors [default: one per 2 CPUs of each node, or per GPU with --device cuda], or with --engine local "
                    "threads that each hold a model [default: one per 2 cores].")
 @click.option("--measure", is_flag=True, help="Also measure each vessel map (m2unet measure): its columns in results.parquet, "
               "OUT/measurements.csv, OUT/NAME_segments.csv and OUT/NAME_junctions.csv; pixel sizes from a manifest's pixel_size_um.")
