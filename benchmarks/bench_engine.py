@@ -176,9 +176,9 @@ def write_report(out: Path, rows: list[dict], cpu: str | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     cpu = cpu or cpu_name()
     lines = ["# Plain `segment` vs `--engine ray`", "",
-             f"CPU: {cpu}, {os.cpu_count()} cores visible. Command: `/work/quiet.sh .venv/bin/python benchmarks/bench_engine.py --drive N,… "
-             "--hrf M --configs …` (rows of separate runs are merged in bench.json; /work/quiet.sh pauses the project's background "
-             "training run while it measures). Whole command, wall clock: start-up (Python, Ray, actors, model compile) included. "
+             f"CPU: {cpu}, {os.cpu_count()} cores visible. Command: `.venv/bin/python benchmarks/bench_engine.py --drive N,… "
+             "--hrf M --configs …` (rows of separate runs are merged in bench.json; measured with the project's background training "
+             "run paused). Whole command, wall clock: start-up (Python, Ray, actors, model compile) included. "
              "× plain: images/s over plain segment's default on the same photographs. Peak memory: PSS summed over the command's "
              "process tree (Ray's own processes included).",
              "Load: the machine's 1-minute load average when the run began (it decays slowly after the training is paused, and other "

@@ -1,7 +1,7 @@
 """Where `--engine ray`'s time goes on this machine: CPU seconds of every process of the command, plain `segment` and
 `--engine ray`, on the same DRIVE-size photographs; writes results/engine/cpu.md.
 
-    /work/quiet.sh .venv/bin/python benchmarks/engine_cpu.py [--images 200]
+    .venv/bin/python benchmarks/engine_cpu.py [--images 200]
 
 Each process's CPU time (user + system) is sampled every 0.5 s while the command runs and the last sample kept, so
 a process that lives under 0.5 s may be missed (a few tenths of a second in all).
@@ -69,7 +69,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="engine-cpu-"))
     load = os.getloadavg()[0]
     lines = ["# CPU seconds per process: plain `segment` vs `--engine ray`", "",
-             f"Command: `/work/quiet.sh .venv/bin/python benchmarks/engine_cpu.py --images {args.images}`; {args.images} DRIVE photographs "
+             f"Command: `.venv/bin/python benchmarks/engine_cpu.py --images {args.images}`; {args.images} DRIVE photographs "
              f"(565×584), `--model drive`; CPU: {cpu_name()}, {os.cpu_count()} cores; 1-minute load at the start: {load:.1f}.", ""]
     try:
         folder = make_inputs(work / "in", "drive", args.images)
