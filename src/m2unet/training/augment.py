@@ -20,8 +20,6 @@ Camera variation (beyond the paper; off unless a preset turns it on, as the ``un
 other cameras differ in scale, colour, focus, noise, compression and illumination. ``scale`` zooms by up to ±20 %
 (all five channels, with the geometric transforms); then, each with its own probability and on RGB only: gamma
 (0.6–1.6), colour temperature (kornia's Planckian jitter, black-body), Gaussian blur (σ 0.1–1.5 px: defocus),
-lower resolution (area-averaged down by a factor in [1, 3], bilinear back up: a camera of fewer pixels whose photograph
-inference upscales to the model's FOV width, e.g. DRIVE's 540-px FOV at 1024),
 low contrast (blend towards the image mean, factor 0.5–1), vignetting (brightness falling off with the distance
 from the centre by up to 50 % at the corners), Gaussian noise (σ 0.01–0.03) and JPEG compression (quality 30–90,
 encoded and decoded with Pillow: faster than a differentiable JPEG and the same artefacts a camera writes).
@@ -62,8 +60,6 @@ class AugmentConfig:
     vignette_p: float = 0.0
     noise_p: float = 0.0
     jpeg_p: float = 0.0
-    lowres_p: float = 0.0
-    lowres_factor: float = 3.0  # a lower-resolution camera: down by a factor in [1, lowres_factor], then back up
 
 
 def grid_distortion(batch: torch.Tensor, grid: tuple[int, int] = (8, 8), magnitude: int = 1, p: float = 1.0) -> torch.Tensor:
@@ -121,18 +117,6 @@ def _uniform(count: int, low: float, high: float, like: torch.Tensor) -> torch.T
     return (low + (high - low) * torch.rand(count)).to(like.device, like.dtype).view(count, 1, 1, 1)
 
 
-def _lower_resolution(images: torch.Tensor, max_factor: float) -> torch.Tensor:
-    """Each image as a camera of fewer pixels would see it: area-averaged down by its own factor in
-    [1, max_factor], then bilinearly back up to the original size (the blur of an upscaled small photograph)."""
-    h, w = images.shape[-2:]
-    out = images.clone()
-    for j in range(images.shape[0]):
-        factor = 1.0 + (max_factor - 1.0) * float(torch.rand(1))
-        small = F.interpolate(images[j : j + 1], size=(max(1, round(h / factor)), max(1, round(w / factor))), mode="area")
-        out[j : j + 1] = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
-    return out
-
-
 def jpeg_roundtrip(images: torch.Tensor, qualities: list[int]) -> torch.Tensor:
     """Each RGB image of B×3×H×W in [0, 1] encoded as JPEG at its quality and decoded (Pillow, 4:2:0 as cameras write)."""
     import io
@@ -174,8 +158,6 @@ class CameraAugment(nn.Module):
             for j in i.tolist():  # one σ per image
                 sigma = float(0.1 + 1.4 * torch.rand(1))
                 out[j : j + 1] = kornia.filters.gaussian_blur2d(out[j : j + 1], (9, 9), (sigma, sigma))
-        if (i := _chosen(out, c.lowres_p)).numel():
-            out[i] = _lower_resolution(out[i], c.lowres_factor)
         if (i := _chosen(out, c.low_contrast_p)).numel():
             mean = out[i].mean(dim=(1, 2, 3), keepdim=True)
             out[i] = mean + _uniform(i.numel(), 0.5, 1.0, out) * (out[i] - mean)
