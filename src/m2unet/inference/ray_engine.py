@@ -110,12 +110,10 @@ def actor_layout(node_cpus: list[float], gpus: float, workers: int | None = None
     if gpus:
         return workers or max(1, int(gpus)), 0
     cores = [int(c) for c in node_cpus if c >= 1] or [1]
-    per_actor = max(1, min(STREAM_CORES, min(cores)))
-    slots = sum(c // per_actor for c in cores)
     if workers:
-        per_actor = max(1, min(min(cores), sum(cores) // workers))
-        return workers, per_actor
-    return max(1, slots), per_actor
+        return workers, max(1, min(min(cores), sum(cores) // workers))
+    per_actor = max(1, min(STREAM_CORES, min(cores)))
+    return max(1, sum(c // per_actor for c in cores)), per_actor
 
 
 def gpus_per_actor(gpus: float, actors: int) -> float:

@@ -187,8 +187,9 @@ def smooth_paths(points: np.ndarray, counts: np.ndarray, closed: np.ndarray, sig
         inside = chosen[ids]
         offset = np.arange(len(points)) - starts_of(counts)[ids]
         smooth[inside] = filtered[(block_starts + margin + pads)[ids][inside] + offset[inside]]
+    starts = starts_of(counts)
     for index in np.flatnonzero((counts >= 3) & closed):
-        first = starts_of(counts)[index]
+        first = starts[index]
         smooth[first:first + counts[index]] = ndimage.gaussian_filter1d(points[first:first + counts[index]], sigma, axis=0, mode="wrap")
     return smooth
 
