@@ -1,8 +1,8 @@
 """Latency of a whole photograph through `m2unet.segment` with the universal model against the per-dataset model.
 
-The universal model runs every photograph at its FOV diameter (1024 px), so an HRF photograph (3504×2336, FOV
-≈ 3260 px) is shrunk ~3.2× before the network and the probability resized back; the HRF model runs it at full
-resolution in tiles. Timed in one process after a warm-up call (compiled models cached), median of --repeats, with
+The universal model runs a photograph whose FOV is d px across at clamp(d, low, high) px (its weights'
+``run_fov_diameter``, results/scale/run_diameter.md), so an HRF photograph (3504×2336, FOV ≈ 3260 px) is shrunk to
+the upper end before the network and the probability resized back; the HRF model runs it at full resolution in tiles. Timed in one process after a warm-up call (compiled models cached), median of --repeats, with
 FOV estimation, scaling and tiling included (decoding the file is not: the image is already in memory).
 
     .venv/bin/python benchmarks/bench_universal.py --universal FILE     # writes results/scale/latency.md
@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 
 import m2unet
-from m2unet.data import read_image, write_atomic
+from m2unet.data import estimate_fov_mask, read_image, write_atomic
+from m2unet.data.scale import fov_diameter, model_scale
 from m2unet.inference.backends import backend_name
 from m2unet.inference.pipeline import default_runtime
-from m2unet.weights import pretrained_path
+from m2unet.weights import pretrained_path, read_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = {"DRIVE 565×584": ("DRIVE/test/images/01_test.tif", "drive"), "CHASE_DB1 999×960": ("CHASE_DB1/Image_11L.jpg", "chase_db1"),
@@ -58,7 +59,10 @@ def main() -> int:
         image = read_image(args.datasets_root / relative)
         own_s = median_seconds(image, pretrained_path(own), args.repeats)
         universal_s = median_seconds(image, universal, args.repeats)
-        rows.append(f"| {label} | `{own}` {1000 * own_s:.0f} ms | {1000 * universal_s:.0f} ms | {own_s / universal_s:.2f}× |")
+        low, high = model_scale(read_metadata(universal))
+        fov = fov_diameter(estimate_fov_mask(image))
+        rows.append(f"| {label} | `{own}` {1000 * own_s:.0f} ms | {1000 * universal_s:.0f} ms (FOV {fov} → {min(max(fov, low), high)} px) | "
+                    f"{own_s / universal_s:.2f}× |")
         print(rows[-1], flush=True)
     backend = backend_name(default_runtime(), "auto")
     lines = [f"# Latency of one photograph: per-dataset model vs universal ({cpu_name()}, {os.cpu_count()} cores)", "",
@@ -66,7 +70,7 @@ def main() -> int:
              f"in one process with its default backend ({backend}), median of {args.repeats} after a warm-up; FOV estimate, scaling, "
              f"tiling and the map back included, file decoding not. 1-min load average at the start: {load:.1f} "
              f"(at the end: {os.getloadavg()[0]:.1f}).", "",
-             "| photograph | per-dataset model | universal (FOV → 1024 px) | speed-up |", "|---|---:|---:|---:|", *rows]
+             "| photograph | per-dataset model | universal | speed-up |", "|---|---:|---:|---:|", *rows]
     write_atomic(args.out, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
     print(f"wrote {args.out}")
     return 0

@@ -2,7 +2,7 @@
 
 For each shipped model (and any ``--weights NAME=FILE``) on each dataset's test split: pooled F1 inside the FOV at the
 weights' stored (a-priori) threshold, with the image run (a) as it is, (b) at the model's training FOV diameter,
-shrinking only (what `segment` does now: m2unet.data.scale.MAX_UPSCALE_NATIVE), (c) shrinking or enlarging. The FOV
+shrinking only (what `segment` does: m2unet.data.scale.model_scale), (c) shrinking or enlarging. The FOV
 frame comes from the mask estimated from the image, as in `segment`. OpenVINO fp32 with segment's tiling (it matches
 PyTorch fp32 within 3e-5 in probability: results/export/precision_f1.md).
 
@@ -36,7 +36,7 @@ def f1_on(weights: Path, dataset: str, policy: str | None) -> float:
     if policy is None or scale is None:
         scale = None
     elif policy == "both":
-        scale = (scale[0], float("inf"))
+        scale = (scale[1], scale[1])
     threshold = threshold_of(metadata)
     total = None
     for sample in load_dataset(dataset, "test"):

@@ -5,7 +5,8 @@ The photograph is a CHASE_DB1 test image (Image_11L, bundled in examples/, label
 as it is (FOV ≈ 920 px), shrunk to half (≈ 460 px, a DRIVE-like camera), enlarged 3.5× (≈ 3200 px, an HRF-like
 camera), defocus blur (Gaussian σ = 2 px), low contrast (blended 60 % towards its mean) and JPEG at quality 15.
 The per-dataset model is what `--model auto` picked before the universal model existed (by FOV width), run with
-scale normalisation (shrink only); the universal model runs at its FOV diameter.
+scale normalisation (shrink only); the universal model runs at the FOV diameters stored with it
+(m2unet.data.scale.model_scale: 1024–1792 px).
 
 Usage: python scripts/camera_figure.py [--universal FILE]
 """

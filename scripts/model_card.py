@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from m2unet.data.datasets import DATASETS
+from m2unet.data.scale import model_scale
 from m2unet.paper import RESULTS
 from m2unet.weights import PRETRAINED_DIR, read_metadata
 
@@ -37,6 +38,12 @@ def row(label: str, metrics: dict | None, note: str = "") -> str:
         f"{fmt(crop['best']['f1'])} | {fmt(metrics['pooled']['crop_only']['a_priori']['accuracy'])} | "
         f"{fmt(metrics['pooled']['crop_only']['roc_auc'])} | {note} |"
     )
+
+
+def run_range(metadata: dict) -> str:
+    """'low, high' of the FOV diameters a scale-normalised model runs at (m2unet.data.scale.model_scale)."""
+    low, high = model_scale(metadata)
+    return f"{low}, {high}"
 
 
 def main() -> None:
@@ -77,7 +84,7 @@ def main() -> None:
             metrics = load(run)
             if metrics["dataset"] == dataset:
                 lines.append(row(f"ours: {run.parent.name}", metrics))
-        for folder, label_, note in (("universal", "ours: `universal` (all three datasets, FOV 1024 px)", "one model for any camera"),
+        for folder, label_, note in (("universal", "ours: `universal` (all three datasets, trained at FOV 1024 px)", "one model for any camera"),
                                      ("universal-tta", "ours: `universal` + flip TTA", "4× the inference time; `--tta`")):
             universal = load(OURS / folder / dataset / "metrics.json")
             if universal:
@@ -99,7 +106,8 @@ def main() -> None:
             "",
             f"Shipped: `src/m2unet/pretrained/universal.safetensors` — trained with `m2unet train --dataset drive,chase_db1,hrf` "
             f"(every image at a FOV diameter of {m.get('fov_diameter')} px, datasets in balance, camera-variation augmentations; "
-            f"docs/training.md), {m.get('epochs_trained')} of {m.get('epochs')} epochs, best validation Dice {m.get('val_dice'):.4f} "
+            f"docs/training.md); it runs a photograph whose FOV is d px across at clamp(d, {run_range(m)}) px, chosen on the held-out "
+            f"training images (results/scale/run_diameter.md), {m.get('epochs_trained')} of {m.get('epochs')} epochs, best validation Dice {m.get('val_dice'):.4f} "
             f"on held-out training images at epoch {m.get('best_epoch')}, a-priori threshold {m.get('threshold'):.3f}; "
             f"{m.get('training_seconds', 0) / 60:.0f} min on {m.get('hardware')} (commit {m.get('git_commit')}). Its rows are under each dataset above; "
             "leave-one-dataset-out and rescaled cross-dataset results: results/scale/.",

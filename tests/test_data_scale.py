@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from m2unet.data.scale import MAX_UPSCALE_NATIVE, fov_box, fov_diameter, model_scale, predict_scaled, resize_plane, scale_frame
+from m2unet.data.scale import fov_box, fov_diameter, model_scale, predict_scaled, resize_plane, scale_frame
 
 
 def disc(shape, centre, radius):
@@ -53,9 +53,10 @@ def test_shrinking_is_antialiased_so_a_thin_line_fades_instead_of_vanishing():
 
 
 def test_the_scale_a_model_runs_at_comes_from_its_metadata():
-    assert model_scale({"fov_diameter": 1024, "dataset": "drive+chase_db1+hrf"}) == (1024, float("inf"))
-    assert model_scale({"dataset": "drive"}) == (538, MAX_UPSCALE_NATIVE)
-    assert model_scale({"dataset": "hrf"})[0] == 3263
+    assert model_scale({"fov_diameter": 1024, "dataset": "drive+chase_db1+hrf"}) == (1024, 1024)
+    assert model_scale({"fov_diameter": 1024, "run_fov_diameter": [1280, 1536]}) == (1280, 1536)
+    assert model_scale({"dataset": "drive"}) == (0, 538)  # shrink only
+    assert model_scale({"dataset": "hrf"})[1] == 3263
     assert model_scale({"source": "authors"}) is None and model_scale({"dataset": "my_folder"}) is None
 
 
@@ -68,8 +69,24 @@ def test_predict_scaled_runs_the_model_at_the_diameter():
         seen.append(view.shape)
         return view[..., 0]
 
-    probability = predict_scaled(predict, image, mask, (290, float("inf")))
+    probability = predict_scaled(predict, image, mask, (290, 290))
     assert max(seen[-1][:2]) == pytest.approx(290 * 1.04, abs=4)  # the FOV (581 px) halved, plus the margin
     assert probability.shape == mask.shape
     assert np.count_nonzero((probability >= 0.5) ^ mask) / np.count_nonzero(mask) < 0.01
-    assert predict_scaled(predict, image, None, (290, 1.0)) is not None and seen[-1] == image.shape  # no mask: as it is
+    assert predict_scaled(predict, image, None, (290, 290)) is not None and seen[-1] == image.shape  # no mask: as it is
+
+
+def test_a_photograph_runs_at_its_own_diameter_inside_the_range_and_at_the_nearest_end_outside():
+    mask = disc((600, 800), (300, 400), 290)  # FOV 581 px across
+    seen = []
+
+    def predict(view):
+        seen.append(view.shape)
+        return view[..., 0]
+
+    image = np.repeat(mask[..., None], 3, axis=2).astype(np.float32)
+    predict_scaled(predict, image, mask, (400, 800))
+    assert seen[-1] == image.shape  # inside the range: the photograph as it is, not even cropped
+    for scale, expected in [((700, 900), 700 * 1.04), ((200, 300), 300 * 1.04), ((0, 538), 538 * 1.04)]:
+        predict_scaled(predict, image, mask, scale)
+        assert max(seen[-1][:2]) == pytest.approx(expected, abs=5), scale

@@ -100,13 +100,15 @@ def test_universal_model_is_shipped_with_its_scale_and_quotes_each_evaluation():
 
     meta = read_metadata(PRETRAINED_DIR / "universal.safetensors")
     assert pretrained_path("universal") == PRETRAINED_DIR / "universal.safetensors"
-    assert meta["datasets"] == ["drive", "chase_db1", "hrf"] and model_scale(meta) == (1024, float("inf"))
+    low, high = model_scale(meta)  # the run diameters chosen on held-out training images, as committed
+    assert meta["datasets"] == ["drive", "chase_db1", "hrf"] and meta["fov_diameter"] == 1024 <= low <= high
+    assert f"| `universal` | drive, chase_db1, hrf | {low}–{high} px |" in (REPO / "results" / "scale" / "run_diameter.md").read_text()
     assert 0.0 < meta["threshold"] < 1.0 and meta["epochs_trained"] == meta["epochs"] == 150
     for dataset in meta["datasets"]:
         metrics = json.loads((REPO / "results" / "ours" / "universal" / dataset / "metrics.json").read_text())
         assert meta["test"][dataset]["fov"]["f1_a_priori"] == pytest.approx(metrics["pooled"]["fov"]["a_priori"]["f1"])
         assert metrics["pooled"]["fov"]["a_priori"]["threshold"] == pytest.approx(meta["threshold"], abs=1e-3)
-        assert metrics["weights"]["metadata"]["run_at_fov_diameter"] == [1024, float("inf")]  # evaluated as segment runs it
+        assert metrics["weights"]["metadata"]["run_at_fov_diameter"] == [low, high]  # evaluated as segment runs it
 
 
 def test_universal_model_segments_the_sample_at_any_resolution(datasets_root, export_cache):
@@ -134,14 +136,17 @@ def test_universal_model_segments_the_sample_at_any_resolution(datasets_root, ex
 
 def test_int8_calibration_of_the_universal_model_uses_its_datasets_at_its_scale(datasets_root):
     """int8 ranges are measured on what the model sees: the universal model's calibration images come from all three
-    of its datasets, each brought to its 1024-px FOV first (a DRIVE photograph enlarged about 1.9×)."""
+    of its datasets, each brought to the FOV it runs at first (a DRIVE photograph enlarged about 1.9× to 1024 px, an
+    HRF one shrunk to 1792 px)."""
     from m2unet.export.quantize import calibration_images
     from m2unet.weights import calibration_for
 
     assert calibration_for(pretrained_path("universal")) == "drive,chase_db1,hrf"
     assert calibration_for(pretrained_path("drive")) == "drive" and calibration_for("mine.onnx", "hrf") == "hrf"
     native = calibration_images("drive", limit=1, root=datasets_root)
-    scaled = calibration_images("drive,hrf", limit=2, root=datasets_root, scale=(1024, float("inf")))
+    scaled = calibration_images("drive,hrf", limit=2, root=datasets_root, scale=(1024, 1792))
     assert native[0].shape == (1, 3, 544, 544)  # DRIVE as the paper crops it
     assert scaled[0].shape == (1, 3, 1024, 1024)  # enlarged to a 1024-px FOV, centre crop ≤ 1024
-    assert len(scaled) == 2 and scaled[1].shape[2] < 1024 == scaled[1].shape[3]  # HRF shrunk: its FOV is cut top and bottom
+    assert len(scaled) == 2 and scaled[1].shape == (1, 3, 1024, 1024)  # HRF at 1792 px: ~1280 px tall, centre crop
+    at_1024 = calibration_images("hrf", limit=1, root=datasets_root, scale=(1024, 1024))
+    assert at_1024[0].shape[2] < 1024 == at_1024[0].shape[3]  # shrunk to 1024 px: its FOV is cut top and bottom

@@ -59,5 +59,9 @@ def test_a_short_multi_dataset_run_stores_its_scale_in_the_weights(datasets_root
     assert summary["steps_per_epoch"] == 9  # 2 datasets × 18 (DRIVE, the larger) / batch 4, rounded up
     assert "held-out training images at FOV 128 px" in summary["validation"]
     metadata = read_metadata(tmp_path / "run" / "best.safetensors")
-    assert metadata["datasets"] == ["drive", "chase_db1"] and model_scale(metadata) == (128, float("inf"))
+    assert metadata["datasets"] == ["drive", "chase_db1"] and metadata["fov_diameter"] == 128
+    # the run diameters were chosen on the held-out images, and segment runs at them
+    low, high = metadata["run_fov_diameter"]
+    assert 128 <= low <= high <= 256 and model_scale(metadata) == (low, high) and summary["run_fov_diameter"] == [low, high]
+    assert set(metadata["run_fov_diameter_choice"]["validation_f1"]) == {"drive", "chase_db1"}
     assert 0.0 <= metadata["threshold"] <= 1.0 and metadata["val_dice"] > 0.0 and metadata["epochs_trained"] == 1

@@ -25,9 +25,6 @@ from PIL import Image
 # so in-domain results are those of the unscaled model.
 SCALE_TOLERANCE = 0.05
 MARGIN = 0.02  # of the FOV diameter, kept around the FOV box so that the FOV border is not at the crop edge
-# A model trained on one dataset at its native scale is run at that scale: photographs with a wider FOV are shrunk to
-# it, smaller ones are enlarged by at most this factor (enlarging blurs vessels; results/scale/cross.md measures it).
-MAX_UPSCALE_NATIVE = 1.0
 
 
 def fov_box(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -113,23 +110,34 @@ def scale_frame(mask: np.ndarray, diameter: int, max_upscale: float = 1.0, toler
     return ScaleFrame(shape, box, size, scale)
 
 
-def model_scale(metadata: dict) -> tuple[int, float] | None:
-    """(FOV diameter, largest enlargement) a model runs at, from its weights' metadata; None: run photographs as they are.
+def model_scale(metadata: dict) -> tuple[int, int] | None:
+    """(low, high): a photograph whose FOV is d px across runs at clamp(d, low, high), from its weights' metadata;
+    None: run photographs as they are.
 
-    A model trained with scale normalisation stores ``fov_diameter`` (every photograph goes to it, up or down);
-    a model trained on one of DRIVE, CHASE_DB1, HRF at native resolution runs at that dataset's diameter
-    (:data:`m2unet.data.datasets.FOV_DIAMETER`), shrinking only (:data:`MAX_UPSCALE_NATIVE`). Other weights (the
-    authors' checkpoints, a model of one's own folder) carry no scale.
+    A model trained with scale normalisation stores ``fov_diameter`` D and, chosen on its held-out training images,
+    ``run_fov_diameter`` (:mod:`m2unet.training.run_diameter`); without the latter it runs everything at D. A model
+    trained on one of DRIVE, CHASE_DB1, HRF at native resolution runs at that dataset's diameter
+    (:data:`m2unet.data.datasets.FOV_DIAMETER`), shrinking only: enlarging blurs vessels (results/scale/cross.md).
+    Other weights (the authors' checkpoints, a model of one's own folder) carry no scale.
     """
     from .datasets import FOV_DIAMETER
 
+    if metadata.get("run_fov_diameter"):
+        low, high = metadata["run_fov_diameter"]
+        return int(low), int(high)
     if metadata.get("fov_diameter"):
-        return int(metadata["fov_diameter"]), float("inf")
+        return int(metadata["fov_diameter"]), int(metadata["fov_diameter"])
     native = FOV_DIAMETER.get(str(metadata.get("dataset")))
-    return (native, MAX_UPSCALE_NATIVE) if native else None
+    return (0, native) if native else None
 
 
-def predict_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, float] | None) -> np.ndarray:
+def run_frame(mask: np.ndarray, scale: tuple[int, int]) -> ScaleFrame:
+    """The frame a photograph with FOV ``mask`` runs in under ``scale`` = (low, high) (:func:`model_scale`)."""
+    low, high = scale
+    return scale_frame(mask, min(max(fov_diameter(mask), low), high), max_upscale=float("inf"))
+
+
+def predict_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | None) -> np.ndarray:
     """``predict`` (H×W×3 image → H×W probability) run at a model's scale (:func:`model_scale`), mapped back.
 
     ``mask``: the photograph's FOV (given or estimated; its box and diameter set the frame); without one, or
@@ -137,5 +145,5 @@ def predict_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: t
     """
     if scale is None or mask is None or not mask.any():
         return predict(image)
-    frame = scale_frame(mask, scale[0], max_upscale=scale[1])
+    frame = run_frame(mask, scale)
     return frame.to_image(predict(frame.to_model(image)))

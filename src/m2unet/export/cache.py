@@ -64,7 +64,7 @@ def cached_export(weights: str | os.PathLike, kind: str, calibration: str = DEFA
     tag = str(calibration).replace(",", "+") if "/" not in str(calibration) else "folder-" + hashlib.sha256(str(Path(calibration).resolve()).encode()).hexdigest()[:8]
     scale = _calibration_scale(weights)
     if scale is not None:
-        tag += f"-fov{scale[0]}"
+        tag += f"-fov{scale[0]}" if scale[0] == scale[1] else f"-fov{scale[0]}-{scale[1]}"
     out = folder / f"model_int8_{tag}_{INT8_TAG}{source.suffix}"
     if not out.is_file():
         onnx = fmt == "onnx"
@@ -73,12 +73,13 @@ def cached_export(weights: str | os.PathLike, kind: str, calibration: str = DEFA
     return out
 
 
-def _calibration_scale(weights: Path) -> tuple[int, float] | None:
-    """The scale a scale-normalised model (one that stores ``fov_diameter``: up or down to it) runs photographs at,
-    so its int8 calibration images get it too; None for models that run photographs at (or near) their own size."""
+def _calibration_scale(weights: Path) -> tuple[int, int] | None:
+    """The scale a scale-normalised model (one that stores ``fov_diameter``: enlarges small photographs) runs
+    photographs at, so its int8 calibration images get it too; None for models that run photographs at (or near)
+    their own size."""
     from ..data.scale import model_scale
 
     if weights.suffix != ".safetensors":
         return None
     scale = model_scale(read_metadata(weights))
-    return scale if scale is not None and scale[1] == float("inf") else None
+    return scale if scale is not None and scale[0] > 0 else None

@@ -24,16 +24,16 @@ INT8_TAG = "keep-dec3"  # part of the cached file name: changes when the quantiz
 
 
 def calibration_images(dataset: str = DEFAULT_CALIBRATION, limit: int = 20, root: str | os.PathLike | None = None,
-                       scale: tuple[int, float] | None = None) -> list[np.ndarray]:
+                       scale: tuple[int, int] | None = None) -> list[np.ndarray]:
     """Training images of ``dataset`` (a built-in name, a folder, or names joined by commas: taken in turn) as
     N×3×H×W float32 batches of one.
 
-    ``scale``: the model's (FOV diameter, largest enlargement) (:func:`m2unet.data.scale.model_scale`): each image is
+    ``scale``: the FOV diameters the model runs at (:func:`m2unet.data.scale.model_scale`): each image is
     first brought to it as ``segment`` does, so int8 ranges are measured on what the model will see. Each image is
     then centre-cropped to at most ``CALIBRATION_MAX_SIDE`` and to multiples of 16.
     """
     from ..data import load_dataset
-    from ..data.scale import scale_frame
+    from ..data.scale import run_frame
 
     names = [name.strip() for name in str(dataset).split(",")] if "," in str(dataset) else [dataset]
     try:
@@ -45,7 +45,7 @@ def calibration_images(dataset: str = DEFAULT_CALIBRATION, limit: int = 20, root
     for data in datasets:
         for index in range(min(per_dataset, len(data))):
             sample = data[index]
-            image = sample.image if scale is None else scale_frame(sample.mask, *scale).to_model(sample.image)
+            image = sample.image if scale is None else run_frame(sample.mask, scale).to_model(sample.image)
             batches.append(_centre_batch(image))
     if not batches:
         raise M2UNetError(f"calibration data {dataset!r}: no training images found")

@@ -499,6 +499,28 @@ class MultiDatasetTrainer(Trainer):
         return TrainingData(stack, names, f"held-out training images at FOV {config['fov_diameter']} px, not augmented: {', '.join(val_names)}",
                             val=val, groups=groups)
 
+    def summary(self) -> dict:
+        return {**super().summary(), **getattr(self, "run_diameter", {})}
+
+    def finish(self) -> dict:
+        """As :meth:`Trainer.finish`, after choosing on the held-out images the FOV diameters the model runs
+        photographs at (:mod:`.run_diameter`) and storing them with the weights."""
+        if self.main_process and self.best["epoch"] is not None:
+            self.run_diameter = self.choose_run_diameter()
+        return super().finish()
+
+    def choose_run_diameter(self) -> dict:
+        from ..evaluation.evaluate import torch_predictor
+        from ..weights import load_weights, save_weights
+        from .run_diameter import run_diameter_metadata
+
+        model, meta = load_weights(self.out / "best.safetensors")
+        found = run_diameter_metadata(torch_predictor(model.to(self.device or "cpu").eval()), self.config["holdout"], self.config["fov_diameter"],
+                                      self.best["threshold"], self.root, self.progress)
+        save_weights(model, self.out / "best.safetensors", {**meta, **found})
+        self.say(f"runs photographs at FOV diameters {found['run_fov_diameter']} (chosen on the held-out images)")
+        return found
+
 
 def trainer_class(config: dict) -> type[Trainer]:
     """The trainer a config asks for: :class:`MultiDatasetTrainer` for several datasets, else :class:`Trainer`."""
