@@ -1,8 +1,10 @@
 """results/scale/inference_diameter.md: F1 of a scale-normalised model run at FOV diameters other than its training one.
 
-A model trained at D = 1024 px runs every photograph at 1024 (`m2unet.data.scale`). This runs it at other diameters
-on whole test splits, to see whether small photographs should be enlarged less (DRIVE: FOV 540 px) and large ones
+A model trained at D = 1024 px ran every photograph at 1024 when this was written (`m2unet.data.scale`). This runs it
+at other diameters on whole test splits, to see whether small photographs should be enlarged less (DRIVE: FOV 540 px) and large ones
 shrunk less (HRF: FOV 3250 px, where 1024 px keeps a label F1 ceiling of only 0.971: results/scale/ceiling.md).
+CHASE_DB1 at smaller diameters: its photographs cover 30° where DRIVE's and HRF's cover 45°, so at one FOV diameter its
+vessels are wider than theirs.
 Pooled F1 inside the FOV at the weights' stored threshold (a priori) and at the split's best (optimistic).
 
     python benchmarks/inference_diameter.py                    # the shipped universal model
@@ -23,7 +25,7 @@ from m2unet.system import cpu_model
 from m2unet.weights import pretrained_path, read_metadata
 
 REPO = Path(__file__).resolve().parents[1]
-DIAMETERS = {"drive": (768, 1024, 1280), "hrf": (1024, 1280, 1536)}
+DIAMETERS = {"drive": (768, 1024, 1280), "chase_db1": (640, 768, 1024), "hrf": (1024, 1280, 1536)}
 
 
 def scores(weights: Path, dataset: str, diameters: tuple[int, ...]) -> list[str]:
@@ -33,7 +35,7 @@ def scores(weights: Path, dataset: str, diameters: tuple[int, ...]) -> list[str]
     counts = {d: [] for d in diameters}
     for sample in load_dataset(dataset, "test"):
         for diameter in diameters:
-            probability = predict_scaled(predict, sample.image, sample.mask, (diameter, float("inf")))
+            probability = predict_scaled(predict, sample.image, sample.mask, (diameter, diameter))
             counts[diameter].append(M.threshold_counts(probability, sample.label, sample.mask))
     cells = []
     for diameter in diameters:
@@ -51,9 +53,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "results" / "scale" / "inference_diameter.md")
     args = parser.parse_args()
     start = time.perf_counter()
-    jobs = [("`universal` (trained on all three at 1024)", pretrained_path("universal"), dataset) for dataset in ("drive", "hrf")]
+    jobs = [("`universal` (trained on all three at 1024)", pretrained_path("universal"), dataset) for dataset in DIAMETERS]
     if args.runs is not None:
-        jobs += [(f"`loo-{d}` (trained without {d} at 1024)", args.runs / f"loo-{d}" / "best.safetensors", d) for d in ("drive", "hrf")
+        jobs += [(f"`loo-{d}` (trained without {d} at 1024)", args.runs / f"loo-{d}" / "best.safetensors", d) for d in DIAMETERS
                  if (args.runs / f"loo-{d}" / "best.safetensors").is_file()]
     rows = [f"| {label} | {dataset} | " + " · ".join(scores(weights, dataset, DIAMETERS[dataset])) + " |" for label, weights, dataset in jobs]
     lines = ["# A scale-normalised model run at other FOV diameters", "",

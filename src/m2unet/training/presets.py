@@ -19,7 +19,8 @@ runs with two of them) use :data:`MULTI`: every image scaled so that its FOV is 
 same :class:`m2unet.data.scale.ScaleFrame` as inference), datasets sampled in balance, random 512² crops in batches
 of 4, the camera-variation augmentations on top of the paper's, and validation on held-out training images of every
 dataset (``holdout``: the last two DRIVE images, the last CHASE_DB1 patient's pair, the fifth image of each HRF
-category), whose pooled Dice picks the best epoch and the threshold. Why D = 1024: results/scale/ceiling.md (HRF
+category), whose pooled Dice picks the best epoch and the threshold; after the last epoch the same images choose the
+FOV diameters the model runs photographs at (:mod:`m2unet.training.run_diameter`). Why D = 1024: results/scale/ceiling.md (HRF
 labels keep an F1 ceiling of 0.971 at 1024 px against 0.944 at 768 and 0.879 at 512; DRIVE and CHASE_DB1 lose nothing).
 """
 
