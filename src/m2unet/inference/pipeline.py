@@ -118,7 +118,7 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
         device: ``cpu`` or ``cuda`` (PyTorch on the GPU).
         fov_mask: True (estimate it from the image, probability 0 outside), False (no mask) or a bool H×W array.
         tta: average over the image and its three flips (:func:`m2unet.inference.tiling.flip_average`; 4× the time).
-        rescale: run the photograph at the FOV diameter the model was trained at (:mod:`m2unet.data.scale`); False
+        rescale: run the photograph at the FOV diameter the model works at (:func:`m2unet.data.scale.model_scale`); False
             runs it as it is.
     """
     from ..data.fov import estimate_fov_mask
