@@ -18,7 +18,7 @@ from pathlib import Path
 
 import m2unet
 from m2unet.data import estimate_fov_mask, read_image, write_atomic
-from m2unet.data.scale import fov_diameter, model_scale
+from m2unet.data.scale import fov_diameter, model_scale, run_at
 from m2unet.inference.backends import backend_name
 from m2unet.inference.pipeline import default_runtime
 from m2unet.weights import pretrained_path, read_metadata
@@ -59,9 +59,8 @@ def main() -> int:
         image = read_image(args.datasets_root / relative)
         own_s = median_seconds(image, pretrained_path(own), args.repeats)
         universal_s = median_seconds(image, universal, args.repeats)
-        low, high = model_scale(read_metadata(universal))
         fov = fov_diameter(estimate_fov_mask(image))
-        rows.append(f"| {label} | `{own}` {1000 * own_s:.0f} ms | {1000 * universal_s:.0f} ms (FOV {fov} → {min(max(fov, low), high)} px) | "
+        rows.append(f"| {label} | `{own}` {1000 * own_s:.0f} ms | {1000 * universal_s:.0f} ms (FOV {fov} → {run_at(fov, model_scale(read_metadata(universal)))} px) | "
                     f"{own_s / universal_s:.2f}× |")
         print(rows[-1], flush=True)
     backend = backend_name(default_runtime(), "auto")

@@ -40,9 +40,8 @@ def scores(weights: Path, dataset: str, diameters: tuple[int, ...]) -> list[str]
     cells = []
     for diameter in diameters:
         total = M.sum_counts(counts[diameter])
-        at = M.at_threshold(total, threshold)
         best_threshold, best_f1 = M.best_threshold(total)
-        cells.append(f"{diameter}: {float(M.f1_score(at['tp'], at['fp'], at['fn'])):.4f} ({best_f1:.4f} at {best_threshold:.3f})")
+        cells.append(f"{diameter}: {M.f1_at(total, threshold):.4f} ({best_f1:.4f} at {best_threshold:.3f})")
         print(weights.name, dataset, cells[-1], flush=True)
     return cells
 

@@ -18,7 +18,16 @@ from pathlib import Path
 
 from m2unet.evaluation.evaluate import torch_predictor
 from m2unet.system import cpu_model
-from m2unet.training.run_diameter import FACTORS, MARGIN, candidate_rules, choose_rule, held_out_samples, rule_f1, score_held_out
+from m2unet.training.run_diameter import (
+    FACTORS,
+    MARGIN,
+    candidate_rules,
+    choice_metadata,
+    choose_rule,
+    held_out_samples,
+    rule_f1,
+    score_held_out,
+)
 from m2unet.weights import load_weights, save_weights
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,14 +45,13 @@ def study(run: Path, stamp: bool, margin: float) -> tuple[list[str], str]:
     for dataset in holdout:
         values = [by_factor[f][dataset] for f in FACTORS]
         rows.append(f"| `{run.name}` | {dataset} | " + " | ".join(f"**{v:.4f}**" if v == max(values) else f"{v:.4f}" for v in values) + " |")
-    rule, f1 = choose_rule(scored, diameter, threshold, margin)
+    chosen = choice_metadata(scored, diameter, threshold, margin)  # what `m2unet train` stores
+    rule, f1, at_d = chosen["run_fov_diameter"], chosen["run_fov_diameter_choice"]["validation_f1"], chosen["run_fov_diameter_choice"]["validation_f1_at_training_diameter"]
     plain_best, plain_f1 = choose_rule(scored, diameter, threshold, margin=0.0)
-    at_d = rule_f1(scored, (diameter, diameter), threshold)
     mean = sum(f1.values()) / len(f1)
     print(run.name, rule, f1, flush=True)
     if stamp:
-        save_weights(model, run / "best.safetensors", {**metadata, "run_fov_diameter": list(rule), "run_fov_diameter_choice": {
-            "validation_f1": {d: round(v, 6) for d, v in f1.items()}, "validation_f1_at_training_diameter": {d: round(v, 6) for d, v in at_d.items()}}})
+        save_weights(model, run / "best.safetensors", {**metadata, **chosen})
     return rows, (f"| `{run.name}` | {', '.join(holdout)} | {rule[0]}–{rule[1]} px | {mean:.4f} | "
                   f"{plain_best[0]}–{plain_best[1]} px ({sum(plain_f1.values()) / len(plain_f1):.4f}) | {sum(at_d.values()) / len(at_d):.4f} |")
 

@@ -24,7 +24,7 @@ DIAMETERS = (384, 512, 640, 768, 1024, 1280, 1536)
 def ceiling_f1(samples, diameter: int) -> float:
     tp = fp = fn = 0
     for sample in samples:
-        frame = scale_frame(sample.mask, diameter, max_upscale=100.0, tolerance=0.0)
+        frame = scale_frame(sample.mask, diameter, tolerance=0.0)
         back = frame.to_image(frame.to_model(sample.label.astype(np.float32))) >= 0.5
         label, inside = sample.label, sample.mask
         tp += np.count_nonzero(back & label & inside)

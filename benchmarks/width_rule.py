@@ -40,11 +40,6 @@ def map_width(predict, image, mask, diameter: int, threshold: float) -> float:
     return mean_width((predict(frame.to_model(image)) >= threshold) & fov)
 
 
-def f1_of(counts: list[dict], threshold: float) -> float:
-    at = M.at_threshold(M.sum_counts(counts), threshold)
-    return float(M.f1_score(at["tp"], at["fp"], at["fn"]))
-
-
 def study(run: Path, datasets: tuple[str, ...]) -> list[str]:
     weights = run / "best.safetensors"
     predict, _, _ = model_predictor(weights, None, "fp32", "cpu", rescale=False)
@@ -63,7 +58,7 @@ def study(run: Path, datasets: tuple[str, ...]) -> list[str]:
             by_width.append(M.threshold_counts(predict_scaled(predict, sample.image, mask, (target, target)), sample.label, sample.mask))
             by_rule.append(M.threshold_counts(predict_scaled(predict, sample.image, mask, rule), sample.label, sample.mask))
         rows.append(f"| `{run.name}` | {dataset} | {reference:.2f} | {np.median(targets):.0f} ({min(targets)}–{max(targets)}) | "
-                    f"{f1_of(by_rule, threshold):.4f} ({rule[0]}–{rule[1]} px) | {f1_of(by_width, threshold):.4f} |")
+                    f"{M.f1_at(M.sum_counts(by_rule), threshold):.4f} ({rule[0]}–{rule[1]} px) | {M.f1_at(M.sum_counts(by_width), threshold):.4f} |")
         print(rows[-1], flush=True)
     return rows
 

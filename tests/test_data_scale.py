@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from m2unet.data.scale import fov_box, fov_diameter, model_scale, predict_scaled, resize_plane, scale_frame
+from m2unet.data.scale import fov_box, fov_diameter, model_scale, predict_scaled, resize_plane, run_frame, scale_frame
 
 
 def disc(shape, centre, radius):
@@ -38,10 +38,10 @@ def test_frame_shrinks_the_fov_to_the_diameter_and_maps_back_onto_the_photograph
 def test_scale_near_one_and_enlargement_limits():
     mask = disc((560, 560), (280, 280), 269)  # diameter 539
     assert scale_frame(mask, 538).identity  # within the tolerance: the photograph as it is, not even cropped
-    assert scale_frame(mask, 1024, max_upscale=1.0).identity  # enlarging not allowed
-    frame = scale_frame(mask, 1024, max_upscale=float("inf"))
+    assert run_frame(mask, (0, 1024)).identity  # shrink only: enlarging not allowed
+    frame = scale_frame(mask, 1024)
     assert frame.scale == pytest.approx(1024 / 539) and max(frame.size) > 1024
-    assert scale_frame(mask, 1024, max_upscale=1.25).scale == pytest.approx(1.25)
+    assert run_frame(mask, (674, 1024)).scale == pytest.approx(674 / 539)  # enlarged to the bottom of the range (1.25×)
 
 
 def test_shrinking_is_antialiased_so_a_thin_line_fades_instead_of_vanishing():

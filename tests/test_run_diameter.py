@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from m2unet.data.scale import run_at
 from m2unet.evaluation.metrics import threshold_counts
-from m2unet.training.run_diameter import MARGIN, HeldOutImage, candidate_rules, choose_rule, rule_f1, run_at
+from m2unet.training.run_diameter import MARGIN, HeldOutImage, candidate_rules, choose_rule, rule_f1
 
 
 def held_out(dataset: str, fov: int, best: int, rules, wrong_elsewhere: float = 1.0) -> HeldOutImage:

@@ -91,14 +91,13 @@ class ScaleFrame:
         return full
 
 
-def scale_frame(mask: np.ndarray, diameter: int, max_upscale: float = 1.0, tolerance: float = SCALE_TOLERANCE) -> ScaleFrame:
-    """The frame that brings the FOV of ``mask`` to ``diameter`` pixels.
-
-    ``max_upscale`` bounds enlargement (a model trained at one scale can be run on smaller photographs as they
-    are); a scale within ``tolerance`` of 1 is not applied at all (identity frame, not even a crop).
+def scale_frame(mask: np.ndarray, diameter: int, tolerance: float = SCALE_TOLERANCE) -> ScaleFrame:
+    """The frame that brings the FOV of ``mask`` to ``diameter`` pixels, up or down (:func:`run_frame`: the
+    diameter a model runs a photograph at); a scale within ``tolerance`` of 1 is not applied at all (identity frame,
+    not even a crop).
     """
     shape = tuple(int(s) for s in mask.shape[:2])
-    scale = min(diameter / max(fov_diameter(mask), 1), max_upscale)
+    scale = diameter / max(fov_diameter(mask), 1)
     if abs(scale - 1.0) <= tolerance:
         return ScaleFrame(shape, (0, 0, *shape), shape, 1.0)
     top, left, height, width = fov_box(mask)
@@ -131,10 +130,15 @@ def model_scale(metadata: dict) -> tuple[int, int] | None:
     return (0, native) if native else None
 
 
+def run_at(fov: int, scale: tuple[int, int]) -> int:
+    """The FOV diameter a photograph whose FOV is ``fov`` px across runs at under ``scale`` = (low, high)."""
+    low, high = scale
+    return int(min(max(fov, low), high))
+
+
 def run_frame(mask: np.ndarray, scale: tuple[int, int]) -> ScaleFrame:
     """The frame a photograph with FOV ``mask`` runs in under ``scale`` = (low, high) (:func:`model_scale`)."""
-    low, high = scale
-    return scale_frame(mask, min(max(fov_diameter(mask), low), high), max_upscale=float("inf"))
+    return scale_frame(mask, run_at(fov_diameter(mask), scale))
 
 
 def predict_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | None) -> np.ndarray:

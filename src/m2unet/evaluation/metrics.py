@@ -159,6 +159,12 @@ def at_threshold(counts: dict, threshold: float, bins: int | None = None) -> dic
     return {key: int(np.asarray(counts[key])[index]) for key in ("tp", "fp", "fn", "tn")}
 
 
+def f1_at(counts: dict, threshold: float) -> float:
+    """F1 of per-threshold counts (pooled or of one image) at ``threshold`` (:func:`at_threshold`)."""
+    at = at_threshold(counts, threshold)
+    return float(f1_score(at["tp"], at["fp"], at["fn"]))
+
+
 def roc_curve(counts: dict) -> tuple[np.ndarray, np.ndarray]:
     """(FPR, TPR) from the highest threshold to the lowest, with (0, 0) and (1, 1) added at the ends."""
     tp, fp, fn, tn = (np.asarray(counts[k], dtype=np.float64)[::-1] for k in ("tp", "fp", "fn", "tn"))

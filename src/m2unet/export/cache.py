@@ -64,7 +64,7 @@ def cached_export(weights: str | os.PathLike, kind: str, calibration: str = DEFA
     tag = str(calibration).replace(",", "+") if "/" not in str(calibration) else "folder-" + hashlib.sha256(str(Path(calibration).resolve()).encode()).hexdigest()[:8]
     scale = _calibration_scale(weights)
     if scale is not None:
-        tag += f"-fov{scale[0]}" if scale[0] == scale[1] else f"-fov{scale[0]}-{scale[1]}"
+        tag += f"-fov{scale[0]}-{scale[1]}"
     out = folder / f"model_int8_{tag}_{INT8_TAG}{source.suffix}"
     if not out.is_file():
         onnx = fmt == "onnx"

@@ -49,10 +49,10 @@ def stack_samples(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> t
 
 def scaled_sample(sample, diameter: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(image, label, mask) of a dataset sample with its FOV brought to ``diameter`` pixels, as inference will see it
-    (:func:`m2unet.data.scale.scale_frame`, no tolerance, any enlargement); label and mask re-binarised at 0.5."""
+    (:func:`m2unet.data.scale.scale_frame`, no tolerance); label and mask re-binarised at 0.5."""
     from ..data.scale import scale_frame
 
-    frame = scale_frame(sample.mask, diameter, max_upscale=float("inf"), tolerance=0.0)
+    frame = scale_frame(sample.mask, diameter, tolerance=0.0)
     label = frame.to_model(sample.label.astype(np.float32)) >= 0.5
     mask = frame.to_model(sample.mask.astype(np.float32)) >= 0.5
     return frame.to_model(sample.image), label, mask

@@ -391,12 +391,11 @@ class Trainer:
 
     def validate(self, row: dict) -> None:
         """Pooled Dice on the validation images at the best threshold and at 0.5 into ``row``; a new best is saved."""
-        from ..evaluation.metrics import at_threshold, best_threshold, f1_score
+        from ..evaluation.metrics import best_threshold, f1_at
 
         counts = pooled_counts(self.model, self.data.val, self.config["batch_size"], self.fabric, self.channels_last, self.rank, self.world)
         threshold, dice = best_threshold(counts)
-        half = at_threshold(counts, 0.5)
-        row.update(val_dice=round(dice, 6), val_threshold=threshold, **{"val_dice_at_0.5": round(float(f1_score(half["tp"], half["fp"], half["fn"])), 6)})
+        row.update(val_dice=round(dice, 6), val_threshold=threshold, **{"val_dice_at_0.5": round(f1_at(counts, 0.5), 6)})
         if dice > self.best["val_dice"]:
             self.best = {"epoch": row["epoch"], "val_dice": dice, "threshold": threshold}
             if self.main_process:
@@ -465,6 +464,11 @@ class Trainer:
                 "seconds_per_epoch": round(float(np.mean([r["epoch_seconds"] for r in history])), 3) if history else None,
                 "steps_per_epoch": self.steps_per_epoch, "load_average_at_end": list(os.getloadavg()), **self.run_info}
 
+    def after_training(self, model: torch.nn.Module) -> dict:
+        """What is chosen with the best weights once training is over, stored in their metadata and the summary
+        (none here; :class:`MultiDatasetTrainer`: the FOV diameters to run at)."""
+        return {}
+
     def finish(self) -> dict:
         """``curves.png``, the final metadata of ``best.safetensors``, the test split's F1, ``summary.json`` (rank 0)."""
         from ..weights import load_weights, save_weights
@@ -474,7 +478,9 @@ class Trainer:
             return {}  # rank 0 reports
         plot_curves(self.out / "curves.png", self.history, curves_title(self.config))
         model, meta = load_weights(self.out / "best.safetensors")
-        meta.update(weights_metadata(self.config, self.run_info, self.best, summary["epochs_done"], summary["training_seconds"]))
+        chosen_after_training = self.after_training(model)
+        summary.update(chosen_after_training)
+        meta.update(weights_metadata(self.config, self.run_info, self.best, summary["epochs_done"], summary["training_seconds"]), **chosen_after_training)
         save_weights(model, self.out / "best.safetensors", meta)
         if self.test and self.config["dataset"] in TEST_SPLIT_DATASETS:
             summary["test"] = evaluate_test_split(self.out / "best.safetensors", self.config["dataset"], self.best["threshold"], root=self.root, device=self.device)
@@ -499,25 +505,15 @@ class MultiDatasetTrainer(Trainer):
         return TrainingData(stack, names, f"held-out training images at FOV {config['fov_diameter']} px, not augmented: {', '.join(val_names)}",
                             val=val, groups=groups)
 
-    def summary(self) -> dict:
-        return {**super().summary(), **getattr(self, "run_diameter", {})}
-
-    def finish(self) -> dict:
-        """As :meth:`Trainer.finish`, after choosing on the held-out images the FOV diameters the model runs
-        photographs at (:mod:`.run_diameter`) and storing them with the weights."""
-        if self.main_process and self.best["epoch"] is not None:
-            self.run_diameter = self.choose_run_diameter()
-        return super().finish()
-
-    def choose_run_diameter(self) -> dict:
+    def after_training(self, model: torch.nn.Module) -> dict:
+        """The FOV diameters the best model runs photographs at, chosen on the held-out images (:mod:`.run_diameter`)."""
         from ..evaluation.evaluate import torch_predictor
-        from ..weights import load_weights, save_weights
         from .run_diameter import run_diameter_metadata
 
-        model, meta = load_weights(self.out / "best.safetensors")
+        if self.best["epoch"] is None:
+            return {}
         found = run_diameter_metadata(torch_predictor(model.to(self.device or "cpu").eval()), self.config["holdout"], self.config["fov_diameter"],
                                       self.best["threshold"], self.root, self.progress)
-        save_weights(model, self.out / "best.safetensors", {**meta, **found})
         self.say(f"runs photographs at FOV diameters {found['run_fov_diameter']} (chosen on the held-out images)")
         return found
 

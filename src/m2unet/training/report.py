@@ -98,7 +98,7 @@ def evaluate_test_split(weights: Path, dataset: str, threshold: float, root=None
     """
     from ..data import load_dataset
     from ..evaluation.evaluate import run_model, torch_predictor
-    from ..evaluation.metrics import at_threshold, best_threshold, f1_score, sum_counts
+    from ..evaluation.metrics import best_threshold, f1_at, sum_counts
     from ..weights import load_weights
 
     try:
@@ -110,7 +110,6 @@ def evaluate_test_split(weights: Path, dataset: str, threshold: float, root=None
     if failures or not per_image:
         return None
     total = sum_counts(item.fov for item in per_image)
-    at = at_threshold(total, threshold)
     best_t, best_f1 = best_threshold(total)
-    return {"split": split, "images": len(samples), "f1_at_stored_threshold": float(f1_score(at["tp"], at["fp"], at["fn"])),
+    return {"split": split, "images": len(samples), "f1_at_stored_threshold": f1_at(total, threshold),
             "stored_threshold": threshold, "best_threshold": best_t, "f1_at_best_threshold": best_f1}

@@ -37,17 +37,12 @@ def candidate_rules(diameter: int) -> list[tuple[int, int]]:
     return [(round(a * diameter), round(b * diameter)) for a in FACTORS for b in FACTORS if b >= a]
 
 
-def run_at(fov: int, rule: tuple[int, int]) -> int:
-    """The FOV diameter a photograph whose FOV is ``fov`` px across runs at under ``rule`` = (low, high)."""
-    return int(min(max(fov, rule[0]), rule[1]))
-
-
 def score_held_out(predict, samples, rules: list[tuple[int, int]], progress: bool = False) -> list[HeldOutImage]:
     """Each ``(dataset, sample)`` run at every diameter some rule gives it, scored against its label inside its FOV."""
     from tqdm import tqdm
 
     from ..data.fov import estimate_fov_mask
-    from ..data.scale import fov_diameter, predict_scaled
+    from ..data.scale import fov_diameter, predict_scaled, run_at
     from ..evaluation.metrics import threshold_counts
 
     scored = []
@@ -63,14 +58,11 @@ def score_held_out(predict, samples, rules: list[tuple[int, int]], progress: boo
 
 def rule_f1(scored: list[HeldOutImage], rule: tuple[int, int], threshold: float) -> dict[str, float]:
     """Pooled F1 at ``threshold`` per dataset when every held-out photograph runs at ``rule``."""
-    from ..evaluation.metrics import at_threshold, f1_score, sum_counts
+    from ..data.scale import run_at
+    from ..evaluation.metrics import f1_at, sum_counts
 
-    f1 = {}
-    for dataset in dict.fromkeys(image.dataset for image in scored):
-        total = sum_counts([image.counts[run_at(image.fov, rule)] for image in scored if image.dataset == dataset])
-        at = at_threshold(total, threshold)
-        f1[dataset] = float(f1_score(at["tp"], at["fp"], at["fn"]))
-    return f1
+    return {dataset: f1_at(sum_counts([image.counts[run_at(image.fov, rule)] for image in scored if image.dataset == dataset]), threshold)
+            for dataset in dict.fromkeys(image.dataset for image in scored)}
 
 
 def choose_rule(scored: list[HeldOutImage], diameter: int, threshold: float, margin: float = MARGIN) -> tuple[tuple[int, int], dict[str, float]]:
@@ -96,8 +88,12 @@ def held_out_samples(holdout: dict[str, list[str]], root=None) -> list[tuple[str
 def run_diameter_metadata(predict, holdout: dict[str, list[str]], diameter: int, threshold: float, root=None,
                           progress: bool = False) -> dict:
     """The metadata a scale-normalised model's weights carry about the diameters it runs at (chosen as above)."""
-    scored = score_held_out(predict, held_out_samples(holdout, root), candidate_rules(diameter), progress)
-    rule, f1 = choose_rule(scored, diameter, threshold)
+    return choice_metadata(score_held_out(predict, held_out_samples(holdout, root), candidate_rules(diameter), progress), diameter, threshold)
+
+
+def choice_metadata(scored: list[HeldOutImage], diameter: int, threshold: float, margin: float = MARGIN) -> dict:
+    """``run_fov_diameter`` chosen on ``scored`` (:func:`choose_rule`) and the held-out F1 behind the choice."""
+    rule, f1 = choose_rule(scored, diameter, threshold, margin)
     at_training = rule_f1(scored, (diameter, diameter), threshold)
     return {"run_fov_diameter": list(rule),
             "run_fov_diameter_choice": {"validation_f1": {d: round(v, 6) for d, v in f1.items()},
