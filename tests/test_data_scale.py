@@ -90,3 +90,30 @@ def test_a_photograph_runs_at_its_own_diameter_inside_the_range_and_at_the_neare
     for scale, expected in [((700, 900), 700 * 1.04), ((200, 300), 300 * 1.04), ((0, 538), 538 * 1.04)]:
         predict_scaled(predict, image, mask, scale)
         assert max(seen[-1][:2]) == pytest.approx(expected, abs=5), scale
+
+
+def test_a_width_rule_runs_the_photograph_again_where_its_map_has_the_trained_width():
+    from m2unet.data.scale import WidthRule
+
+    mask = disc((600, 800), (300, 400), 290)  # FOV 581 px across
+    stripes = (np.arange(800) % 40 < 4)[None, :] & mask  # vessels 4 px wide at the photograph's resolution
+    image = np.repeat(stripes[..., None], 3, axis=2).astype(np.float32)
+    seen = []
+
+    def predict(view):
+        seen.append(view.shape)
+        return view[..., 0]
+
+    rule = WidthRule(probe=290, map_width=6.0, limits=(145, 1000), threshold=0.5)
+    width, measured_at, _, _ = rule.probe_map(predict, image, mask)
+    assert width == pytest.approx(2.0, abs=0.3) and measured_at == pytest.approx(290, abs=1)  # halved with the FOV
+    assert rule.diameter_for(width, measured_at) == pytest.approx(870, rel=0.15)  # where they would be 6 px wide
+    seen.clear()
+    probability = predict_scaled(predict, image, mask, rule)
+    assert len(seen) == 2 and max(seen[1][:2]) == pytest.approx(rule.diameter_for(width, measured_at) * 1.04, abs=5)
+    assert probability.shape == mask.shape and np.count_nonzero((probability >= 0.5) ^ stripes) / np.count_nonzero(stripes) < 0.1
+    assert WidthRule(290, 6.0, (145, 600), 0.5).diameter_for(width, measured_at) == 600  # clamped to the limits
+    seen.clear()
+    predict_scaled(predict, image, mask, WidthRule(290, 2.0, (145, 1000), 0.5))  # already at the width: one pass only
+    assert len(seen) == 1
+    assert model_scale({"threshold": 0.4, "run_vessel_width": {"probe": 1024, "map_width": 5.5, "limits": [512, 2560]}}) == WidthRule(1024, 5.5, (512, 2560), 0.4)

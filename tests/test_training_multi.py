@@ -33,7 +33,8 @@ def test_balanced_order_draws_every_dataset_equally_often_and_covers_each():
 
 
 def test_scaled_sets_hold_out_the_named_images_at_the_fov_diameter(datasets_root):
-    train, groups, names, val, val_names = load_scaled_training_sets(["drive", "chase_db1"], 256, HOLDOUT, root=datasets_root, progress=False)
+    train, groups, names, val, val_names = load_scaled_training_sets(["drive", "chase_db1"], {"drive": 256, "chase_db1": 256}, HOLDOUT, root=datasets_root,
+                                                                     progress=False)
     assert val_names == ["drive/39_training", "drive/40_training", "chase_db1/Image_04L", "chase_db1/Image_04R"]
     assert len(names) == 24 and not set(names) & set(val_names)
     assert torch.bincount(groups).tolist() == [18, 6]
@@ -45,7 +46,7 @@ def test_scaled_sets_hold_out_the_named_images_at_the_fov_diameter(datasets_root
             assert fov_diameter(sample[4].numpy() > 0) == pytest.approx(256 * 1.0, abs=4)  # every FOV ≈ 256 px across
             assert 0.03 < sample[3].float().mean().item() < 0.2  # labels survived the resize
     with pytest.raises(M2UNetError, match="not in its training split"):
-        load_scaled_training_sets(["drive", "chase_db1"], 256, {"drive": ["01_test"]}, root=datasets_root, progress=False)
+        load_scaled_training_sets(["drive", "chase_db1"], {"drive": 256, "chase_db1": 256}, {"drive": ["01_test"]}, root=datasets_root, progress=False)
 
 
 def test_a_short_multi_dataset_run_stores_its_scale_in_the_weights(datasets_root, tmp_path):
@@ -57,7 +58,7 @@ def test_a_short_multi_dataset_run_stores_its_scale_in_the_weights(datasets_root
     config.update(fov_diameter=128, crop=64, epochs=1, encoder_weights=None)
     summary = train(config, tmp_path / "run", progress=False, root=datasets_root, test=False, precision="32-true")
     assert summary["steps_per_epoch"] == 9  # 2 datasets × 18 (DRIVE, the larger) / batch 4, rounded up
-    assert "held-out training images at FOV 128 px" in summary["validation"]
+    assert "held-out training images at FOV diameters (drive 128, chase_db1 128 px)" in summary["validation"]
     metadata = read_metadata(tmp_path / "run" / "best.safetensors")
     assert metadata["datasets"] == ["drive", "chase_db1"] and metadata["fov_diameter"] == 128
     # the run diameters were chosen on the held-out images, and segment runs at them
@@ -65,3 +66,35 @@ def test_a_short_multi_dataset_run_stores_its_scale_in_the_weights(datasets_root
     assert 128 <= low <= high <= 256 and model_scale(metadata) == (low, high) and summary["run_fov_diameter"] == [low, high]
     assert set(metadata["run_fov_diameter_choice"]["validation_f1"]) == {"drive", "chase_db1"}
     assert 0.0 <= metadata["threshold"] <= 1.0 and metadata["val_dice"] > 0.0 and metadata["epochs_trained"] == 1
+
+
+def test_vessel_width_gives_each_dataset_its_own_diameter(datasets_root):
+    from m2unet.training.data import dataset_diameters
+
+    config = preset_for("drive,chase_db1,hrf")
+    assert dataset_diameters(config, datasets_root) == {"drive": 1024, "chase_db1": 1024, "hrf": 1024}
+    config["vessel_width"] = 6.0
+    diameters = dataset_diameters(config, datasets_root)
+    # HRF's labels draw many thin vessels: at one vessel width its FOV is about twice DRIVE's; CHASE_DB1 (30°) a little smaller
+    assert 900 < diameters["drive"] < 1050 and 800 < diameters["chase_db1"] < diameters["drive"] and 1800 < diameters["hrf"] < 2400
+    config["vessel_width"] = 3.0
+    assert dataset_diameters(config, datasets_root)["drive"] == pytest.approx(diameters["drive"] / 2, abs=1)
+
+
+def test_a_short_run_at_one_vessel_width_stores_a_width_rule(datasets_root, tmp_path):
+    from m2unet.data.scale import WidthRule, model_scale
+    from m2unet.training.engine import train
+    from m2unet.weights import read_metadata
+
+    config = preset_for("drive,chase_db1")
+    config.update(fov_diameter=128, vessel_width=1.0, crop=64, epochs=1, encoder_weights=None)
+    summary = train(config, tmp_path / "run", progress=False, root=datasets_root, test=False, precision="32-true")
+    metadata = read_metadata(tmp_path / "run" / "best.safetensors")
+    diameters = metadata["run_vessel_width_choice"]["dataset_fov_diameters"]
+    assert 140 < diameters["drive"] < 180 and diameters["chase_db1"] < diameters["drive"]  # 1 px / DRIVE's 0.0062 of the FOV
+    assert f"drive {diameters['drive']}, chase_db1 {diameters['chase_db1']} px" in summary["validation"]
+    rule = model_scale(metadata)
+    assert isinstance(rule, WidthRule) and rule.probe == 128 and rule.limits == (64, 320) and rule.map_width > 0
+    assert rule.map_width == metadata["run_vessel_width"]["map_width"] and metadata["vessel_width"] == 1.0
+    assert set(metadata["run_vessel_width_choice"]["validation_f1"]) == {"drive", "chase_db1"}
+    assert "run_fov_diameter" not in metadata

@@ -109,9 +109,46 @@ def scale_frame(mask: np.ndarray, diameter: int, tolerance: float = SCALE_TOLERA
     return ScaleFrame(shape, box, size, scale)
 
 
-def model_scale(metadata: dict) -> tuple[int, int] | None:
+def mean_vessel_width(binary: np.ndarray) -> float:
+    """Mean width in pixels of the vessels of a binary map: vessel pixels per centreline pixel."""
+    from skimage.morphology import skeletonize
+
+    return float(binary.sum() / max(int(skeletonize(binary).sum()), 1))
+
+
+@dataclass(frozen=True)
+class WidthRule:
+    """Run a photograph where the model's own map has the vessel width the model was trained at.
+
+    A model trained with each dataset scaled to one mean label vessel width (``m2unet train --vessel-width``) sees
+    the FOV of DRIVE, CHASE_DB1 and HRF at different diameters, so no FOV diameter fits a new camera. Instead the
+    photograph runs once with its FOV at ``probe`` px; the mean vessel width w of that map (at ``threshold``, inside
+    the FOV) gives the diameter where the map would be ``map_width`` px wide, probe · map_width / w (widths scale
+    with the diameter), clamped to ``limits``, and it runs again there. ``map_width`` is calibrated on the run's
+    held-out training images (:mod:`m2unet.training.run_diameter`): the width that puts each at the diameter its
+    dataset was trained at. No label of the new camera is needed.
+    """
+
+    probe: int
+    map_width: float
+    limits: tuple[int, int]
+    threshold: float
+
+    def diameter_for(self, width: float, measured_at: float) -> int:
+        """The FOV diameter to run at, given the map's mean ``width`` measured with the FOV ``measured_at`` px across."""
+        return int(np.clip(round(measured_at * self.map_width / max(width, 1e-6)), *self.limits))
+
+    def probe_map(self, predict, image: np.ndarray, mask: np.ndarray) -> tuple[float, float, ScaleFrame, np.ndarray]:
+        """(mean map width, FOV diameter it was measured at, frame, probability in the frame) of the first pass."""
+        frame = scale_frame(mask, self.probe)
+        probability = predict(frame.to_model(image))
+        fov = frame.to_model(mask.astype(np.float32)) >= 0.5
+        return mean_vessel_width((probability >= self.threshold) & fov), fov_diameter(mask) * frame.scale, frame, probability
+
+
+def model_scale(metadata: dict) -> tuple[int, int] | WidthRule | None:
     """(low, high): a photograph whose FOV is d px across runs at clamp(d, low, high), from its weights' metadata;
-    None: run photographs as they are.
+    a :class:`WidthRule` for a model trained at one vessel width; None: run photographs as they are.
 
     A model trained with scale normalisation stores ``fov_diameter`` D and, chosen on its held-out training images,
     ``run_fov_diameter`` (:mod:`m2unet.training.run_diameter`); without the latter it runs everything at D. A model
@@ -121,6 +158,9 @@ def model_scale(metadata: dict) -> tuple[int, int] | None:
     """
     from .datasets import FOV_DIAMETER
 
+    if metadata.get("run_vessel_width"):
+        rule = metadata["run_vessel_width"]
+        return WidthRule(int(rule["probe"]), float(rule["map_width"]), tuple(int(x) for x in rule["limits"]), float(metadata["threshold"]))
     if metadata.get("run_fov_diameter"):
         low, high = metadata["run_fov_diameter"]
         return int(low), int(high)
@@ -141,13 +181,20 @@ def run_frame(mask: np.ndarray, scale: tuple[int, int]) -> ScaleFrame:
     return scale_frame(mask, run_at(fov_diameter(mask), scale))
 
 
-def predict_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | None) -> np.ndarray:
+def predict_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | WidthRule | None) -> np.ndarray:
     """``predict`` (H×W×3 image → H×W probability) run at a model's scale (:func:`model_scale`), mapped back.
 
     ``mask``: the photograph's FOV (given or estimated; its box and diameter set the frame); without one, or
-    without a scale, ``predict`` runs on the photograph as it is.
+    without a scale, ``predict`` runs on the photograph as it is. A :class:`WidthRule` runs it twice, unless the
+    second diameter is within :data:`SCALE_TOLERANCE` of the first (then the first map is the answer).
     """
     if scale is None or mask is None or not mask.any():
         return predict(image)
+    if isinstance(scale, WidthRule):
+        width, measured_at, frame, probability = scale.probe_map(predict, image, mask)
+        target = scale.diameter_for(width, measured_at)
+        if abs(target / measured_at - 1.0) <= SCALE_TOLERANCE:
+            return frame.to_image(probability)
+        scale = (target, target)
     frame = run_frame(mask, scale)
     return frame.to_image(predict(frame.to_model(image)))

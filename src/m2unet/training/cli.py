@@ -18,6 +18,8 @@ from ..errors import M2UNetError, one_line_errors
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--jaccard", type=click.Choice(["global", "eq3"]), default=None, help="Soft Jaccard form in the loss (preset: the better on DRIVE).")
 @click.option("--crop", type=int, default=None, help="Random square training crops of this size (e.g. 1024 for HRF on CPU; a deviation from the paper).")
+@click.option("--vessel-width", type=float, default=None,
+              help="Several datasets: scale each so that its labels' mean vessel width is this many px (e.g. 6), instead of one FOV diameter.")
 @click.option("--lr", type=float, default=None, help="AdamW learning rate (preset: 1e-3).")
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default=None,
               help="constant (the paper; preset) or cosine annealing to 0 over the epochs (a variant beyond the paper).")
@@ -36,7 +38,7 @@ from ..errors import M2UNetError, one_line_errors
               help="Minutes: stop after the last epoch that fits (validated, checkpointed); --resume continues. For batch-scheduler slots.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @one_line_errors
-def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, crop, lr, lr_schedule, seed, val_every, data_root, accelerator, devices, num_nodes, precision,
+def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, crop, vessel_width, lr, lr_schedule, seed, val_every, data_root, accelerator, devices, num_nodes, precision,
           channels_last, test, threads, time_limit, quiet):
     """Train M2U-Net with the paper's recipe (AdamW 1e-3, BCE + 0.3·(1 − Jaccard), 300 epochs, ImageNet encoder).
 
@@ -54,6 +56,7 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
       m2unet train --dataset drive --model erfnet --out runs/drive-erfnet  # a baseline, same recipe
       m2unet train --dataset drive,chase_db1,hrf --out runs/universal     # the universal model (FOV scaled to 1024 px)
       m2unet train --dataset chase_db1,hrf --out runs/loo-drive            # leave DRIVE out, test on it
+      m2unet train --dataset drive,chase_db1,hrf --vessel-width 6 --out runs/universal-w6  # each dataset at one vessel width
       torchrun --nproc_per_node 4 -m m2unet train --dataset chase_db1 --accelerator gpu --devices 4
     """
     import torch
@@ -69,6 +72,12 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
     if model_name != config["model"]:
         # only M2U-Net has a pretrained encoder; the paper trains its baselines from scratch
         config.update(model=model_name, encoder_weights=None)
+    if vessel_width is not None:
+        if not config.get("datasets"):
+            raise M2UNetError("--vessel-width needs several datasets (--dataset drive,chase_db1,hrf)")
+        if not 1 <= vessel_width <= 32:
+            raise M2UNetError(f"--vessel-width must be between 1 and 32 px, got {vessel_width}")
+        config["vessel_width"] = vessel_width
     overrides = {"epochs": epochs, "batch_size": batch_size, "jaccard": jaccard, "crop": crop, "lr": lr, "lr_schedule": lr_schedule, "seed": seed,
                  "val_every": val_every}
     for key, value in overrides.items():

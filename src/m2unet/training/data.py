@@ -58,9 +58,39 @@ def scaled_sample(sample, diameter: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return frame.to_model(sample.image), label, mask
 
 
-def load_scaled_training_sets(datasets: list[str], diameter: int, holdout: dict[str, list[str]], root=None,
+def relative_label_width(sample) -> float:
+    """Mean vessel width of a sample's label inside its FOV, as a fraction of the FOV diameter (at its own resolution)."""
+    from ..data.scale import fov_diameter, mean_vessel_width
+
+    return mean_vessel_width(sample.label & sample.mask) / max(fov_diameter(sample.mask), 1)
+
+
+def dataset_diameters(config: dict, root=None) -> dict[str, int]:
+    """The FOV diameter each dataset of a multi-dataset run is trained at.
+
+    ``fov_diameter`` for all; with ``vessel_width`` W, each dataset's own: the diameter at which its training labels
+    (held-out images excluded) have a mean vessel width of W px, W / (mean over its images of label width / FOV
+    diameter). Labels differ by camera and by annotator (HRF's draw many more thin vessels), and both are what the
+    model learns to reproduce.
+    """
+    from ..data import load_dataset
+
+    if not config.get("vessel_width"):
+        return {name: int(config["fov_diameter"]) for name in config["datasets"]}
+    diameters = {}
+    for name in config["datasets"]:
+        dataset = load_dataset(name, "train", root=root)
+        kept_out = set(config["holdout"].get(name, []))
+        ratios = [relative_label_width(sample) for sample in dataset if sample.name not in kept_out and sample.label is not None]
+        if not ratios:
+            raise M2UNetError(f"{name}: no labelled training images to measure vessel widths on")
+        diameters[name] = int(round(float(config["vessel_width"]) / float(np.mean(ratios))))
+    return diameters
+
+
+def load_scaled_training_sets(datasets: list[str], diameters: dict[str, int], holdout: dict[str, list[str]], root=None,
                               progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[str], torch.Tensor, list[str]]:
-    """Several datasets' training splits, each image scaled to FOV diameter ``diameter``, in memory.
+    """Several datasets' training splits, each image scaled to its dataset's FOV diameter (``diameters``), in memory.
 
     Returns (training stack, group of each training image (index into ``datasets``), training names, validation
     stack, validation names). ``holdout`` names the training images of each dataset kept out of training and used,
@@ -77,6 +107,7 @@ def load_scaled_training_sets(datasets: list[str], diameter: int, holdout: dict[
         unknown = kept_out - {item.name for item in dataset.items}
         if unknown:
             raise M2UNetError(f"{name}: held-out image(s) {', '.join(sorted(unknown))} are not in its training split")
+        diameter = diameters[name]
         for sample in tqdm(dataset, desc=f"reading {name} train at FOV {diameter} px", unit="image", disable=not progress, leave=False):
             if sample.label is None:
                 raise M2UNetError(f"{sample.image_path}: no label for this training image")

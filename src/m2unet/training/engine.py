@@ -40,7 +40,7 @@ from ..data.io import write_atomic
 from ..errors import M2UNetError
 from .augment import AugmentConfig, Augmenter, save_augmentation_grid
 from .checkpoint import CHECKPOINT_FORMAT, check_resumable, load_checkpoint, restore_rng, rng_state, save_checkpoint
-from .data import balanced_order, load_scaled_training_sets, load_training_tensor, random_crop, to_float
+from .data import balanced_order, dataset_diameters, load_scaled_training_sets, load_training_tensor, random_crop, to_float
 from .losses import BCEJaccardLoss
 from .report import (
     curves_title,
@@ -500,20 +500,28 @@ class MultiDatasetTrainer(Trainer):
 
     def load_data(self) -> TrainingData:
         config = self.config
-        stack, groups, names, val, val_names = load_scaled_training_sets(config["datasets"], config["fov_diameter"], config["holdout"], self.root,
+        self.diameters = dataset_diameters(config, self.root)
+        stack, groups, names, val, val_names = load_scaled_training_sets(config["datasets"], self.diameters, config["holdout"], self.root,
                                                                         self.progress and self.main_process)
-        return TrainingData(stack, names, f"held-out training images at FOV {config['fov_diameter']} px, not augmented: {', '.join(val_names)}",
+        at = ", ".join(f"{name} {diameter}" for name, diameter in self.diameters.items())
+        return TrainingData(stack, names, f"held-out training images at FOV diameters ({at} px), not augmented: {', '.join(val_names)}",
                             val=val, groups=groups)
 
     def after_training(self, model: torch.nn.Module) -> dict:
-        """The FOV diameters the best model runs photographs at, chosen on the held-out images (:mod:`.run_diameter`)."""
+        """How the best model runs photographs, chosen on the held-out images (:mod:`.run_diameter`): the FOV diameters,
+        or for a run at one vessel width the map width of its :class:`m2unet.data.scale.WidthRule`."""
         from ..evaluation.evaluate import torch_predictor
-        from .run_diameter import run_diameter_metadata
+        from .run_diameter import run_diameter_metadata, width_rule_metadata
 
         if self.best["epoch"] is None:
             return {}
-        found = run_diameter_metadata(torch_predictor(model.to(self.device or "cpu").eval()), self.config["holdout"], self.config["fov_diameter"],
-                                      self.best["threshold"], self.root, self.progress)
+        predict = torch_predictor(model.to(self.device or "cpu").eval())
+        if self.config.get("vessel_width"):
+            found = width_rule_metadata(predict, self.config["holdout"], self.diameters, self.config["fov_diameter"], self.best["threshold"], self.root,
+                                        self.progress)
+            self.say(f"runs photographs where its map's vessels are {found['run_vessel_width']['map_width']:.2f} px wide (calibrated on the held-out images)")
+            return found
+        found = run_diameter_metadata(predict, self.config["holdout"], self.config["fov_diameter"], self.best["threshold"], self.root, self.progress)
         self.say(f"runs photographs at FOV diameters {found['run_fov_diameter']} (chosen on the held-out images)")
         return found
 

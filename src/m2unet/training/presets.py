@@ -22,6 +22,10 @@ dataset (``holdout``: the last two DRIVE images, the last CHASE_DB1 patient's pa
 category), whose pooled Dice picks the best epoch and the threshold; after the last epoch the same images choose the
 FOV diameters the model runs photographs at (:mod:`m2unet.training.run_diameter`). Why D = 1024: results/scale/ceiling.md (HRF
 labels keep an F1 ceiling of 0.971 at 1024 px against 0.944 at 768 and 0.879 at 512; DRIVE and CHASE_DB1 lose nothing).
+``vessel_width`` W (``--vessel-width``) scales each dataset instead to the FOV diameter where its training labels' mean vessel
+width is W px (:func:`m2unet.training.data.dataset_diameters`; W = 6: DRIVE 962, CHASE_DB1 876, HRF 2077 px), and the model then
+runs a photograph where its own map's vessels have that width (:class:`m2unet.data.scale.WidthRule`), which needs no FOV
+diameter of the camera to be right (results/scale/vessel_width.md: one FOV diameter is not one vessel width).
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ COMMON = {
 CAMERA_AUGMENT = {"scale": 0.2, "scale_p": 0.5, "gamma_p": 0.3, "temperature_p": 0.3, "blur_p": 0.3, "low_contrast_p": 0.3,
                   "vignette_p": 0.3, "noise_p": 0.3, "jpeg_p": 0.3}
 HOLDOUT = {name: list(spec.holdout) for name, spec in DATASETS.items()}
-MULTI = {**COMMON, "batch_size": 4, "crop": 512, "fov_diameter": 1024, "epochs": 150, "val_every": 5, "balanced": True,
+MULTI = {**COMMON, "batch_size": 4, "crop": 512, "fov_diameter": 1024, "vessel_width": None, "epochs": 150, "val_every": 5, "balanced": True,
          "augment": {**COMMON["augment"], **CAMERA_AUGMENT}}
 
 PRESETS = {

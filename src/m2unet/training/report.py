@@ -68,6 +68,8 @@ def weights_metadata(config: dict, run_info: dict, best: dict, epochs_done: int,
     """The metadata stored with ``best.safetensors``: the recipe, the best epoch and its threshold, where and how it was trained."""
     # a model trained at one FOV diameter is run at it (m2unet.data.scale): inference reads it from here
     scaled = {"fov_diameter": int(config["fov_diameter"]), "datasets": list(config["datasets"])} if config.get("fov_diameter") else {}
+    if config.get("vessel_width"):
+        scaled["vessel_width"] = float(config["vessel_width"])
     return {**scaled, "model": config["model"], "dataset": config["dataset"], "recipe": f"m2unet train preset {config['dataset']} (paper: AdamW 1e-3, BCE+0.3(1-J))",
             "jaccard": config["jaccard"], "epochs": int(config["epochs"]), "epochs_trained": epochs_done, "best_epoch": best["epoch"],
             "val_dice": round(float(best["val_dice"]), 6), "threshold": best["threshold"], "batch_size": config["batch_size"], "lr": config["lr"],

@@ -98,3 +98,35 @@ def choice_metadata(scored: list[HeldOutImage], diameter: int, threshold: float,
     return {"run_fov_diameter": list(rule),
             "run_fov_diameter_choice": {"validation_f1": {d: round(v, 6) for d, v in f1.items()},
                                         "validation_f1_at_training_diameter": {d: round(v, 6) for d, v in at_training.items()}}}
+
+
+WIDTH_LIMITS = (0.5, 2.5)  # the second pass of a width rule runs between these multiples of the probe diameter
+
+
+def width_rule_metadata(predict, holdout: dict[str, list[str]], diameters: dict[str, int], probe: int, threshold: float, root=None,
+                        progress: bool = False) -> dict:
+    """``run_vessel_width`` of a model trained at one vessel width (:class:`m2unet.data.scale.WidthRule`), calibrated on
+    the held-out images: each, probed at ``probe`` px, implies the map width that would send it to its dataset's
+    training diameter (``diameters``); the geometric mean per dataset, then over datasets (each camera counts once),
+    is stored, with the held-out F1 at the stored threshold when the rule runs them."""
+    from tqdm import tqdm
+
+    from ..data.fov import estimate_fov_mask
+    from ..data.scale import WidthRule, predict_scaled
+    from ..evaluation.metrics import f1_at, sum_counts, threshold_counts
+
+    limits = (round(WIDTH_LIMITS[0] * probe), round(WIDTH_LIMITS[1] * probe))
+    samples = [(dataset, sample, estimate_fov_mask(sample.image)) for dataset, sample in held_out_samples(holdout, root)]
+    implied: dict[str, list[float]] = {}
+    for dataset, sample, mask in tqdm(samples, desc="calibrating the width rule", unit="image", disable=not progress, leave=False):
+        width, measured_at, _, _ = WidthRule(probe, 1.0, limits, threshold).probe_map(predict, sample.image, mask)
+        implied.setdefault(dataset, []).append(max(width, 0.5) * diameters[dataset] / measured_at)  # 0.5: a map with no vessel
+    map_width = float(np.exp(np.mean([np.mean(np.log(values)) for values in implied.values()])))
+    rule = WidthRule(probe, map_width, limits, threshold)
+    counts: dict[str, list[dict]] = {}
+    for dataset, sample, mask in samples:
+        counts.setdefault(dataset, []).append(threshold_counts(predict_scaled(predict, sample.image, mask, rule), sample.label, sample.mask))
+    return {"run_vessel_width": {"probe": probe, "map_width": round(map_width, 4), "limits": list(limits)},
+            "run_vessel_width_choice": {"dataset_fov_diameters": dict(diameters),
+                                        "implied_map_width": {d: [round(v, 3) for v in values] for d, values in implied.items()},
+                                        "validation_f1": {d: round(f1_at(sum_counts(c), threshold), 6) for d, c in counts.items()}}}
