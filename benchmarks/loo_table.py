@@ -19,13 +19,16 @@ import math
 from pathlib import Path
 
 from m2unet.data.datasets import FOV_DIAMETER
+from m2unet.data.scale import describe_scale, model_scale
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "scale" / "loo.md"
 DATASETS = ("drive", "chase_db1", "hrf")
 # what each recipe variant changed (results/ours/loo/<held-out>-<variant>/)
 VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–3×, bilinear back up; p 0.4): does an enlarged "
-                      "small photograph look like nothing the training crops showed? (removed again after this result)"}
+                      "small photograph look like nothing the training crops showed? (removed again after this result)",
+            "w6": "one vessel width instead of one FOV diameter (`--vessel-width 6`: each dataset at the FOV diameter where its labels' "
+                  "mean vessel width is 6 px), run by the width rule (m2unet.data.scale.WidthRule; docs/training.md)"}
 BOB = {"drive": (0.771, 0.775), "chase_db1": (0.776, 0.779), "hrf": (0.735, 0.746)}
 
 
@@ -77,7 +80,7 @@ def main() -> int:
             a = f"**{f1:.4f}**" if f1 >= 0.785 else f"{f1:.4f}"
             meta = metrics["weights"]["metadata"]
             if meta.get("run_at_fov_diameter"):
-                a += " (run at {}–{} px)".format(*meta["run_at_fov_diameter"])
+                a += f" (runs photographs {describe_scale(model_scale(meta))})"
             if meta.get("epochs_trained", meta.get("epochs")) != meta.get("epochs"):  # a run stopped early: say so
                 a += f" (a lower bound: {meta['epochs_trained']} of {meta['epochs']} epochs; training continues with --resume)"
         else:

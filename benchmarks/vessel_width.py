@@ -16,11 +16,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from skimage.morphology import skeletonize
 
 from m2unet.data import load_dataset
 from m2unet.data.fov import estimate_fov_mask
-from m2unet.data.scale import run_frame
+from m2unet.data.scale import mean_vessel_width, run_frame
 from m2unet.evaluation.predictor import model_predictor
 from m2unet.system import cpu_model
 from m2unet.weights import pretrained_path, read_metadata
@@ -30,11 +29,6 @@ DATASETS = ("drive", "chase_db1", "hrf")
 DIAMETER = 1024
 
 
-def mean_width(binary: np.ndarray) -> float:
-    """Vessel pixels per centreline pixel of a binary map."""
-    return float(binary.sum() / max(int(skeletonize(binary).sum()), 1))
-
-
 def widths(dataset: str, models: dict[str, Path]) -> dict[str, float]:
     """Mean over the test split of each photograph's mean width: 'label' and one entry per model."""
     predictors = {name: (model_predictor(w, None, "fp32", "cpu", rescale=False)[0], float(read_metadata(w)["threshold"])) for name, w in models.items()}
@@ -42,10 +36,10 @@ def widths(dataset: str, models: dict[str, Path]) -> dict[str, float]:
     for sample in load_dataset(dataset, "test"):
         frame = run_frame(estimate_fov_mask(sample.image), (DIAMETER, DIAMETER))
         fov = frame.to_model(sample.mask.astype(np.float32)) > 0.5
-        found["label"].append(mean_width((frame.to_model(sample.label.astype(np.float32)) > 0.5) & fov))
+        found["label"].append(mean_vessel_width((frame.to_model(sample.label.astype(np.float32)) > 0.5) & fov))
         image = frame.to_model(sample.image)
         for name, (predict, threshold) in predictors.items():
-            found[name].append(mean_width((predict(image) >= threshold) & fov))
+            found[name].append(mean_vessel_width((predict(image) >= threshold) & fov))
     return {name: float(np.mean(values)) for name, values in found.items()}
 
 

@@ -18,11 +18,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from vessel_width import mean_width  # a sibling in benchmarks/
 
 from m2unet.data import load_dataset
 from m2unet.data.fov import estimate_fov_mask
-from m2unet.data.scale import model_scale, predict_scaled, run_frame
+from m2unet.data.scale import mean_vessel_width, model_scale, predict_scaled, run_frame
 from m2unet.evaluation import metrics as M
 from m2unet.evaluation.predictor import model_predictor
 from m2unet.system import cpu_model
@@ -37,7 +36,7 @@ def map_width(predict, image, mask, diameter: int, threshold: float) -> float:
     """Mean width of the model's map with the photograph's FOV at ``diameter`` px, measured there (not mapped back)."""
     frame = run_frame(mask, (diameter, diameter))
     fov = frame.to_model(mask.astype(np.float32)) > 0.5
-    return mean_width((predict(frame.to_model(image)) >= threshold) & fov)
+    return mean_vessel_width((predict(frame.to_model(image)) >= threshold) & fov)
 
 
 def study(run: Path, datasets: tuple[str, ...]) -> list[str]:

@@ -7,27 +7,35 @@
 #
 #   scripts/train_loo.sh                 # all three, in the order given below
 #   scripts/train_loo.sh hrf drive       # only these held-out datasets
+#   VARIANT=w6 TRAIN_ARGS="--vessel-width 6" scripts/train_loo.sh   # a recipe variant: RUNS/loo-<held-out>-w6,
+#                                        # results/ours/loo/<held-out>-w6 (a second table in loo.md)
 #
-# Environment: RUNS (run folders; default runs), M2UNET (the command; default m2unet).
+# Environment: RUNS (run folders; default runs), M2UNET (the command; default m2unet), VARIANT and TRAIN_ARGS (above).
+# The run's records (config, summary, metrics, curves) are copied to results/train/loo-<held-out>[-VARIANT].
 set -euo pipefail
 RUNS=${RUNS:-runs}
 M2UNET=${M2UNET:-m2unet}
+suffix=${VARIANT:+-$VARIANT}
+read -r -a train_args <<< "${TRAIN_ARGS:-}"
 declare -A NAME=([drive]=DRIVE [chase_db1]=CHASE_DB1 [hrf]=HRF)
 held_outs=("$@")
 [ ${#held_outs[@]} -eq 0 ] && held_outs=(hrf drive chase_db1)
 for held_out in "${held_outs[@]}"; do
   others=()
   for d in drive chase_db1 hrf; do [ "$d" != "$held_out" ] && others+=("$d"); done
-  run="$RUNS/loo-$held_out"
+  run="$RUNS/loo-$held_out$suffix"
   if [ ! -f "$run/summary.json" ]; then
     resume=()
     [ -f "$run/checkpoints/last.ckpt" ] && resume=(--resume)
-    "$M2UNET" train --dataset "${others[0]},${others[1]}" --out "$run" "${resume[@]}"
+    "$M2UNET" train --dataset "${others[0]},${others[1]}" --out "$run" "${train_args[@]}" "${resume[@]}"
   fi
-  out="results/ours/loo/$held_out"
+  records="results/train/loo-$held_out$suffix"
+  mkdir -p "$records"
+  cp "$run"/{config.json,summary.json,metrics.csv,curves.png,augmentations.jpg} "$records"/
+  out="results/ours/loo/$held_out$suffix"
   if [ ! -f "$out/metrics.json" ] || [ "$run/best.safetensors" -nt "$out/metrics.json" ]; then
     "$M2UNET" evaluate --dataset "$held_out" --weights "$run/best.safetensors" --out "$out" --no-maps \
-      --label "trained on ${NAME[${others[0]}]} + ${NAME[${others[1]}]} (leave ${NAME[$held_out]} out)"
+      --label "trained on ${NAME[${others[0]}]} + ${NAME[${others[1]}]} (leave ${NAME[$held_out]} out)${VARIANT:+, variant $VARIANT}"
   fi
 done
 python benchmarks/loo_table.py

@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from m2unet.data.scale import fov_box, fov_diameter, model_scale, predict_scaled, resize_plane, run_frame, scale_frame
+from m2unet.data.scale import (
+    describe_scale,
+    fov_box,
+    fov_diameter,
+    model_scale,
+    predict_scaled,
+    resize_plane,
+    run_frame,
+    scale_frame,
+    scale_record,
+)
 
 
 def disc(shape, centre, radius):
@@ -116,4 +126,8 @@ def test_a_width_rule_runs_the_photograph_again_where_its_map_has_the_trained_wi
     seen.clear()
     predict_scaled(predict, image, mask, WidthRule(290, 2.0, (145, 1000), 0.5))  # already at the width: one pass only
     assert len(seen) == 1
-    assert model_scale({"threshold": 0.4, "run_vessel_width": {"probe": 1024, "map_width": 5.5, "limits": [512, 2560]}}) == WidthRule(1024, 5.5, (512, 2560), 0.4)
+    metadata = {"threshold": 0.4, "run_vessel_width": {"probe": 1024, "map_width": 5.5, "limits": [512, 2560]}, "run_fov_diameter": [1024, 1792]}
+    rule = model_scale(metadata)
+    assert rule == WidthRule(1024, 5.5, (512, 2560), 0.4)  # the width rule wins over FOV diameters
+    assert scale_record(rule) == metadata["run_vessel_width"] and scale_record((1024, 1792)) == [1024, 1792] and scale_record(None) is None
+    assert "5.50 px wide" in describe_scale(rule) and describe_scale((1024, 1792)) == "at FOV diameters 1024–1792 px"

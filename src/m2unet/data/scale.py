@@ -146,6 +146,20 @@ class WidthRule:
         return mean_vessel_width((probability >= self.threshold) & fov), fov_diameter(mask) * frame.scale, frame, probability
 
 
+def scale_record(scale: tuple[int, int] | WidthRule | None) -> list | dict | None:
+    """A model's scale (:func:`model_scale`) as stored beside results: [low, high], the width rule's settings, or None."""
+    if isinstance(scale, WidthRule):
+        return {"probe": scale.probe, "map_width": scale.map_width, "limits": list(scale.limits)}
+    return None if scale is None else list(scale)
+
+
+def describe_scale(scale: tuple[int, int] | WidthRule | None) -> str:
+    """How a model runs photographs, in words that follow "runs photographs …", for tables and messages."""
+    if isinstance(scale, WidthRule):
+        return f"where its map's vessels are {scale.map_width:.2f} px wide (first pass at {scale.probe} px, then {scale.limits[0]}–{scale.limits[1]} px)"
+    return "as they are" if scale is None else f"at FOV diameters {scale[0]}–{scale[1]} px"
+
+
 def model_scale(metadata: dict) -> tuple[int, int] | WidthRule | None:
     """(low, high): a photograph whose FOV is d px across runs at clamp(d, low, high), from its weights' metadata;
     a :class:`WidthRule` for a model trained at one vessel width; None: run photographs as they are.

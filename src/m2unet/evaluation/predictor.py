@@ -32,10 +32,10 @@ def model_predictor(path: Path, runtime: str | None, precision: str, device: str
     image runs at the model's FOV diameter as ``segment`` runs it (``rescale``; see :mod:`m2unet.data.scale`).
     """
     predict, metadata, name = _unscaled_predictor(path, runtime, precision, device, progress)
-    from ..data.scale import model_scale
+    from ..data.scale import model_scale, scale_record
 
     scale = model_scale(metadata) if rescale else None
-    return _scaled(predict, scale), {**metadata, "run_at_fov_diameter": None if scale is None else list(scale)}, name
+    return _scaled(predict, scale), {**metadata, "run_at_fov_diameter": scale_record(scale)}, name
 
 
 def _scaled(predict, scale):

@@ -11,6 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ..data.scale import WidthRule, model_scale
 from ..errors import M2UNetError
 from ..weights import PRETRAINED_DIR, file_digest, load_weights, read_metadata, shipped_onnx, stamp_metadata
 from .onnx_export import export_onnx
@@ -77,9 +78,9 @@ def _calibration_scale(weights: Path) -> tuple[int, int] | None:
     """The scale a scale-normalised model (one that stores ``fov_diameter``: enlarges small photographs) runs
     photographs at, so its int8 calibration images get it too; None for models that run photographs at (or near)
     their own size."""
-    from ..data.scale import model_scale
-
     if weights.suffix != ".safetensors":
         return None
     scale = model_scale(read_metadata(weights))
+    if isinstance(scale, WidthRule):
+        return scale.probe, scale.probe  # its first pass; the second runs near it on a camera like the training ones
     return scale if scale is not None and scale[0] > 0 else None

@@ -11,6 +11,9 @@ the held-out images are a handful (two to three per dataset), and a gain smaller
 a camera away from the scale the model was trained at; the first version took the plain best, and a 0.0006 gain on two
 DRIVE photographs then cost the model trained without CHASE_DB1 0.023 on CHASE_DB1 (results/scale/run_diameter.md).
 The same preference sets b = a where b is not measured (no held-out photograph wider than a·D).
+
+A run at one vessel width (``--vessel-width``; every dataset at its own diameter) has no single D to clamp around; it
+stores a :class:`m2unet.data.scale.WidthRule` instead, calibrated on the same held-out images (:func:`width_rule_metadata`).
 """
 
 from __future__ import annotations
