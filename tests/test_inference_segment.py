@@ -187,14 +187,14 @@ class RecordingBackend:
         return np.full((batch.shape[0], 1, *batch.shape[2:]), 0.7, np.float32)
 
 
-@pytest.mark.parametrize("metadata, photo_radius, expected_side", [
-    ({"fov_diameter": 256}, 400, 256 * 1.04),  # a scale-normalised model: shrunk to its diameter ...
-    ({"fov_diameter": 256}, 60, 256 * 1.04),  # ... and enlarged to it
-    ({"dataset": "drive"}, 400, 538 * 1.04),  # a DRIVE model: shrunk to DRIVE's FOV ...
-    ({"dataset": "drive"}, 200, None),  # ... but a smaller photograph runs as it is
-    ({}, 400, None),  # a model without a scale: as it is
+@pytest.mark.parametrize("metadata, photo_radius, expected_side, expected_diameter", [
+    ({"fov_diameter": 256}, 400, 256 * 1.04, 256),  # a scale-normalised model: shrunk to its diameter ...
+    ({"fov_diameter": 256}, 60, 256 * 1.04, 256),  # ... and enlarged to it
+    ({"dataset": "drive"}, 400, 538 * 1.04, 538),  # a DRIVE model: shrunk to DRIVE's FOV ...
+    ({"dataset": "drive"}, 200, None, 401),  # ... but a smaller photograph runs as it is (its own FOV diameter)
+    ({}, 400, None, None),  # a model without a scale: as it is
 ])
-def test_segmenter_runs_the_photograph_at_the_models_fov_diameter(tmp_path, export_cache, metadata, photo_radius, expected_side):
+def test_segmenter_runs_the_photograph_at_the_models_fov_diameter(tmp_path, export_cache, metadata, photo_radius, expected_side, expected_diameter):
     from m2unet.inference.pipeline import Segmenter
     from m2unet.models import create_model
     from m2unet.weights import save_weights
@@ -211,6 +211,8 @@ def test_segmenter_runs_the_photograph_at_the_models_fov_diameter(tmp_path, expo
         assert abs(side - expected_side) <= 24  # the FOV box at the diameter (plus margin), padded to 16
     assert probability.shape == fov.shape and probability[~fov].max() == 0.0
     assert np.allclose(probability[fov], 0.7, atol=1e-3)  # mapped back onto the whole photograph
+    diameter = segmenter.run(image, fov)[1]  # what results.parquet's run_fov_diameter records
+    assert diameter is None if expected_diameter is None else abs(diameter - expected_diameter) <= 2
     no_scale = Segmenter(weights, "torch", rescale=False)
     no_scale.backend = recording = RecordingBackend()
     no_scale(image, fov)

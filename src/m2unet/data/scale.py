@@ -196,19 +196,24 @@ def run_frame(mask: np.ndarray, scale: tuple[int, int]) -> ScaleFrame:
 
 
 def predict_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | WidthRule | None) -> np.ndarray:
-    """``predict`` (H×W×3 image → H×W probability) run at a model's scale (:func:`model_scale`), mapped back.
+    """``predict`` (H×W×3 image → H×W probability) run at a model's scale (:func:`model_scale`), mapped back."""
+    return run_scaled(predict, image, mask, scale)[0]
+
+
+def run_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | WidthRule | None) -> tuple[np.ndarray, int | None]:
+    """(probability, FOV diameter in px the photograph ran at; None: as it is) of ``predict`` run at ``scale``.
 
     ``mask``: the photograph's FOV (given or estimated; its box and diameter set the frame); without one, or
     without a scale, ``predict`` runs on the photograph as it is. A :class:`WidthRule` runs it twice, unless the
     second diameter is within :data:`SCALE_TOLERANCE` of the first (then the first map is the answer).
     """
     if scale is None or mask is None or not mask.any():
-        return predict(image)
+        return predict(image), None
     if isinstance(scale, WidthRule):
         width, measured_at, frame, probability = scale.probe_map(predict, image, mask)
         target = scale.diameter_for(width, measured_at)
         if abs(target / measured_at - 1.0) <= SCALE_TOLERANCE:
-            return frame.to_image(probability)
+            return frame.to_image(probability), int(round(measured_at))
         scale = (target, target)
     frame = run_frame(mask, scale)
-    return frame.to_image(predict(frame.to_model(image)))
+    return frame.to_image(predict(frame.to_model(image))), int(round(fov_diameter(mask) * frame.scale))

@@ -253,9 +253,20 @@ def load_stage(job: Job, options: Options):
     return image, mask, time.perf_counter() - started
 
 
-def model_stage(image: np.ndarray, mask: np.ndarray | None, options: Options, progress=None, cache: dict | None = None):
-    """(probability, weights file name, threshold, seconds): the model chosen for this image, loaded once per process
-    (or once per ``cache`` dict: each stream of :func:`run_streams` keeps its own)."""
+@dataclass
+class ModelOutput:
+    """What the model stage hands to the write stage for one input."""
+
+    probability: np.ndarray
+    model: str  # weights file name
+    threshold: float
+    seconds: float
+    run_fov_diameter: int | None  # px the photograph's FOV ran at (m2unet.data.scale); None: as it is
+
+
+def model_stage(image: np.ndarray, mask: np.ndarray | None, options: Options, progress=None, cache: dict | None = None) -> ModelOutput:
+    """The model chosen for this image, run: loaded once per process (or once per ``cache`` dict: each stream of
+    :func:`run_streams` keeps its own)."""
     from ..weights import calibration_for, resolve_weights, threshold_of
     from .pipeline import Segmenter, get_segmenter
 
@@ -268,8 +279,8 @@ def model_stage(image: np.ndarray, mask: np.ndarray | None, options: Options, pr
     else:
         segmenter = cache.get(path) or cache.setdefault(path, Segmenter(path, options.backend, **settings))
     cut = options.threshold if options.threshold is not None else threshold_of(segmenter.metadata)
-    probability = segmenter(image, mask)
-    return probability, path.name, float(cut), time.perf_counter() - started
+    probability, diameter = segmenter.run(image, mask)
+    return ModelOutput(probability, path.name, float(cut), time.perf_counter() - started, diameter)
 
 
 def write_outputs(out: Path, outputs: dict[str, str], image, probability, vessels, mask) -> None:
@@ -288,10 +299,11 @@ def write_outputs(out: Path, outputs: dict[str, str], image, probability, vessel
         write_atomic(out / outputs["overlay"], lambda tmp: picture.save(tmp, format="PNG", compress_level=1))
 
 
-def write_stage(job: Job, options: Options, image, mask, probability, model: str, threshold: float, seconds: float, measurer=None) -> dict:
+def write_stage(job: Job, options: Options, image, mask, result: ModelOutput, seconds: float, measurer=None) -> dict:
     """Threshold, write the maps atomically and, with ``options.measure``, measure (``measurer``: the stage of
-    :mod:`m2unet.measure.stage`): the input's record (status ok, or failed with the reason)."""
+    :mod:`m2unet.measure.stage`): the input's record (status ok, or failed with the reason). ``seconds``: decoding's."""
     started = time.perf_counter()
+    probability, model, threshold = result.probability, result.model, result.threshold
     outputs = options.outputs(job.stem)
     out = Path(options.out)
     try:
@@ -304,8 +316,9 @@ def write_stage(job: Job, options: Options, image, mask, probability, model: str
     except (M2UNetError, OSError, ValueError, MemoryError) as error:
         stage = "measuring" if isinstance(error, M2UNetError) and "measuring" in str(error) else "writing outputs"
         return record(job, options, "failed", f"{job.path}: {stage} failed: {str(error).splitlines()[0][:150]}", model=model)
-    seconds += time.perf_counter() - started
-    row = record(job, options, "ok", outputs=outputs, model=model, threshold=threshold, seconds=seconds, size=probability.shape[::-1])
+    seconds += result.seconds + time.perf_counter() - started
+    row = record(job, options, "ok", outputs=outputs, model=model, threshold=threshold, seconds=seconds, size=probability.shape[::-1],
+                 run_fov_diameter=result.run_fov_diameter)
     row.update((key, value) for key, value in measured.items() if key not in row)
     return row
 
@@ -323,13 +336,13 @@ INPUT_ERRORS = (M2UNetError, MemoryError, RuntimeError, ValueError, OSError)
 
 
 def record(job: Job, options: Options, status: str, error: str | None = None, *, outputs: dict | None = None, model: str | None = None,
-           threshold: float | None = None, seconds: float | None = None, size=(None, None)) -> dict:
+           threshold: float | None = None, seconds: float | None = None, size=(None, None), run_fov_diameter: int | None = None) -> dict:
     """One row of results.parquet (output paths are relative to OUT)."""
     outputs = outputs or {}
     row = {"path": job.path, "stem": job.stem, "status": status, "error": error,
            "probability": outputs.get("probability"), "vessels": outputs.get("vessels"), "overlay": outputs.get("overlay"),
            "model": model, "backend": options.backend, "threshold": threshold, "seconds": seconds,
-           "width": None if size[0] is None else int(size[0]), "height": None if size[1] is None else int(size[1]),
+           "width": None if size[0] is None else int(size[0]), "height": None if size[1] is None else int(size[1]), "run_fov_diameter": run_fov_diameter,
            "pixel_size_um": job.pixel_size_um, "settings": options.fingerprint(), "resumed": False, "node": None}
     # manifest cells as the journal will give them back (dates as text), so earlier and new rows agree in type
     row.update((key, json.loads(json.dumps(value, default=json_default))) for key, value in job.extra if key not in row)
@@ -362,11 +375,11 @@ def run_local(jobs: list[Job], options: Options, progress=None, measurer=None) -
                 large = image.shape[0] * image.shape[1] > LARGE_PIXELS
                 if not large and index + 1 < len(jobs) and header_pixels(jobs[index + 1].path) <= LARGE_PIXELS:
                     read_ahead(index + PREFETCH)
-                probability, model, threshold, model_seconds = model_stage(image, mask, options, progress)
+                result = model_stage(image, mask, options, progress)
                 if writing is not None:
                     yield writing.result()
-                writing = writer.submit(write_stage, job, options, image, mask, probability, model, threshold, seconds + model_seconds, measurer)
-                del image, probability, mask
+                writing = writer.submit(write_stage, job, options, image, mask, result, seconds, measurer)
+                del image, result, mask
                 if large:
                     yield writing.result()
                     writing = None
@@ -380,10 +393,10 @@ def process(job: Job, options: Options, cache: dict, progress=None, measurer=Non
     """All stages of one input in the calling thread: its record."""
     try:
         image, mask, seconds = load_stage(job, options)
-        probability, model, threshold, model_seconds = model_stage(image, mask, options, progress, cache)
+        result = model_stage(image, mask, options, progress, cache)
     except INPUT_ERRORS as error:
         return record(job, options, "failed", failure_message(job.path, error))
-    return write_stage(job, options, image, mask, probability, model, threshold, seconds + model_seconds, measurer)
+    return write_stage(job, options, image, mask, result, seconds, measurer)
 
 
 def run_streams(jobs: list[Job], options: Options, streams: int, progress=None, measurer=None) -> Iterator[dict]:

@@ -73,8 +73,12 @@ class Segmenter:
         self.scale = model_scale(self.metadata) if rescale else None
 
     def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        return self.run(image, mask)[0]
+
+    def run(self, image: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, int | None]:
+        """(probability, the FOV diameter in px the photograph ran at; None: as it is)."""
         from ..data.fov import estimate_fov_mask
-        from ..data.scale import predict_scaled
+        from ..data.scale import run_scaled
 
         def predict(view: np.ndarray) -> np.ndarray:
             return predict_tiled(self.backend, view, self.max_tile, self.overlap)
@@ -84,10 +88,10 @@ class Segmenter:
 
         # without a mask (--no-fov-mask) the scale still needs the FOV's size: estimated, used for the frame only
         frame_mask = mask if mask is not None or self.scale is None else estimate_fov_mask(image)
-        probability = predict_scaled(predict_view, image, frame_mask, self.scale)
+        probability, diameter = run_scaled(predict_view, image, frame_mask, self.scale)
         if mask is not None:
             probability[~mask] = 0.0
-        return probability
+        return probability, diameter
 
 
 _SEGMENTERS: dict[tuple, Segmenter] = {}
