@@ -67,6 +67,10 @@ def test_good_photo(client):
     assert (body["image"], body["width"], body["height"], body["model"], body["backend"]) == ("chase_db1_Image_11L.jpg", 999, 960, "universal", "onnxruntime")
     assert body["threshold"] == pytest.approx(read_metadata(pretrained_path("universal"))["threshold"])  # its stored a-priori threshold
     assert 880 < body["fov_width"] < 960 and body["tta"] is False
+    from m2unet.data.scale import model_scale, run_at
+
+    scale = model_scale(read_metadata(pretrained_path("universal")))  # FOV diameters: a 960-px-high photograph runs at the low end
+    assert body["run_fov_diameter"] == run_at(body["fov_width"], scale) if isinstance(scale, tuple) else 512 <= body["run_fov_diameter"] <= 2560
     assert set(body["timings_ms"]) == {"decode", "fov", "model", "segment", "encode", "total"}
     probability, vessels, fov = (decode_png(body[key]) for key in ("probability_png", "vessels_png", "fov_png"))
     assert probability.shape == vessels.shape == fov.shape == (960, 999)

@@ -158,6 +158,7 @@ class Segmentation:
     mask: np.ndarray
     probability: np.ndarray
     timings: dict
+    run_fov_diameter: int | None = None  # px the FOV was resized to for the model (the first flip's, with TTA)
 
     @property
     def vessels(self) -> np.ndarray:
@@ -178,16 +179,23 @@ def segment_upload(data: bytes, name: str, models: Models, model: str, threshold
     masked = time.perf_counter()
     segmenter, turn = models.get(chosen)  # loaded and compiled by the first request that needs it
     loaded = time.perf_counter()
+    diameters = []
+
+    def run(view: np.ndarray, view_mask: np.ndarray | None = None) -> np.ndarray:
+        probability, diameter = segmenter.run(view, view_mask)
+        diameters.append(diameter)
+        return probability
+
     with turn or contextlib.nullcontext():
         if tta:
-            probability = flip_average(segmenter, image)  # one compiled model for both: the flips go through it
+            probability = flip_average(run, image)  # one compiled model for both: the flips go through it
             probability[~mask] = 0.0
         else:
-            probability = segmenter(image, mask)
+            probability = run(image, mask)
     done = time.perf_counter()
     cut = threshold if threshold is not None else threshold_of(segmenter.metadata)
     timings = {"decode": decoded - started, "fov": masked - decoded, "model": loaded - masked, "segment": done - loaded}
-    return Segmentation(name, chosen, float(cut), image, mask, probability, timings)
+    return Segmentation(name, chosen, float(cut), image, mask, probability, timings, diameters[0])
 
 
 def segmentation_json(result: Segmentation, backend: str, tta: bool, with_overlay: bool) -> dict:
@@ -199,7 +207,7 @@ def segmentation_json(result: Segmentation, backend: str, tta: bool, with_overla
     answer = {
         "image": result.name, "width": int(result.image.shape[1]), "height": int(result.image.shape[0]),
         "model": result.model, "backend": backend, "threshold": round(result.threshold, 6), "tta": tta,
-        "fov_width": fov_width(result.mask, result.image.shape[1]),
+        "fov_width": fov_width(result.mask, result.image.shape[1]), "run_fov_diameter": result.run_fov_diameter,
         "vessel_fraction": round(float(vessels[result.mask].mean()) if result.mask.any() else 0.0, 6),
         "probability_png": png_base64(result.probability), "vessels_png": png_base64(vessels), "fov_png": png_base64(result.mask),
     }
