@@ -21,7 +21,7 @@ import numpy as np
 
 from m2unet.data import load_dataset
 from m2unet.data.fov import estimate_fov_mask
-from m2unet.data.scale import mean_vessel_width, model_scale, predict_scaled, run_frame
+from m2unet.data.scale import WidthRule, model_scale, predict_scaled
 from m2unet.evaluation import metrics as M
 from m2unet.evaluation.predictor import model_predictor
 from m2unet.system import cpu_model
@@ -34,9 +34,7 @@ JOBS = {"universal": ("drive", "chase_db1", "hrf"), "loo-drive": ("drive",), "lo
 
 def map_width(predict, image, mask, diameter: int, threshold: float) -> float:
     """Mean width of the model's map with the photograph's FOV at ``diameter`` px, measured there (not mapped back)."""
-    frame = run_frame(mask, (diameter, diameter))
-    fov = frame.to_model(mask.astype(np.float32)) > 0.5
-    return mean_vessel_width((predict(frame.to_model(image)) >= threshold) & fov)
+    return WidthRule(diameter, 1.0, (diameter, diameter), threshold).probe_map(predict, image, mask)[0]  # the rule's own first pass
 
 
 def study(run: Path, datasets: tuple[str, ...]) -> list[str]:
