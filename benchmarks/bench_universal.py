@@ -1,9 +1,11 @@
 """Latency of a whole photograph through `m2unet.segment` with the universal model against the per-dataset model.
 
-The universal model runs a photograph whose FOV is d px across at clamp(d, low, high) px (its weights'
-``run_fov_diameter``, results/scale/run_diameter.md), so an HRF photograph (3504×2336, FOV ≈ 3260 px) is shrunk to
-the upper end before the network and the probability resized back; the HRF model runs it at full resolution in tiles. Timed in one process after a warm-up call (compiled models cached), median of --repeats, with
-FOV estimation, scaling and tiling included (decoding the file is not: the image is already in memory).
+The universal model runs a photograph at the FOV diameter its weights say (m2unet.data.scale.model_scale: a range of
+diameters, or a first pass at the probe diameter and a second where its vessels have the trained width), so an HRF
+photograph (3504×2336, FOV ≈ 3260 px) is shrunk before the network and the probability resized back; the HRF model
+runs it at full resolution in tiles. Timed in one process after a warm-up call (compiled models cached), median of
+--repeats, with FOV estimation, scaling (both passes of a width rule) and tiling included (decoding the file is not:
+the image is already in memory). The table names the diameter each photograph ran at.
 
     .venv/bin/python benchmarks/bench_universal.py --universal FILE     # writes results/scale/latency.md
 """
@@ -16,12 +18,11 @@ import statistics
 import time
 from pathlib import Path
 
-import m2unet
 from m2unet.data import estimate_fov_mask, read_image, write_atomic
-from m2unet.data.scale import fov_diameter, model_scale, run_at
-from m2unet.inference.backends import backend_name
-from m2unet.inference.pipeline import default_runtime
-from m2unet.weights import pretrained_path, read_metadata
+from m2unet.data.scale import fov_diameter
+from m2unet.inference.backends import backend_name, named_backend
+from m2unet.inference.pipeline import default_runtime, get_segmenter
+from m2unet.weights import calibration_for, pretrained_path
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = {"DRIVE 565×584": ("DRIVE/test/images/01_test.tif", "drive"), "CHASE_DB1 999×960": ("CHASE_DB1/Image_11L.jpg", "chase_db1"),
@@ -35,14 +36,17 @@ def cpu_name() -> str:
     return "unknown CPU"
 
 
-def median_seconds(image, weights: Path, repeats: int) -> float:
-    m2unet.segment(image, weights=weights)  # warm-up: export, compile
+def median_seconds(image, weights: Path, repeats: int) -> tuple[float, int | None]:
+    """(median seconds, FOV diameter the photograph ran at) of what `m2unet.segment` does with its defaults."""
+    name = named_backend(default_runtime("cpu", weights), "auto", "cpu", weights)
+    segmenter = get_segmenter(weights, name, calibration=calibration_for(weights))  # as m2unet.segment builds it
+    diameter = segmenter.run(image, estimate_fov_mask(image))[1]  # warm-up: export, compile
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        m2unet.segment(image, weights=weights)
+        segmenter.run(image, estimate_fov_mask(image))
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times), diameter
 
 
 def main() -> int:
@@ -57,10 +61,10 @@ def main() -> int:
     rows = []
     for label, (relative, own) in PHOTOS.items():
         image = read_image(args.datasets_root / relative)
-        own_s = median_seconds(image, pretrained_path(own), args.repeats)
-        universal_s = median_seconds(image, universal, args.repeats)
+        own_s, _ = median_seconds(image, pretrained_path(own), args.repeats)
+        universal_s, ran_at = median_seconds(image, universal, args.repeats)
         fov = fov_diameter(estimate_fov_mask(image))
-        rows.append(f"| {label} | `{own}` {1000 * own_s:.0f} ms | {1000 * universal_s:.0f} ms (FOV {fov} → {run_at(fov, model_scale(read_metadata(universal)))} px) | "
+        rows.append(f"| {label} | `{own}` {1000 * own_s:.0f} ms | {1000 * universal_s:.0f} ms (FOV {fov} → {ran_at or fov} px) | "
                     f"{own_s / universal_s:.2f}× |")
         print(rows[-1], flush=True)
     backend = backend_name(default_runtime(), "auto")

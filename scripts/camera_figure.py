@@ -5,8 +5,7 @@ The photograph is a CHASE_DB1 test image (Image_11L, bundled in examples/, label
 as it is (FOV ≈ 920 px), shrunk to half (≈ 460 px, a DRIVE-like camera), enlarged 3.5× (≈ 3200 px, an HRF-like
 camera), defocus blur (Gaussian σ = 2 px), low contrast (blended 60 % towards its mean) and JPEG at quality 15.
 The per-dataset model is what `--model auto` picked before the universal model existed (by FOV width), run with
-scale normalisation (shrink only); the universal model runs at the FOV diameters stored with it
-(m2unet.data.scale.model_scale: 1024–1792 px).
+scale normalisation (shrink only); the universal model runs as its weights say (m2unet.data.scale.model_scale).
 
 Usage: python scripts/camera_figure.py [--universal FILE]
 """
@@ -14,7 +13,6 @@ Usage: python scripts/camera_figure.py [--universal FILE]
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
 import matplotlib
@@ -22,11 +20,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 import m2unet  # noqa: E402
 from m2unet.data import load_dataset, write_atomic  # noqa: E402
-from m2unet.data.scale import resize_image  # noqa: E402
+from m2unet.data.scale import fov_diameter  # noqa: E402
+from m2unet.evaluation.camera_shift import blurred, jpeg, low_contrast, resized_by, unchanged  # noqa: E402
 from m2unet.evaluation.metrics import binary_counts, f1_score  # noqa: E402
 from m2unet.inference.pipeline import fov_width  # noqa: E402
 from m2unet.weights import (  # noqa: E402
@@ -39,33 +37,12 @@ from m2unet.weights import (  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    buffer = io.BytesIO()
-    Image.fromarray(np.rint(image * 255).astype(np.uint8)).save(buffer, format="JPEG", quality=quality)
-    return np.asarray(Image.open(buffer), dtype=np.float32) / 255.0
-
-
 def variants(image: np.ndarray, label: np.ndarray, mask: np.ndarray):
-    """(title, image, label, FOV) for each variant of the photograph."""
-    from m2unet.data.scale import resize_plane
-
-    def resized(factor: float):
-        size = (round(image.shape[0] * factor), round(image.shape[1] * factor))
-        return resize_image(image, size), resize_plane(label.astype(np.float32), size) >= 0.5, resize_plane(mask.astype(np.float32), size) >= 0.5
-
-    from scipy.ndimage import gaussian_filter
-
-    blurred = np.stack([gaussian_filter(image[..., c], 2.0) for c in range(3)], axis=2)
-    mean = image[mask].mean(axis=0)
-    flat = np.where(mask[..., None], mean + 0.4 * (image - mean), image)  # inside the FOV; the black surround stays black
-    return [
-        ("as it is (FOV ≈ 920 px)", image, label, mask),
-        ("shrunk to half (FOV ≈ 460 px)", *resized(0.5)),
-        ("enlarged 3.5× (FOV ≈ 3200 px)", *resized(3.5)),
-        ("defocus blur (σ 2 px)", blurred, label, mask),
-        ("low contrast (60 % to the mean)", flat, label, mask),
-        ("JPEG quality 15", jpeg(image, 15), label, mask),
-    ]
+    """(title, image, label, FOV) for each variant of the photograph (m2unet.evaluation.camera_shift)."""
+    changes = [("as it is (FOV ≈ 920 px)", unchanged), ("shrunk to half (FOV ≈ 460 px)", resized_by(0.5)),
+               ("enlarged 3.5× (FOV ≈ 3200 px)", resized_by(3.5)), ("defocus blur (σ 2 px)", blurred(2.0 / fov_diameter(mask))),
+               ("low contrast (60 % to the mean)", low_contrast(0.4)), ("JPEG quality 15", jpeg(15))]
+    return [(title, *change(image, label, mask)) for title, change in changes]
 
 
 def segment(image: np.ndarray, mask: np.ndarray, weights: Path) -> np.ndarray:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from m2unet.data.datasets import DATASETS
-from m2unet.data.scale import model_scale
+from m2unet.data.scale import WidthRule, model_scale
 from m2unet.paper import RESULTS
 from m2unet.weights import PRETRAINED_DIR, read_metadata
 
@@ -40,10 +40,20 @@ def row(label: str, metrics: dict | None, note: str = "") -> str:
     )
 
 
-def run_range(metadata: dict) -> str:
-    """'low, high' of the FOV diameters a scale-normalised model runs at (m2unet.data.scale.model_scale)."""
-    low, high = model_scale(metadata)
-    return f"{low}, {high}"
+def how_it_was_scaled(metadata: dict) -> str:
+    """How the universal model's training scaled its datasets and how it runs a photograph (m2unet.data.scale.model_scale)."""
+    scale = model_scale(metadata)
+    if isinstance(scale, WidthRule):
+        diameters = metadata["run_vessel_width_choice"]["dataset_fov_diameters"]
+        at = ", ".join(f"{name} {diameter}" for name, diameter in diameters.items())
+        return (f"each dataset at the FOV diameter where its labels' vessels are {metadata['vessel_width']} px wide on average ({at} px), "
+                f"`--vessel-width {metadata['vessel_width']}`; datasets in balance, camera-variation augmentations; docs/training.md); "
+                f"it runs a photograph first with its FOV at {scale.probe} px, then where its map's vessels are {scale.map_width:.2f} px "
+                f"wide ({scale.limits[0]}–{scale.limits[1]} px), calibrated on the held-out training images")
+    low, high = scale
+    return (f"every image at a FOV diameter of {metadata.get('fov_diameter')} px, datasets in balance, camera-variation augmentations; "
+            f"docs/training.md); it runs a photograph whose FOV is d px across at clamp(d, {low}, {high}) px, chosen on the held-out "
+            "training images (results/scale/run_diameter.md)")
 
 
 def main() -> None:
@@ -84,7 +94,7 @@ def main() -> None:
             metrics = load(run)
             if metrics["dataset"] == dataset:
                 lines.append(row(f"ours: {run.parent.name}", metrics))
-        for folder, label_, note in (("universal", "ours: `universal` (all three datasets, trained at FOV 1024 px)", "one model for any camera"),
+        for folder, label_, note in (("universal", "ours: `universal` (all three datasets in one model)", "one model for any camera"),
                                      ("universal-tta", "ours: `universal` + flip TTA", "4× the inference time; `--tta`")):
             universal = load(OURS / folder / dataset / "metrics.json")
             if universal:
@@ -105,9 +115,7 @@ def main() -> None:
             "## `universal`: one model for any camera",
             "",
             f"Shipped: `src/m2unet/pretrained/universal.safetensors` — trained with `m2unet train --dataset drive,chase_db1,hrf` "
-            f"(every image at a FOV diameter of {m.get('fov_diameter')} px, datasets in balance, camera-variation augmentations; "
-            f"docs/training.md); it runs a photograph whose FOV is d px across at clamp(d, {run_range(m)}) px, chosen on the held-out "
-            f"training images (results/scale/run_diameter.md), {m.get('epochs_trained')} of {m.get('epochs')} epochs, best validation Dice {m.get('val_dice'):.4f} "
+            f"({how_it_was_scaled(m)}, {m.get('epochs_trained')} of {m.get('epochs')} epochs, best validation Dice {m.get('val_dice'):.4f} "
             f"on held-out training images at epoch {m.get('best_epoch')}, a-priori threshold {m.get('threshold'):.3f}; "
             f"{m.get('training_seconds', 0) / 60:.0f} min on {m.get('hardware')} (commit {m.get('git_commit')}). Its rows are under each dataset above; "
             "leave-one-dataset-out and rescaled cross-dataset results: results/scale/.",

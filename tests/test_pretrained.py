@@ -96,19 +96,27 @@ def test_segment_without_weights_picks_the_shipped_model(datasets_root, tmp_path
 
 
 def test_universal_model_is_shipped_with_its_scale_and_quotes_each_evaluation():
-    from m2unet.data.scale import model_scale
+    from m2unet.data.scale import WidthRule, model_scale, scale_record
 
     meta = read_metadata(PRETRAINED_DIR / "universal.safetensors")
     assert pretrained_path("universal") == PRETRAINED_DIR / "universal.safetensors"
-    low, high = model_scale(meta)  # the run diameters chosen on held-out training images, as committed
-    assert meta["datasets"] == ["drive", "chase_db1", "hrf"] and meta["fov_diameter"] == 1024 <= low <= high
-    assert f"| `universal` | drive, chase_db1, hrf | {low}–{high} px |" in (REPO / "results" / "scale" / "run_diameter.md").read_text()
-    assert 0.0 < meta["threshold"] < 1.0 and meta["epochs_trained"] == meta["epochs"] == 150
+    scale = model_scale(meta)  # how it runs a photograph, chosen on held-out training images, as committed
+    assert meta["datasets"] == ["drive", "chase_db1", "hrf"] and 0.0 < meta["threshold"] < 1.0
+    assert meta["epochs_trained"] == meta["epochs"] == 150
+    if isinstance(scale, WidthRule):  # trained at one vessel width: each dataset at its own FOV diameter
+        record = json.loads((REPO / "results" / "train" / "universal" / "summary.json").read_text())
+        assert record["run_vessel_width"] == scale_record(scale) and record["threshold"] == pytest.approx(meta["threshold"])
+        diameters = meta["run_vessel_width_choice"]["dataset_fov_diameters"]
+        assert diameters["drive"] < 1024 < diameters["hrf"] and 4 < scale.map_width < 16  # HRF's thin vessels: a larger FOV
+    else:
+        low, high = scale
+        assert meta["fov_diameter"] == 1024 <= low <= high
+        assert f"| `universal` | drive, chase_db1, hrf | {low}–{high} px |" in (REPO / "results" / "scale" / "run_diameter.md").read_text()
     for dataset in meta["datasets"]:
         metrics = json.loads((REPO / "results" / "ours" / "universal" / dataset / "metrics.json").read_text())
         assert meta["test"][dataset]["fov"]["f1_a_priori"] == pytest.approx(metrics["pooled"]["fov"]["a_priori"]["f1"])
         assert metrics["pooled"]["fov"]["a_priori"]["threshold"] == pytest.approx(meta["threshold"], abs=1e-3)
-        assert metrics["weights"]["metadata"]["run_at_fov_diameter"] == [low, high]  # evaluated as segment runs it
+        assert metrics["weights"]["metadata"]["run_at_fov_diameter"] == scale_record(scale)  # evaluated as segment runs it
 
 
 def test_universal_model_segments_the_sample_at_any_resolution(datasets_root, export_cache):

@@ -33,9 +33,9 @@ def pretrained_path(name: str) -> Path:
 def load_pretrained(name: str = "drive") -> nn.Module:
     """A pretrained M2U-Net in eval mode (``"drive"``, ``"chase_db1"``, ``"hrf"`` or ``"universal"``); metadata in ``.metadata``.
 
-    The ``universal`` model expects photographs scaled to a FOV diameter within ``.metadata["run_fov_diameter"]``
-    (:func:`m2unet.data.scale.model_scale`; :func:`m2unet.segment` does that); the others run at their dataset's
-    native scale.
+    The ``universal`` model expects photographs scaled as its metadata says (:func:`m2unet.data.scale.model_scale`: a
+    range of FOV diameters, or the diameter where its map's vessels have the width it was trained at;
+    :func:`m2unet.segment` does that); the others run at their dataset's native scale.
     """
     from .load import load_weights
 

@@ -1,0 +1,105 @@
+"""Fixed camera changes of a labelled photograph, to measure how a model's map holds on cameras we do not have.
+
+Another camera changes a fundus photograph in a few ways: its resolution (so the vessels' width in pixels), focus,
+contrast and compression. Each change here takes the photograph with its manual label and FOV mask and returns the
+three changed alike (the label and mask resized with the photograph), so F1 is measured against the manual label on
+the changed photograph. Unlike the random training augmentations (:mod:`m2unet.training.augment`) they are fixed and
+named, so a table (``benchmarks/camera_shift.py``) or a figure (``scripts/camera_figure.py``) reruns bit for bit.
+Sizes are relative to the FOV diameter, so one change means the same on DRIVE (FOV ≈ 540 px) and on HRF (≈ 3260 px).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image
+
+from ..data.scale import fov_diameter, resize_image, resize_plane
+
+Photo = tuple[np.ndarray, np.ndarray, np.ndarray]  # (image H×W×3 float in [0, 1], label bool H×W, FOV mask bool H×W)
+Change = Callable[[np.ndarray, np.ndarray, np.ndarray], Photo]
+
+
+def resized_by(factor: float) -> Change:
+    """The photograph, label and FOV resized by ``factor`` (a camera of another resolution)."""
+
+    def change(image: np.ndarray, label: np.ndarray, mask: np.ndarray) -> Photo:
+        size = (max(16, round(image.shape[0] * factor)), max(16, round(image.shape[1] * factor)))
+        if size == image.shape[:2]:
+            return image, label, mask
+        return (resize_image(image, size), resize_plane(label.astype(np.float32), size) >= 0.5,
+                resize_plane(mask.astype(np.float32), size) >= 0.5)
+
+    return change
+
+
+def resized_to(diameter: int) -> Change:
+    """The photograph resized so that its FOV is ``diameter`` px across."""
+
+    def change(image: np.ndarray, label: np.ndarray, mask: np.ndarray) -> Photo:
+        return resized_by(diameter / max(fov_diameter(mask), 1))(image, label, mask)
+
+    return change
+
+
+def blurred(sigma: float) -> Change:
+    """Defocus: a Gaussian blur of ``sigma`` × the FOV diameter (0.002 is 2 px on a 1000-px FOV)."""
+
+    def change(image: np.ndarray, label: np.ndarray, mask: np.ndarray) -> Photo:
+        from scipy.ndimage import gaussian_filter
+
+        pixels = sigma * fov_diameter(mask)
+        return np.stack([gaussian_filter(image[..., c], pixels) for c in range(3)], axis=2), label, mask
+
+    return change
+
+
+def low_contrast(keep: float) -> Change:
+    """Inside the FOV, each pixel moved towards the FOV's mean colour so that ``keep`` of its contrast is left."""
+
+    def change(image: np.ndarray, label: np.ndarray, mask: np.ndarray) -> Photo:
+        mean = image[mask].mean(axis=0) if mask.any() else image.mean(axis=(0, 1))
+        return np.where(mask[..., None], mean + keep * (image - mean), image).astype(np.float32), label, mask
+
+    return change
+
+
+def jpeg(quality: int) -> Change:
+    """The photograph saved as 8-bit JPEG at ``quality`` (1–95) and read back."""
+
+    def change(image: np.ndarray, label: np.ndarray, mask: np.ndarray) -> Photo:
+        buffer = io.BytesIO()
+        Image.fromarray(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(buffer, format="JPEG", quality=quality)
+        return np.asarray(Image.open(buffer), dtype=np.float32) / 255.0, label, mask
+
+    return change
+
+
+def chained(*changes: Change) -> Change:
+    """The changes applied one after another."""
+
+    def change(image: np.ndarray, label: np.ndarray, mask: np.ndarray) -> Photo:
+        for step in changes:
+            image, label, mask = step(image, label, mask)
+        return image, label, mask
+
+    return change
+
+
+def unchanged(image: np.ndarray, label: np.ndarray, mask: np.ndarray) -> Photo:
+    return image, label, mask
+
+
+# What benchmarks/camera_shift.py measures. "screening-like" is the combination the issue names for high-resolution
+# screening photographs: another resolution, low contrast and strong JPEG compression at once.
+CAMERA_CHANGES: dict[str, Change] = {
+    "as it is": unchanged,
+    "FOV 600 px": resized_to(600),
+    "FOV 2400 px": resized_to(2400),
+    "defocus blur (σ 0.2 % of the FOV)": blurred(0.002),
+    "low contrast (40 % left)": low_contrast(0.4),
+    "JPEG quality 20": jpeg(20),
+    "screening-like: FOV 1600 px, 60 % contrast, JPEG 30": chained(resized_to(1600), low_contrast(0.6), jpeg(30)),
+}

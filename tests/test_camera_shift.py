@@ -1,0 +1,52 @@
+"""The fixed camera changes of m2unet.evaluation.camera_shift, on a synthetic photograph with a known FOV and vessels."""
+
+import numpy as np
+import pytest
+
+from m2unet.data.scale import fov_diameter
+from m2unet.evaluation.camera_shift import CAMERA_CHANGES, blurred, chained, jpeg, low_contrast, resized_to
+
+
+@pytest.fixture
+def photo():
+    """A 300×400 photograph: a disk FOV 241 px across, reddish, with dark 4-px vertical vessels every 20 px."""
+    rows, cols = np.mgrid[:300, :400]
+    mask = (rows - 150) ** 2 + (cols - 200) ** 2 <= 120**2
+    label = mask & (cols % 20 < 4)
+    image = np.zeros((300, 400, 3), dtype=np.float32)
+    image[mask] = (0.7, 0.35, 0.15)
+    image[label] *= 0.5
+    return image, label, mask
+
+
+def test_resizing_brings_the_fov_to_the_diameter_and_keeps_label_and_mask_aligned(photo):
+    image, label, mask = resized_to(600)(*photo)
+    factor = 600 / 241
+    assert image.shape == (round(300 * factor), round(400 * factor), 3) and label.shape == mask.shape == image.shape[:2]
+    assert abs(fov_diameter(mask) - 600) <= 3
+    assert label.sum() / mask.sum() == pytest.approx(photo[1].sum() / photo[2].sum(), rel=0.05)  # vessels stay 20 % of the FOV
+    assert not (label & ~mask).any()
+    same = resized_to(241)(*photo)
+    assert all(a is b for a, b in zip(same, photo, strict=True))  # already at the diameter: nothing resampled
+
+
+def test_contrast_blur_and_jpeg_change_the_photograph_only(photo):
+    image, label, mask = photo
+    flat, flat_label, flat_mask = low_contrast(0.4)(*photo)
+    assert flat_label is label and flat_mask is mask
+    assert flat[mask].std(axis=0) == pytest.approx(0.4 * image[mask].std(axis=0), rel=1e-3)
+    assert flat[mask].mean(axis=0) == pytest.approx(image[mask].mean(axis=0), abs=1e-4)  # contrast, not brightness
+    assert (flat[~mask] == 0).all()  # the black surround stays black
+    soft = blurred(0.01)(*photo)[0]  # σ 2.4 px on a 241-px FOV: 4-px vessels lose most of their depth
+    centre = (150, 202)  # the middle of a vessel
+    assert image[centre][0] < soft[centre][0] < image[150, 210][0]
+    compressed = jpeg(20)(*photo)[0]
+    assert compressed.shape == image.shape and 0.001 < np.abs(compressed - image).mean() < 0.05
+
+
+def test_the_named_changes_all_run_and_chain(photo):
+    for name, change in CAMERA_CHANGES.items():
+        image, label, mask = change(*photo)
+        assert image.dtype == np.float32 and image.shape[:2] == label.shape == mask.shape, name
+    both = chained(resized_to(480), low_contrast(0.5))(*photo)
+    assert both[0].shape == (round(300 * 480 / 241), round(400 * 480 / 241), 3) and abs(fov_diameter(both[2]) - 480) <= 3
