@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from m2unet.data.scale import fov_diameter
-from m2unet.evaluation.camera_shift import CAMERA_CHANGES, blurred, chained, jpeg, low_contrast, resized_to
+from m2unet.evaluation.camera_shift import CAMERA_CHANGES, blurred, chained, cropped, jpeg, low_contrast, resized_to
 
 
 @pytest.fixture
@@ -50,3 +50,10 @@ def test_the_named_changes_all_run_and_chain(photo):
         assert image.dtype == np.float32 and image.shape[:2] == label.shape == mask.shape, name
     both = chained(resized_to(480), low_contrast(0.5))(*photo)
     assert both[0].shape == (round(300 * 480 / 241), round(400 * 480 / 241), 3) and abs(fov_diameter(both[2]) - 480) <= 3
+
+
+def test_cropping_inside_the_fov_leaves_no_border(photo):
+    image, label, mask = cropped(0.5)(*photo)
+    assert image.shape[:2] == label.shape == mask.shape and abs(image.shape[0] - 120) <= 2 and abs(image.shape[1] - 120) <= 2
+    assert mask.all() and (image > 0).any(axis=2).all()  # all eye, no black surround
+    assert label.mean() == pytest.approx(0.2, abs=0.03)  # the same vessels, 4 px in every 20

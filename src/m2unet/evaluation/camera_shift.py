@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from ..data.scale import fov_diameter, resize_image, resize_plane
+from ..data.scale import fov_box, fov_diameter, resize_image, resize_plane
 
 Photo = tuple[np.ndarray, np.ndarray, np.ndarray]  # (image H×W×3 float in [0, 1], label bool H×W, FOV mask bool H×W)
 Change = Callable[[np.ndarray, np.ndarray, np.ndarray], Photo]
@@ -77,6 +77,21 @@ def jpeg(quality: int) -> Change:
     return change
 
 
+def cropped(fraction: float) -> Change:
+    """A square of ``fraction`` × the FOV diameter around the FOV's centre: a camera whose field fills the frame, so the
+    photograph has no black border and its FOV, as estimated, is the whole frame (of another size than the eye's)."""
+
+    def change(image: np.ndarray, label: np.ndarray, mask: np.ndarray) -> Photo:
+        top, left, height, width = fov_box(mask)
+        half = max(8, round(fraction * max(height, width) / 2))
+        row, col = top + height // 2, left + width // 2
+        rows = slice(max(0, row - half), min(image.shape[0], row + half))
+        cols = slice(max(0, col - half), min(image.shape[1], col + half))
+        return image[rows, cols], label[rows, cols], mask[rows, cols]
+
+    return change
+
+
 def chained(*changes: Change) -> Change:
     """The changes applied one after another."""
 
@@ -101,5 +116,6 @@ CAMERA_CHANGES: dict[str, Change] = {
     "defocus blur (σ 0.2 % of the FOV)": blurred(0.002),
     "low contrast (40 % left)": low_contrast(0.4),
     "JPEG quality 20": jpeg(20),
+    "no border: the FOV's central 70 %": cropped(0.7),
     "screening-like: FOV 1600 px, 60 % contrast, JPEG 30": chained(resized_to(1600), low_contrast(0.6), jpeg(30)),
 }
