@@ -40,6 +40,23 @@ def row(label: str, metrics: dict | None, note: str = "") -> str:
     )
 
 
+def universal_rows() -> list[tuple[str, str, str]]:
+    """(folder under results/ours, row label, note) of the shipped universal model, its TTA run and the former one.
+
+    The shipped model's folder is where its own metadata says it was evaluated (scripts/ship_pretrained.py); the
+    universal model trained at one FOV diameter (results/ours/universal) stays as the former row when it is not shipped.
+    """
+    path = PRETRAINED_DIR / "universal.safetensors"
+    evaluations = (read_metadata(path).get("test_evaluations") or {}) if path.is_file() else {}
+    shipped = Path(next(iter(evaluations.values()))).parent.parent.name if evaluations else "universal"
+    rows = [(shipped, "ours: `universal` (all three datasets in one model)", "one model for any camera"),
+            (f"{shipped}-tta", "ours: `universal` + flip TTA", "4× the inference time; `--tta`")]
+    if shipped != "universal":
+        rows += [("universal", "ours: former `universal` (trained at one FOV diameter, 1024 px)", "replaced, see results/scale/loo.md"),
+                 ("universal-tta", "ours: former `universal` + flip TTA", "")]
+    return rows
+
+
 def how_it_was_scaled(metadata: dict) -> str:
     """How the universal model's training scaled its datasets and how it runs a photograph (m2unet.data.scale.model_scale)."""
     scale = model_scale(metadata)
@@ -94,8 +111,7 @@ def main() -> None:
             metrics = load(run)
             if metrics["dataset"] == dataset:
                 lines.append(row(f"ours: {run.parent.name}", metrics))
-        for folder, label_, note in (("universal", "ours: `universal` (all three datasets in one model)", "one model for any camera"),
-                                     ("universal-tta", "ours: `universal` + flip TTA", "4× the inference time; `--tta`")):
+        for folder, label_, note in universal_rows():
             universal = load(OURS / folder / dataset / "metrics.json")
             if universal:
                 lines.append(row(label_, universal, note))

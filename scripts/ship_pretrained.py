@@ -24,6 +24,8 @@ from pathlib import Path
 from m2unet.export import write_shipped_onnx
 from m2unet.weights import PRETRAINED_DIR, PRETRAINED_NAMES, load_weights, save_weights
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def test_summary(metrics: dict) -> dict:
     """The numbers a model card quotes, from an `m2unet evaluate` metrics.json."""
@@ -59,7 +61,7 @@ def main() -> None:
         parser.error("--name, --weights and --evaluation are required (or --onnx-only)")
     model, metadata = load_weights(args.weights)
     datasets = metadata.get("datasets") or [args.name]
-    summaries = {}
+    summaries, evaluations = {}, {}
     for path in args.evaluation:
         metrics = json.loads(path.read_text())
         if metrics["dataset"] not in datasets:
@@ -68,8 +70,11 @@ def main() -> None:
         if abs(evaluated_threshold - metadata["threshold"]) > 1e-3:
             raise SystemExit(f"{path}: evaluated at threshold {evaluated_threshold}, the weights store {metadata['threshold']}")
         summaries[metrics["dataset"]] = test_summary(metrics)
+        if not path.resolve().is_relative_to(REPO):
+            raise SystemExit(f"{path}: not inside the repository; a shipped model's evaluations are committed under results/")
+        evaluations[metrics["dataset"]] = path.resolve().relative_to(REPO).as_posix()  # where the card and tests read it
     test = summaries[args.name] if args.name in summaries and len(summaries) == 1 else summaries
-    metadata.update({"name": args.name, "source": "m2unet", "test": test, "trained_from": str(args.weights)})
+    metadata.update({"name": args.name, "source": "m2unet", "test": test, "test_evaluations": evaluations, "trained_from": str(args.weights)})
     if args.hardware:
         metadata["hardware"] = args.hardware
     out = save_weights(model, PRETRAINED_DIR / f"{args.name}.safetensors", metadata)

@@ -104,7 +104,8 @@ def test_universal_model_is_shipped_with_its_scale_and_quotes_each_evaluation():
     assert meta["datasets"] == ["drive", "chase_db1", "hrf"] and 0.0 < meta["threshold"] < 1.0
     assert meta["epochs_trained"] == meta["epochs"] == 150
     if isinstance(scale, WidthRule):  # trained at one vessel width: each dataset at its own FOV diameter
-        record = json.loads((REPO / "results" / "train" / "universal" / "summary.json").read_text())
+        run = Path(meta["trained_from"]).parent.name  # its training records are committed under results/train/<run>
+        record = json.loads((REPO / "results" / "train" / run / "summary.json").read_text())
         assert record["run_vessel_width"] == scale_record(scale) and record["threshold"] == pytest.approx(meta["threshold"])
         diameters = meta["run_vessel_width_choice"]["dataset_fov_diameters"]
         assert diameters["drive"] < 1024 < diameters["hrf"] and 4 < scale.map_width < 16  # HRF's thin vessels: a larger FOV
@@ -112,8 +113,10 @@ def test_universal_model_is_shipped_with_its_scale_and_quotes_each_evaluation():
         low, high = scale
         assert meta["fov_diameter"] == 1024 <= low <= high
         assert f"| `universal` | drive, chase_db1, hrf | {low}–{high} px |" in (REPO / "results" / "scale" / "run_diameter.md").read_text()
+    evaluations = meta.get("test_evaluations") or {d: f"results/ours/universal/{d}/metrics.json" for d in meta["datasets"]}
+    assert sorted(evaluations) == sorted(meta["datasets"])
     for dataset in meta["datasets"]:
-        metrics = json.loads((REPO / "results" / "ours" / "universal" / dataset / "metrics.json").read_text())
+        metrics = json.loads((REPO / evaluations[dataset]).read_text())
         assert meta["test"][dataset]["fov"]["f1_a_priori"] == pytest.approx(metrics["pooled"]["fov"]["a_priori"]["f1"])
         assert metrics["pooled"]["fov"]["a_priori"]["threshold"] == pytest.approx(meta["threshold"], abs=1e-3)
         assert metrics["weights"]["metadata"]["run_at_fov_diameter"] == scale_record(scale)  # evaluated as segment runs it
