@@ -54,7 +54,9 @@ def universal_rows() -> list[tuple[str, str, str]]:
     if shipped != "universal":
         rows += [("universal", "ours: former `universal` (trained at one FOV diameter, 1024 px)", "replaced, see results/scale/loo.md"),
                  ("universal-tta", "ours: former `universal` + flip TTA", "")]
-    return rows
+    listed = {folder for folder, _, _ in rows}
+    others = sorted(p.name for p in OURS.glob("universal-*") if p.is_dir() and p.name not in listed) if OURS.is_dir() else []
+    return rows + [(name, f"ours: {name} (trained on all three, not shipped)", "see results/train/" + name) for name in others]
 
 
 def how_it_was_scaled(metadata: dict) -> str:
