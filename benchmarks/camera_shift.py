@@ -28,9 +28,18 @@ from m2unet.inference.pipeline import fov_width
 from m2unet.system import cpu_model
 from m2unet.weights import closest_dataset_model, pretrained_path, read_metadata, threshold_of
 
-OUT = Path(__file__).resolve().parents[1] / "results" / "scale"
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "results" / "scale"
 DATASETS = ("drive", "chase_db1", "hrf")
 CLOSEST = "closest per-dataset"
+
+
+def shown(weights: Path | None) -> str:
+    """A model's file as the table names it: relative to the repository when inside it."""
+    if weights is None:
+        return "drive / chase_db1 / hrf by FOV width"
+    resolved = weights.resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(weights)
 
 
 def vessels(image: np.ndarray, weights: Path) -> np.ndarray:
@@ -90,7 +99,7 @@ def main() -> int:
         "`m2unet segment` runs it. Best per row in bold. The closest per-dataset model is chosen per photograph by its FOV "
         "width (the former `--model auto`).", "",
         *table(f1, names), "",
-        "Models: " + "; ".join(f"`{n}` = {w if w else 'drive / chase_db1 / hrf by FOV width'}" for n, w in models.items()) + ".",
+        "Models: " + "; ".join(f"`{n}` = {shown(w)}" for n, w in models.items()) + ".",
     ]
     write_atomic(args.out, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
     write_atomic(args.out.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(f1, indent=1, ensure_ascii=False)))
