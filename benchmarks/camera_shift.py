@@ -14,6 +14,7 @@ was trained on; only the changes are new to it, so this measures robustness to c
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -42,10 +43,15 @@ def shown(weights: Path | None) -> str:
     return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(weights)
 
 
+@functools.cache
+def stored_threshold(weights: Path) -> float:
+    return threshold_of(read_metadata(weights))  # once per model, not per photograph and change
+
+
 def vessels(image: np.ndarray, weights: Path) -> np.ndarray:
     """The binary map `m2unet segment` writes for this photograph (its FOV estimated, scaled as the weights say)."""
     probability = m2unet.segment(image, weights=weights, backend="openvino", precision="fp32", fov_mask=True)
-    return probability >= threshold_of(read_metadata(weights))
+    return probability >= stored_threshold(weights)
 
 
 def counts_of(models: dict[str, Path | None], dataset: str, images: int) -> dict[str, dict[str, np.ndarray]]:

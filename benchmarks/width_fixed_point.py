@@ -4,7 +4,8 @@ A model trained at one vessel width (`m2unet train --vessel-width 6`) stores a o
 then run at 1024 * m / w. This tries the rule's self-consistent form instead. m = geometric mean (per dataset, then
 over datasets) of the map width of each held-out image at its dataset's training diameter; a photograph runs where
 its own map is m px wide, found by iterating D <- D * m / w(D) from 1024 (ITERS passes, 3 here), then once more at D.
-Prints the held-out widths, where the rule puts each held-out image against its training diameter, each test image's
+Each pass is the stored rule's own probe (WidthRule.probe_map; a resize within 5 % is skipped, the width then
+measured at the photograph's own diameter). Prints the held-out widths, where the rule puts each held-out image against its training diameter, each test image's
 diameter and the pass trail, and the pooled F1 inside the FOV at the stored threshold on the test split.
 
     python benchmarks/width_fixed_point.py RUNS/loo-drive-w6 drive 3 > results/scale/width_fixed_point/loo-drive-w6_on_drive.log
@@ -21,7 +22,7 @@ import numpy as np
 
 from m2unet.data import load_dataset
 from m2unet.data.fov import estimate_fov_mask
-from m2unet.data.scale import mean_vessel_width, scale_frame
+from m2unet.data.scale import WidthRule, predict_scaled
 from m2unet.evaluation import metrics as M
 from m2unet.evaluation.predictor import model_predictor
 from m2unet.training.run_diameter import held_out_samples
@@ -39,14 +40,13 @@ def main() -> None:
     holdout = json.loads((run / "config.json").read_text())["config"]["holdout"]
 
     def at(image, mask, d):
-        frame = scale_frame(mask, int(d), tolerance=0.0)
-        p = predict(frame.to_model(image))
-        fov = frame.to_model(mask.astype(np.float32)) >= 0.5
-        return mean_vessel_width((p >= thr) & fov), frame, p
+        """(map width, FOV diameter it was measured at): the stored rule's own probe pass, probing at d."""
+        width, measured_at, _, _ = WidthRule(int(d), 1.0, (512, 2560), thr).probe_map(predict, image, mask)
+        return width, measured_at
 
     per: dict[str, list[float]] = {}
     for ds, s in held_out_samples(holdout):
-        wd, _, _ = at(s.image, estimate_fov_mask(s.image), diam[ds])
+        wd, _ = at(s.image, estimate_fov_mask(s.image), diam[ds])
         per.setdefault(ds, []).append(wd)
     m = float(np.exp(np.mean([np.mean(np.log(v)) for v in per.values()])))
     print("held-out map widths at training diameters", {k: [round(x, 2) for x in v] for k, v in per.items()}, "m", round(m, 3), flush=True)
@@ -54,9 +54,9 @@ def main() -> None:
     def fixed(image, mask):
         d, trail = 1024.0, []
         for _ in range(iters):
-            wd, _, _ = at(image, mask, d)
-            trail.append((round(d), round(wd, 2)))
-            d = float(np.clip(d * m / max(wd, 0.5), 512, 2560))
+            wd, measured_at = at(image, mask, d)
+            trail.append((round(measured_at), round(wd, 2)))
+            d = float(np.clip(measured_at * m / max(wd, 0.5), 512, 2560))
         return d, trail
 
     for ds, s in held_out_samples(holdout):  # sanity: where does the rule put the held-out images?
@@ -67,8 +67,7 @@ def main() -> None:
     for s in load_dataset(test, "test"):
         mask = estimate_fov_mask(s.image)
         d, trail = fixed(s.image, mask)
-        frame = scale_frame(mask, int(d))
-        counts.append(M.threshold_counts(frame.to_image(predict(frame.to_model(s.image))), s.label, s.mask))
+        counts.append(M.threshold_counts(predict_scaled(predict, s.image, mask, (int(d), int(d))), s.label, s.mask))
         diameters.append(round(d))
         print(s.name, round(d), trail, flush=True)
     f1 = M.f1_at(M.sum_counts(counts), thr)
