@@ -28,7 +28,11 @@ DATASETS = ("drive", "chase_db1", "hrf")
 VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–3×, bilinear back up; p 0.4): does an enlarged "
                       "small photograph look like nothing the training crops showed? (removed again after this result)",
             "w6": "one vessel width instead of one FOV diameter (`--vessel-width 6`: each dataset at the FOV diameter where its labels' "
-                  "mean vessel width is 6 px), run by the width rule (m2unet.data.scale.WidthRule; docs/training.md)"}
+                  "mean vessel width is 6 px), run by the width rule (m2unet.data.scale.WidthRule; docs/training.md)",
+            "contrast": "no new training: the first run's weights with contrast restoration (m2unet.data.contrast; the floor measured on "
+                        "its two training datasets by scripts/add_contrast_floor.py)",
+            "w6-contrast": "no new training: the w6 run's weights with contrast restoration (as above)"}
+RESTORED = "-contrast"  # a variant that evaluates another run's weights with contrast restoration
 BOB = {"drive": (0.771, 0.775), "chase_db1": (0.776, 0.779), "hrf": (0.735, 0.746)}
 
 
@@ -50,9 +54,10 @@ def variant_rows() -> list[str]:
         for metrics in (json.loads(first.read_text()), json.loads(path.read_text())):
             fov = metrics["pooled"]["fov"]
             cells.append(f"{fov['a_priori']['f1']:.4f} at {fov['a_priori']['threshold']:.3f} (best {fov['best']['f1']:.4f} at {fov['best']['threshold']:.3f})")
-        summary = REPO / "results" / "train" / f"loo-{held_out}-{variant}" / "summary.json"
+        trained = f"loo-{held_out}-{variant}".removesuffix(RESTORED)  # the run whose weights were evaluated
+        summary = REPO / "results" / "train" / trained / "summary.json"
         commit = json.loads(summary.read_text()).get("git_commit", "?") if summary.is_file() else "?"
-        rows.append(f"| {held_out} | {variant}: {VARIANTS.get(variant, '')} (results/train/loo-{held_out}-{variant}/, commit {commit}) | {cells[0]} | {cells[1]} |")
+        rows.append(f"| {held_out} | {variant}: {VARIANTS.get(variant, '')} (results/train/{trained}/, commit {commit}) | {cells[0]} | {cells[1]} |")
     if not rows:
         return []
     return ["", "## Recipe variants", "",

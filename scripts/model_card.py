@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from m2unet.data.contrast import model_contrast_floor
 from m2unet.data.datasets import DATASETS
 from m2unet.data.scale import WidthRule, model_scale
 from m2unet.paper import RESULTS
@@ -60,7 +61,20 @@ def universal_rows() -> list[tuple[str, str, str]]:
 
 
 def how_it_was_scaled(metadata: dict) -> str:
-    """How the universal model's training scaled its datasets and how it runs a photograph (m2unet.data.scale.model_scale)."""
+    """How the universal model's training scaled its datasets and how it runs a photograph (m2unet.data.scale.model_scale,
+    m2unet.data.contrast)."""
+    return scale_words(metadata) + contrast_words(metadata)
+
+
+def contrast_words(metadata: dict) -> str:
+    floor = model_contrast_floor(metadata)
+    if floor is None:
+        return ""
+    return (f"; a photograph flatter than local contrast {floor:.4f} (the median of its flattest training dataset) is stretched up to it "
+            "first (m2unet.data.contrast, results/scale/contrast_floor.md)")
+
+
+def scale_words(metadata: dict) -> str:
     scale = model_scale(metadata)
     if isinstance(scale, WidthRule):
         diameters = metadata["run_vessel_width_choice"]["dataset_fov_diameters"]

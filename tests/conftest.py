@@ -1,10 +1,11 @@
-"""Shared fixtures: the read-only datasets and reference weights beside the checkout (../shared)."""
+"""Shared fixtures: the read-only datasets and reference weights beside the checkout (../shared), and a synthetic photograph."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,3 +42,16 @@ def export_cache(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("m2unet-exports")
     os.environ["M2UNET_CACHE"] = str(path)
     return path
+
+
+def disk_photograph(light_falloff: float = 0.0):
+    """(image, label, FOV mask) of a 300×400 synthetic photograph: a disk FOV 241 px across, reddish, with dark 4-px
+    vertical vessels every 20 px; ``light_falloff`` dims it from left to right by that fraction (uneven illumination)."""
+    rows, cols = np.mgrid[:300, :400]
+    mask = (rows - 150) ** 2 + (cols - 200) ** 2 <= 120**2
+    label = mask & (cols % 20 < 4)
+    image = np.zeros((300, 400, 3), dtype=np.float32)
+    light = (1.0 - light_falloff * (cols / 400 - 0.5))[..., None]
+    image[mask] = ((0.7, 0.35, 0.15) * light)[mask]
+    image[label] *= 0.5
+    return image, label, mask

@@ -3,20 +3,14 @@
 import numpy as np
 import pytest
 
+from conftest import disk_photograph
 from m2unet.data.scale import fov_diameter
 from m2unet.evaluation.camera_shift import CAMERA_CHANGES, blurred, chained, cropped, jpeg, low_contrast, resized_to
 
 
 @pytest.fixture
 def photo():
-    """A 300×400 photograph: a disk FOV 241 px across, reddish, with dark 4-px vertical vessels every 20 px."""
-    rows, cols = np.mgrid[:300, :400]
-    mask = (rows - 150) ** 2 + (cols - 200) ** 2 <= 120**2
-    label = mask & (cols % 20 < 4)
-    image = np.zeros((300, 400, 3), dtype=np.float32)
-    image[mask] = (0.7, 0.35, 0.15)
-    image[label] *= 0.5
-    return image, label, mask
+    return disk_photograph()
 
 
 def test_resizing_brings_the_fov_to_the_diameter_and_keeps_label_and_mask_aligned(photo):

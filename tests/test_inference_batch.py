@@ -91,6 +91,7 @@ def test_segment_writes_a_table_resumes_and_never_overwrites(tmp_path, drive_sma
     assert "broken symbolic link" in table[4]["error"] and table[0]["model"] == "drive.safetensors"
     assert table[1]["vessels"] == "right/001_vessels.png" and table[0]["threshold"] > 0 and table[0]["seconds"] > 0
     assert 100 < table[0]["run_fov_diameter"] <= 538 * 1.05 and table[4]["run_fov_diameter"] is None  # DRIVE's model shrinks only
+    assert table[0]["contrast_gain"] == 1.0 and table[4]["contrast_gain"] is None  # DRIVE's model keeps a photograph's contrast
     assert not (out / JOURNAL_FILE).exists()
 
     # a rerun skips what is complete and recorded; a missing output is made again, and only that input

@@ -217,3 +217,32 @@ def test_segmenter_runs_the_photograph_at_the_models_fov_diameter(tmp_path, expo
     no_scale.backend = recording = RecordingBackend()
     no_scale(image, fov)
     assert max(recording.shapes[0][2:]) == -(-image.shape[1] // 16) * 16  # --no-rescale: as it is
+
+
+class KeepingBackend(RecordingBackend):
+    def __call__(self, batch):
+        self.batches = getattr(self, "batches", []) + [np.array(batch)]
+        return super().__call__(batch)
+
+
+def test_segmenter_restores_a_flat_photograph_to_the_models_contrast_floor(tmp_path, export_cache):
+    from m2unet.data.contrast import local_contrast
+    from m2unet.evaluation.camera_shift import low_contrast
+    from m2unet.inference.pipeline import Segmenter
+    from m2unet.models import create_model
+    from m2unet.weights import save_weights
+
+    image, fov = _fundus_like(300, 360, 130)
+    flat = low_contrast(0.4)(image, fov, fov)[0]
+    floor = local_contrast(image, fov)
+    seen = {}
+    for name, metadata, photograph in [("original", {"contrast_floor": floor}, image), ("restored", {"contrast_floor": floor}, flat),
+                                       ("no floor", {}, flat)]:
+        weights = save_weights(create_model("m2unet"), tmp_path / f"{name}.safetensors", {"fov_diameter": 256, "threshold": 0.5, **metadata})
+        segmenter = Segmenter(weights, "torch")
+        segmenter.backend = KeepingBackend()
+        gain = segmenter.run(photograph, fov).contrast_gain  # what results.parquet's contrast_gain records
+        assert gain == (pytest.approx(1 / 0.4, rel=0.05) if name == "restored" else 1.0)
+        seen[name] = segmenter.backend.batches[0]
+    assert np.abs(seen["restored"] - seen["original"]).max() < 0.03  # the model sees the photograph at its old contrast
+    assert np.abs(seen["no floor"] - seen["original"]).max() > 0.1  # a model without a floor sees it flat

@@ -96,6 +96,7 @@ def test_segment_without_weights_picks_the_shipped_model(datasets_root, tmp_path
 
 
 def test_universal_model_is_shipped_with_its_scale_and_quotes_each_evaluation():
+    from m2unet.data.contrast import model_contrast_floor
     from m2unet.data.scale import WidthRule, model_scale, scale_record
 
     meta = read_metadata(PRETRAINED_DIR / "universal.safetensors")
@@ -120,6 +121,7 @@ def test_universal_model_is_shipped_with_its_scale_and_quotes_each_evaluation():
         assert meta["test"][dataset]["fov"]["f1_a_priori"] == pytest.approx(metrics["pooled"]["fov"]["a_priori"]["f1"])
         assert metrics["pooled"]["fov"]["a_priori"]["threshold"] == pytest.approx(meta["threshold"], abs=1e-3)
         assert metrics["weights"]["metadata"]["run_at_fov_diameter"] == scale_record(scale)  # evaluated as segment runs it
+        assert metrics["weights"]["metadata"].get("run_at_contrast_floor") == model_contrast_floor(meta)  # ... and at its contrast
 
 
 def test_universal_model_segments_the_sample_at_any_resolution(datasets_root, export_cache):

@@ -71,6 +71,7 @@ def test_good_photo(client):
 
     scale = model_scale(read_metadata(pretrained_path("universal")))  # FOV diameters: a 960-px-high photograph runs at the low end
     assert body["run_fov_diameter"] == run_at(body["fov_width"], scale) if isinstance(scale, tuple) else 512 <= body["run_fov_diameter"] <= 2560
+    assert body["contrast_gain"] == 1.0  # a CHASE_DB1 photograph is above the universal model's contrast floor
     assert set(body["timings_ms"]) == {"decode", "fov", "model", "segment", "encode", "total"}
     probability, vessels, fov = (decode_png(body[key]) for key in ("probability_png", "vessels_png", "fov_png"))
     assert probability.shape == vessels.shape == fov.shape == (960, 999)

@@ -65,6 +65,9 @@ def test_a_short_multi_dataset_run_stores_its_scale_in_the_weights(datasets_root
     low, high = metadata["run_fov_diameter"]
     assert 128 <= low <= high <= 256 and model_scale(metadata) == (low, high) and summary["run_fov_diameter"] == [low, high]
     assert set(metadata["run_fov_diameter_choice"]["validation_f1"]) == {"drive", "chase_db1"}
+    # the contrast floor: the flatter training dataset's median photograph (m2unet.data.contrast)
+    medians = metadata["contrast_floor_choice"]["median_by_dataset"]
+    assert set(medians) == {"drive", "chase_db1"} and metadata["contrast_floor"] == min(medians.values()) > 0.0
     assert 0.0 <= metadata["threshold"] <= 1.0 and metadata["val_dice"] > 0.0 and metadata["epochs_trained"] == 1
 
 

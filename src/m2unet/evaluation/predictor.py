@@ -29,23 +29,32 @@ def model_predictor(path: Path, runtime: str | None, precision: str, device: str
 
     PyTorch fp32 on the CPU or the GPU keeps the reference path (whole images, as every committed result); any other
     backend or precision, and exported files, run through the backends and tiling of ``m2unet segment``. Either way the
-    image runs at the model's FOV diameter as ``segment`` runs it (``rescale``; see :mod:`m2unet.data.scale`).
+    image runs at the model's FOV diameter and contrast floor as ``segment`` runs it (``rescale``; see
+    :mod:`m2unet.data.scale` and :mod:`m2unet.data.contrast`).
     """
     predict, metadata, name = _unscaled_predictor(path, runtime, precision, device, progress)
+    from ..data.contrast import model_contrast_floor
     from ..data.scale import model_scale, scale_record
 
     scale = model_scale(metadata) if rescale else None
-    return _scaled(predict, scale), {**metadata, "run_at_fov_diameter": scale_record(scale)}, name
+    floor = model_contrast_floor(metadata) if rescale else None
+    return _scaled(predict, scale, floor), {**metadata, "run_at_fov_diameter": scale_record(scale), "run_at_contrast_floor": floor}, name
 
 
-def _scaled(predict, scale):
-    """``predict`` run at ``scale`` on each image's estimated FOV (as ``segment`` does), or ``predict`` itself."""
-    if scale is None:
+def _scaled(predict, scale, contrast_floor):
+    """``predict`` run at ``scale`` and ``contrast_floor`` on each image's estimated FOV (as ``segment`` does), or
+    ``predict`` itself."""
+    if scale is None and contrast_floor is None:
         return predict
+    from ..data.contrast import restoring
     from ..data.fov import estimate_fov_mask
     from ..data.scale import predict_scaled
 
-    return lambda image: predict_scaled(predict, image, estimate_fov_mask(image), scale)
+    def run(image):
+        mask = estimate_fov_mask(image)
+        return predict_scaled(restoring(predict, image, mask, contrast_floor)[0], image, mask, scale)
+
+    return run
 
 
 def _unscaled_predictor(path: Path, runtime: str | None, precision: str, device: str, progress=None):

@@ -71,7 +71,7 @@ class Options:
     mask: str | None = None
     max_tile: int = MAX_TILE
     tta: bool = False
-    rescale: bool = True  # run at the model's FOV diameter (m2unet.data.scale)
+    rescale: bool = True  # run at the model's FOV diameter and contrast floor (m2unet.data.scale, .contrast)
     measure: bool = False
     threads: int | None = field(default=None, compare=False)  # model threads (None: the runtime's default)
 
@@ -262,6 +262,7 @@ class ModelOutput:
     threshold: float
     seconds: float
     run_fov_diameter: int | None  # px the photograph's FOV ran at (m2unet.data.scale); None: as it is
+    contrast_gain: float = 1.0  # how much it was stretched to the model's contrast floor (m2unet.data.contrast)
 
 
 def model_stage(image: np.ndarray, mask: np.ndarray | None, options: Options, progress=None, cache: dict | None = None) -> ModelOutput:
@@ -279,8 +280,8 @@ def model_stage(image: np.ndarray, mask: np.ndarray | None, options: Options, pr
     else:
         segmenter = cache.get(path) or cache.setdefault(path, Segmenter(path, options.backend, **settings))
     cut = options.threshold if options.threshold is not None else threshold_of(segmenter.metadata)
-    probability, diameter = segmenter.run(image, mask)
-    return ModelOutput(probability, path.name, float(cut), time.perf_counter() - started, diameter)
+    run = segmenter.run(image, mask)
+    return ModelOutput(run.probability, path.name, float(cut), time.perf_counter() - started, run.run_fov_diameter, run.contrast_gain)
 
 
 def write_outputs(out: Path, outputs: dict[str, str], image, probability, vessels, mask) -> None:
@@ -318,7 +319,7 @@ def write_stage(job: Job, options: Options, image, mask, result: ModelOutput, se
         return record(job, options, "failed", f"{job.path}: {stage} failed: {str(error).splitlines()[0][:150]}", model=model)
     seconds += result.seconds + time.perf_counter() - started
     row = record(job, options, "ok", outputs=outputs, model=model, threshold=threshold, seconds=seconds, size=probability.shape[::-1],
-                 run_fov_diameter=result.run_fov_diameter)
+                 run_fov_diameter=result.run_fov_diameter, contrast_gain=result.contrast_gain)
     row.update((key, value) for key, value in measured.items() if key not in row)
     return row
 
@@ -336,13 +337,15 @@ INPUT_ERRORS = (M2UNetError, MemoryError, RuntimeError, ValueError, OSError)
 
 
 def record(job: Job, options: Options, status: str, error: str | None = None, *, outputs: dict | None = None, model: str | None = None,
-           threshold: float | None = None, seconds: float | None = None, size=(None, None), run_fov_diameter: int | None = None) -> dict:
+           threshold: float | None = None, seconds: float | None = None, size=(None, None), run_fov_diameter: int | None = None,
+           contrast_gain: float | None = None) -> dict:
     """One row of results.parquet (output paths are relative to OUT)."""
     outputs = outputs or {}
     row = {"path": job.path, "stem": job.stem, "status": status, "error": error,
            "probability": outputs.get("probability"), "vessels": outputs.get("vessels"), "overlay": outputs.get("overlay"),
            "model": model, "backend": options.backend, "threshold": threshold, "seconds": seconds,
            "width": None if size[0] is None else int(size[0]), "height": None if size[1] is None else int(size[1]), "run_fov_diameter": run_fov_diameter,
+           "contrast_gain": None if contrast_gain is None else round(float(contrast_gain), 4),
            "pixel_size_um": job.pixel_size_um, "settings": options.fingerprint(), "resumed": False, "node": None}
     # manifest cells as the journal will give them back (dates as text), so earlier and new rows agree in type
     row.update((key, json.loads(json.dumps(value, default=json_default))) for key, value in job.extra if key not in row)

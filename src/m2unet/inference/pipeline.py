@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -55,12 +56,21 @@ def as_rgb_float(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(_to_unit_float(array, "<array>"))
 
 
+class Segmented(NamedTuple):
+    """One photograph through a :class:`Segmenter`."""
+
+    probability: np.ndarray  # H×W, 0 outside the mask
+    run_fov_diameter: int | None  # px its FOV ran at (m2unet.data.scale); None: as it is
+    contrast_gain: float  # how much it was stretched to the model's contrast floor (m2unet.data.contrast); 1: not at all
+
+
 class Segmenter:
     """A loaded model on one backend: ``segmenter(image, mask)`` → probability H×W (0 outside the mask)."""
 
     def __init__(self, weights: str | os.PathLike, backend: str, calibration: str = "drive", hint: str = "LATENCY",
                  max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP, progress=None, tta: bool = False, rescale: bool = True,
                  threads: int | None = None):
+        from ..data.contrast import model_contrast_floor
         from ..data.scale import model_scale
         from ..weights import read_metadata
         from .backends import create_backend
@@ -69,14 +79,16 @@ class Segmenter:
         self.metadata = read_metadata(self.weights)  # once per model, not per image (the a-priori threshold)
         self.backend = create_backend(backend, self.weights, calibration=calibration, hint=hint, progress=progress, threads=threads)
         self.max_tile, self.overlap, self.tta = max_tile, overlap, tta
-        # the FOV diameter the model works at (m2unet.data.scale); None: photographs run as they are
+        # the FOV diameter and the contrast the model works at (m2unet.data.scale, .contrast); None: as the photograph is
         self.scale = model_scale(self.metadata) if rescale else None
+        self.contrast_floor = model_contrast_floor(self.metadata) if rescale else None
 
     def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         return self.run(image, mask)[0]
 
-    def run(self, image: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, int | None]:
-        """(probability, the FOV diameter in px the photograph ran at; None: as it is)."""
+    def run(self, image: np.ndarray, mask: np.ndarray | None = None) -> Segmented:
+        """The probability, with the FOV diameter the photograph ran at and the contrast gain it ran with."""
+        from ..data.contrast import restoring
         from ..data.fov import estimate_fov_mask
         from ..data.scale import run_scaled
 
@@ -86,12 +98,14 @@ class Segmenter:
         def predict_view(view: np.ndarray) -> np.ndarray:
             return flip_average(predict, view) if self.tta else predict(view)
 
-        # without a mask (--no-fov-mask) the scale still needs the FOV's size: estimated, used for the frame only
-        frame_mask = mask if mask is not None or self.scale is None else estimate_fov_mask(image)
-        probability, diameter = run_scaled(predict_view, image, frame_mask, self.scale)
+        # without a mask (--no-fov-mask) the scale and the contrast still need the FOV: estimated, used for them only
+        needs_fov = self.scale is not None or self.contrast_floor is not None
+        frame_mask = mask if mask is not None or not needs_fov else estimate_fov_mask(image)
+        restored, gain = restoring(predict_view, image, frame_mask, self.contrast_floor)
+        probability, diameter = run_scaled(restored, image, frame_mask, self.scale)
         if mask is not None:
             probability[~mask] = 0.0
-        return probability, diameter
+        return Segmented(probability, diameter, gain)
 
 
 _SEGMENTERS: dict[tuple, Segmenter] = {}
@@ -122,8 +136,9 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
         device: ``cpu`` or ``cuda`` (PyTorch on the GPU).
         fov_mask: True (estimate it from the image, probability 0 outside), False (no mask) or a bool H×W array.
         tta: average over the image and its three flips (:func:`m2unet.inference.tiling.flip_average`; 4× the time).
-        rescale: run the photograph at the FOV diameter the model works at (:func:`m2unet.data.scale.model_scale`); False
-            runs it as it is.
+        rescale: run the photograph at the FOV diameter the model works at (:func:`m2unet.data.scale.model_scale`) and,
+            when it is flatter than the model's training photographs, with its contrast restored
+            (:mod:`m2unet.data.contrast`); False runs it as it is.
     """
     from ..data.fov import estimate_fov_mask
     from ..data.io import read_image

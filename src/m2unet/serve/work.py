@@ -159,6 +159,7 @@ class Segmentation:
     probability: np.ndarray
     timings: dict
     run_fov_diameter: int | None = None  # px the FOV was resized to for the model (the first flip's, with TTA)
+    contrast_gain: float = 1.0  # how much the photograph was stretched to the model's contrast floor (m2unet.data.contrast)
 
     @property
     def vessels(self) -> np.ndarray:
@@ -179,12 +180,11 @@ def segment_upload(data: bytes, name: str, models: Models, model: str, threshold
     masked = time.perf_counter()
     segmenter, turn = models.get(chosen)  # loaded and compiled by the first request that needs it
     loaded = time.perf_counter()
-    diameters = []
+    runs = []
 
     def run(view: np.ndarray, view_mask: np.ndarray | None = None) -> np.ndarray:
-        probability, diameter = segmenter.run(view, view_mask)
-        diameters.append(diameter)
-        return probability
+        runs.append(segmenter.run(view, view_mask))
+        return runs[-1].probability
 
     with turn or contextlib.nullcontext():
         if tta:
@@ -195,7 +195,7 @@ def segment_upload(data: bytes, name: str, models: Models, model: str, threshold
     done = time.perf_counter()
     cut = threshold if threshold is not None else threshold_of(segmenter.metadata)
     timings = {"decode": decoded - started, "fov": masked - decoded, "model": loaded - masked, "segment": done - loaded}
-    return Segmentation(name, chosen, float(cut), image, mask, probability, timings, diameters[0])
+    return Segmentation(name, chosen, float(cut), image, mask, probability, timings, runs[0].run_fov_diameter, runs[0].contrast_gain)
 
 
 def segmentation_json(result: Segmentation, backend: str, tta: bool, with_overlay: bool) -> dict:
@@ -208,6 +208,7 @@ def segmentation_json(result: Segmentation, backend: str, tta: bool, with_overla
         "image": result.name, "width": int(result.image.shape[1]), "height": int(result.image.shape[0]),
         "model": result.model, "backend": backend, "threshold": round(result.threshold, 6), "tta": tta,
         "fov_width": fov_width(result.mask, result.image.shape[1]), "run_fov_diameter": result.run_fov_diameter,
+        "contrast_gain": round(result.contrast_gain, 4),
         "vessel_fraction": round(float(vessels[result.mask].mean()) if result.mask.any() else 0.0, 6),
         "probability_png": png_base64(result.probability), "vessels_png": png_base64(vessels), "fov_png": png_base64(result.mask),
     }

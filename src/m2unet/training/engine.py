@@ -511,19 +511,22 @@ class MultiDatasetTrainer(Trainer):
         """How the best model runs photographs, chosen on the held-out images (:mod:`.run_diameter`): the FOV diameters,
         or for a run at one vessel width the map width of its :class:`m2unet.data.scale.WidthRule`."""
         from ..evaluation.evaluate import torch_predictor
+        from .contrast import contrast_metadata
         from .run_diameter import run_diameter_metadata, width_rule_metadata
 
         if self.best["epoch"] is None:
             return {}
+        contrast = contrast_metadata(self.config["datasets"], self.config["holdout"], self.root, self.progress)
+        self.say(f"restores the contrast of flatter photographs up to {contrast['contrast_floor']} (its training photographs' median)")
         predict = torch_predictor(model.to(self.device or "cpu").eval())
         if self.config.get("vessel_width"):
             found = width_rule_metadata(predict, self.config["holdout"], self.diameters, self.config["fov_diameter"], self.best["threshold"], self.root,
                                         self.progress)
             self.say(f"runs photographs where its map's vessels are {found['run_vessel_width']['map_width']:.2f} px wide (calibrated on the held-out images)")
-            return found
+            return {**contrast, **found}
         found = run_diameter_metadata(predict, self.config["holdout"], self.config["fov_diameter"], self.best["threshold"], self.root, self.progress)
         self.say(f"runs photographs at FOV diameters {found['run_fov_diameter']} (chosen on the held-out images)")
-        return found
+        return {**contrast, **found}
 
 
 def trainer_class(config: dict) -> type[Trainer]:

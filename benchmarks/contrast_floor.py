@@ -1,0 +1,99 @@
+"""results/scale/contrast_floor.md: which contrast floor (m2unet.data.contrast) a model restores flat photographs to.
+
+Chosen on the universal model's held-out *training* images (never a test photograph): each changed as another camera
+would change it (m2unet.evaluation.camera_shift), run as `m2unet segment` runs it (FOV estimated from the changed
+photograph, the model's FOV diameters, OpenVINO fp32), F1 inside the changed FOV at the stored threshold, pooled per
+dataset. Candidate floors, all from the model's training photographs (m2unet.training.contrast): none, the lowest of
+the training datasets' median local contrasts (what training records), and the median over all training photographs.
+
+    .venv/bin/python benchmarks/contrast_floor.py [--weights FILE]      # default: the shipped universal model
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from m2unet.data import estimate_fov_mask, write_atomic
+from m2unet.data.contrast import restoring
+from m2unet.data.scale import model_scale, predict_scaled
+from m2unet.evaluation.camera_shift import CAMERA_CHANGES
+from m2unet.evaluation.metrics import binary_counts, f1_score
+from m2unet.inference.pipeline import get_segmenter
+from m2unet.system import cpu_model
+from m2unet.training.contrast import training_contrasts
+from m2unet.training.presets import HOLDOUT
+from m2unet.training.run_diameter import held_out_samples
+from m2unet.weights import pretrained_path, read_metadata, threshold_of
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "results" / "scale" / "contrast_floor.md"
+
+
+def candidate_floors(datasets: list[str], holdout: dict[str, list[str]]) -> dict[str, float | None]:
+    contrasts = training_contrasts(datasets, holdout)
+    medians = [float(np.median(values)) for values in contrasts.values()]
+    return {"none": None, "lowest dataset median (recorded)": min(medians), "median of all training photographs": float(np.median(sum(contrasts.values(), [])))}
+
+
+def scores(weights: Path, floors: dict[str, float | None], holdout: dict[str, list[str]]) -> dict:
+    """{(dataset, change, floor name): [tp, fp, fn]} over the held-out training images."""
+    metadata = read_metadata(weights)
+    threshold, scale = threshold_of(metadata), model_scale(metadata)
+    unscaled = get_segmenter(weights, "openvino", rescale=False)  # the raw model: scale and contrast are applied here
+    totals: dict[tuple, np.ndarray] = {}
+    for dataset, sample in held_out_samples(holdout):
+        for change_name, change in CAMERA_CHANGES.items():
+            image, label, mask = change(sample.image, sample.label, sample.mask)
+            fov = estimate_fov_mask(image)
+            for name, floor in floors.items():
+                vessels = (predict_scaled(restoring(unscaled, image, fov, floor)[0], image, fov, scale) >= threshold) & fov
+                counts = binary_counts(vessels, label, mask)
+                totals.setdefault((dataset, change_name, name), np.zeros(3, np.int64))
+                totals[(dataset, change_name, name)] += (counts["tp"], counts["fp"], counts["fn"])
+        print(f"{dataset} {sample.name}: {len(CAMERA_CHANGES)} changes × {len(floors)} floors", flush=True)
+    return totals
+
+
+def table(totals: dict, floors: dict[str, float | None], datasets: list[str]) -> list[str]:
+    names = list(floors)
+    f1 = {key: float(f1_score(*value)) for key, value in totals.items()}
+    lines = ["| camera change | held-out images of | " + " | ".join(f"{n} ({'—' if floors[n] is None else f'{floors[n]:.4f}'})" for n in names) + " |",
+             "|---|---|" + "---:|" * len(names)]
+    for change in CAMERA_CHANGES:
+        for dataset in datasets:
+            lines.append(f"| {change} | {dataset} | " + " | ".join(f"{f1[(dataset, change, n)]:.4f}" for n in names) + " |")
+    for label, changes in (("as it is", ["as it is"]), ("mean over the changed images", [c for c in CAMERA_CHANGES if c != "as it is"])):
+        means = [np.mean([f1[(d, c, n)] for d in datasets for c in changes]) for n in names]
+        lines.append(f"| **{label}** | all | " + " | ".join(f"**{m:.4f}**" for m in means) + " |")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, default=pretrained_path("universal"))
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    datasets = read_metadata(args.weights)["datasets"]
+    holdout = {d: HOLDOUT[d] for d in datasets}
+    start = time.perf_counter()
+    floors = candidate_floors(datasets, holdout)
+    totals = scores(args.weights, floors, holdout)
+    shown = args.weights.resolve().relative_to(REPO) if args.weights.resolve().is_relative_to(REPO) else args.weights
+    lines = ["# Contrast floor: chosen on held-out training images under camera changes", "",
+             f"Generated by `python benchmarks/contrast_floor.py --weights {shown}` ({time.perf_counter() - start:.0f} s, {cpu_model()}). "
+             "F1 inside the FOV at the stored threshold, pooled over the model's held-out training images of each dataset "
+             f"({', '.join(f'{d} {len(holdout[d])}' for d in datasets)}), each changed as m2unet.evaluation.camera_shift says "
+             "and run at the model's FOV diameters; a photograph whose local contrast (m2unet.data.contrast) is below the "
+             "floor is stretched up to it first. The columns are candidate floors, each measured on the training photographs.", "",
+             *table(totals, floors, datasets)]
+    write_atomic(args.out, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
