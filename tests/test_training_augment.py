@@ -132,3 +132,34 @@ def test_camera_scale_zooms_image_and_label_together():
     out = Augmenter(AugmentConfig(**CAMERA_ONLY, scale=0.2, scale_p=1.0))(synthetic_batch())
     inside = out[:, 4] > 0.5
     assert ((out[:, 0] > 0.5) == (out[:, 3] > 0.5))[inside].float().mean().item() > 0.97
+
+
+def test_the_ranges_of_low_contrast_and_jpeg_are_settings():
+    batch = synthetic_batch(n=2, size=64)
+    torch.manual_seed(6)
+    unchanged = Augmenter(AugmentConfig(**CAMERA_ONLY, low_contrast_p=1.0, low_contrast_min=1.0))(batch)
+    assert torch.allclose(unchanged[:, :3], batch[:, :3], atol=1e-6)  # keeping all of the contrast changes nothing
+    errors = {}
+    for quality in (5, 90):
+        torch.manual_seed(6)
+        out = Augmenter(AugmentConfig(**CAMERA_ONLY, jpeg_p=1.0, jpeg_quality_min=quality))(batch)
+        errors[quality] = (out[:, :3] - batch[:, :3]).abs().mean().item()
+    assert errors[5] > errors[90] > 0.0  # quality drawn from [min, 90]: a lower floor compresses harder
+    blurred = {}
+    for sigma in (1.5, 6.0):
+        torch.manual_seed(6)
+        out = Augmenter(AugmentConfig(**CAMERA_ONLY, blur_p=1.0, blur_sigma_max=sigma))(batch)
+        blurred[sigma] = (out[:, :3] - batch[:, :3]).abs().mean().item()
+    assert blurred[6.0] > blurred[1.5] > 0.0  # σ drawn from [0.1, blur_sigma_max]
+
+
+def test_augmentation_settings_out_of_range_fail_at_once():
+    import pytest
+
+    from m2unet.errors import M2UNetError
+    from m2unet.training.cli import augment_with
+
+    assert augment_with({"jpeg_p": 0.3}, ("jpeg_quality_min=15", "jpeg_p=0.4")) == {"jpeg_p": 0.4, "jpeg_quality_min": 15}
+    for bad in ("jpeg_p=1.5", "jpeg_quality_min=0", "low_contrast_min=0", "blur_sigma_max=20", "jpeg_quality_min=high", "no_such=1", "jpeg_p"):
+        with pytest.raises(M2UNetError, match="jpeg|contrast|blur|NAME=VALUE"):
+            augment_with({}, (bad,))

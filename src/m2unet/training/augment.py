@@ -19,14 +19,15 @@ Random numbers come from torch's global generator (seeded, and saved in checkpoi
 Camera variation (beyond the paper; off unless a preset turns it on, as the ``universal`` one does): photographs of
 other cameras differ in scale, colour, focus, noise, compression and illumination. ``scale`` zooms by up to ±20 %
 (all five channels, with the geometric transforms); then, each with its own probability and on RGB only: gamma
-(0.6–1.6), colour temperature (kornia's Planckian jitter, black-body), Gaussian blur (σ 0.1–1.5 px: defocus),
-low contrast (blend towards the image mean, factor 0.5–1), vignetting (brightness falling off with the distance
-from the centre by up to 50 % at the corners), Gaussian noise (σ 0.01–0.03) and JPEG compression (quality 30–90,
+(0.6–1.6), colour temperature (kornia's Planckian jitter, black-body), Gaussian blur (σ 0.1–``blur_sigma_max`` px, 1.5 by default: defocus),
+low contrast (blend towards the image mean, factor ``low_contrast_min``–1, 0.5 by default), vignetting (brightness falling off with the distance
+from the centre by up to 50 % at the corners), Gaussian noise (σ 0.01–0.03) and JPEG compression (quality ``jpeg_quality_min``–90, 30 by default;
 encoded and decoded with Pillow: faster than a differentiable JPEG and the same artefacts a camera writes).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -60,6 +61,22 @@ class AugmentConfig:
     vignette_p: float = 0.0
     noise_p: float = 0.0
     jpeg_p: float = 0.0
+    blur_sigma_max: float = 1.5  # defocus: Gaussian σ in [0.1, blur_sigma_max] px
+    low_contrast_min: float = 0.5  # low contrast keeps a fraction in [low_contrast_min, 1] of the contrast
+    jpeg_quality_min: int = 30  # JPEG quality in [jpeg_quality_min, 90]
+
+    def __post_init__(self):
+        from ..errors import M2UNetError
+
+        for name, value in vars(self).items():
+            if name.endswith("_p") and not 0.0 <= value <= 1.0:
+                raise M2UNetError(f"augmentation {name} is a probability, got {value}")
+        if not 0.1 <= self.blur_sigma_max <= 8.0:
+            raise M2UNetError(f"augmentation blur_sigma_max must be in 0.1..8 px, got {self.blur_sigma_max}")
+        if not 0.0 < self.low_contrast_min <= 1.0:
+            raise M2UNetError(f"augmentation low_contrast_min must be in (0, 1], got {self.low_contrast_min}")
+        if not 1 <= self.jpeg_quality_min <= 90:
+            raise M2UNetError(f"augmentation jpeg_quality_min must be in 1..90, got {self.jpeg_quality_min}")
 
 
 def grid_distortion(batch: torch.Tensor, grid: tuple[int, int] = (8, 8), magnitude: int = 1, p: float = 1.0) -> torch.Tensor:
@@ -156,11 +173,12 @@ class CameraAugment(nn.Module):
             out[i] = self.temperature(out[i])
         if (i := _chosen(out, c.blur_p)).numel():
             for j in i.tolist():  # one σ per image
-                sigma = float(0.1 + 1.4 * torch.rand(1))
-                out[j : j + 1] = kornia.filters.gaussian_blur2d(out[j : j + 1], (9, 9), (sigma, sigma))
+                sigma = float(0.1 + (c.blur_sigma_max - 0.1) * torch.rand(1))
+                side = 9 if sigma <= 1.5 else 2 * math.ceil(3 * sigma) + 1  # the recipe's 9 × 9 up to σ 1.5, then ±3σ
+                out[j : j + 1] = kornia.filters.gaussian_blur2d(out[j : j + 1], (side, side), (sigma, sigma))
         if (i := _chosen(out, c.low_contrast_p)).numel():
             mean = out[i].mean(dim=(1, 2, 3), keepdim=True)
-            out[i] = mean + _uniform(i.numel(), 0.5, 1.0, out) * (out[i] - mean)
+            out[i] = mean + _uniform(i.numel(), c.low_contrast_min, 1.0, out) * (out[i] - mean)
         if (i := _chosen(out, c.vignette_p)).numel():
             h, w = out.shape[-2:]
             ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=out.device), torch.linspace(-1, 1, w, device=out.device), indexing="ij")
@@ -170,7 +188,7 @@ class CameraAugment(nn.Module):
             out[i] = out[i] + _uniform(i.numel(), 0.01, 0.03, out) * torch.randn(out[i].shape).to(out.device, out.dtype)
         out = out.clamp(0.0, 1.0)
         if (i := _chosen(out, c.jpeg_p)).numel():
-            out[i] = jpeg_roundtrip(out[i], torch.randint(30, 91, (i.numel(),)).tolist())
+            out[i] = jpeg_roundtrip(out[i], torch.randint(c.jpeg_quality_min, 91, (i.numel(),)).tolist())
         return out
 
 

@@ -20,6 +20,8 @@ from ..errors import M2UNetError, one_line_errors
 @click.option("--crop", type=int, default=None, help="Random square training crops of this size (e.g. 1024 for HRF on CPU; a deviation from the paper).")
 @click.option("--vessel-width", type=float, default=None,
               help="Several datasets: scale each so that its labels' mean vessel width is this many px (e.g. 6), instead of one FOV diameter.")
+@click.option("--augment", "augment_settings", multiple=True, metavar="NAME=VALUE",
+              help="Change one augmentation setting of the preset (m2unet.training.augment.AugmentConfig), e.g. jpeg_quality_min=15; repeatable.")
 @click.option("--lr", type=float, default=None, help="AdamW learning rate (preset: 1e-3).")
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default=None,
               help="constant (the paper; preset) or cosine annealing to 0 over the epochs (a variant beyond the paper).")
@@ -38,7 +40,7 @@ from ..errors import M2UNetError, one_line_errors
               help="Minutes: stop after the last epoch that fits (validated, checkpointed); --resume continues. For batch-scheduler slots.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @one_line_errors
-def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, crop, vessel_width, lr, lr_schedule, seed, val_every, data_root, accelerator, devices, num_nodes, precision,
+def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, crop, vessel_width, augment_settings, lr, lr_schedule, seed, val_every, data_root, accelerator, devices, num_nodes, precision,
           channels_last, test, threads, time_limit, quiet):
     """Train M2U-Net with the paper's recipe (AdamW 1e-3, BCE + 0.3·(1 − Jaccard), 300 epochs, ImageNet encoder).
 
@@ -57,6 +59,7 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
       m2unet train --dataset drive,chase_db1,hrf --out runs/universal     # the universal model (FOV scaled to 1024 px)
       m2unet train --dataset chase_db1,hrf --out runs/loo-drive            # leave DRIVE out, test on it
       m2unet train --dataset drive,chase_db1,hrf --vessel-width 6 --out runs/universal-w6  # each dataset at one vessel width
+      m2unet train --dataset drive,chase_db1,hrf --augment jpeg_quality_min=15 --augment jpeg_p=0.4  # harsher JPEG
       torchrun --nproc_per_node 4 -m m2unet train --dataset chase_db1 --accelerator gpu --devices 4
     """
     import torch
@@ -78,6 +81,7 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
         if not 1 <= vessel_width <= 32:
             raise M2UNetError(f"--vessel-width must be between 1 and 32 px, got {vessel_width}")
         config["vessel_width"] = vessel_width
+    config["augment"] = augment_with(config["augment"], augment_settings)
     overrides = {"epochs": epochs, "batch_size": batch_size, "jaccard": jaccard, "crop": crop, "lr": lr, "lr_schedule": lr_schedule, "seed": seed,
                  "val_every": val_every}
     for key, value in overrides.items():
@@ -110,3 +114,24 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
     if summary.get("test"):
         t = summary["test"]
         click.echo(f"test F1 {t['f1_at_stored_threshold']:.4f} at the stored threshold, {t['f1_at_best_threshold']:.4f} at the best ({t['best_threshold']:.3f})")
+
+
+def augment_with(settings: dict, changes: tuple[str, ...]) -> dict:
+    """The preset's augmentation ``settings`` with each NAME=VALUE of ``changes`` applied, VALUE read as the type of the
+    setting's default in :class:`m2unet.training.augment.AugmentConfig`."""
+    from dataclasses import fields
+
+    from .augment import AugmentConfig
+
+    known = {field.name: type(field.default) for field in fields(AugmentConfig)}
+    out = dict(settings)
+    for change in changes:
+        name, sep, text = change.partition("=")
+        if not sep or name not in known or known[name] is tuple:
+            raise M2UNetError(f"--augment {change}: expected NAME=VALUE with NAME one of {', '.join(n for n, t in known.items() if t is not tuple)}")
+        try:
+            out[name] = known[name](text)
+        except ValueError:
+            raise M2UNetError(f"--augment {change}: {text!r} is not a {known[name].__name__}") from None
+    AugmentConfig(**{**out, "elastic_grid": tuple(out.get("elastic_grid", (8, 8)))})  # out-of-range values fail here, not after loading data
+    return out
