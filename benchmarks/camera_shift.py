@@ -5,7 +5,7 @@ m2unet.evaluation.camera_shift (another resolution, defocus, low contrast, JPEG,
 `m2unet segment` runs it (FOV estimated from the changed photograph, scaled as its weights say, OpenVINO fp32) and its
 map at the weights' stored threshold is scored against the changed manual label inside the changed FOV: F1 pooled
 over the photographs. Models: the per-dataset model closest in scale (the former `--model auto`), the shipped
-`universal`, and any --weights NAME=FILE. The photographs are test photographs of the datasets the universal model
+`universal` with and without contrast restoration (m2unet.data.contrast), and any --weights NAME=FILE. The photographs are test photographs of the datasets the universal model
 was trained on; only the changes are new to it, so this measures robustness to camera changes, not to new eyes.
 
     .venv/bin/python benchmarks/camera_shift.py [--images 4] [--weights NAME=FILE ...]
@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "scale"
 DATASETS = ("drive", "chase_db1", "hrf")
 CLOSEST = "closest per-dataset"
+UNRESTORED = "universal, contrast kept"  # the shipped universal model without contrast restoration (m2unet.data.contrast)
 
 
 def shown(weights: Path | None) -> str:
@@ -48,9 +49,10 @@ def stored_threshold(weights: Path) -> float:
     return threshold_of(read_metadata(weights))  # once per model, not per photograph and change
 
 
-def vessels(image: np.ndarray, weights: Path) -> np.ndarray:
-    """The binary map `m2unet segment` writes for this photograph (its FOV estimated, scaled as the weights say)."""
-    probability = m2unet.segment(image, weights=weights, backend="openvino", precision="fp32", fov_mask=True)
+def vessels(image: np.ndarray, weights: Path, restore_contrast: bool = True) -> np.ndarray:
+    """The binary map `m2unet segment` writes for this photograph (its FOV estimated, scaled as the weights say; with
+    ``restore_contrast`` False, a flat photograph keeps its contrast)."""
+    probability = m2unet.segment(image, weights=weights, backend="openvino", precision="fp32", fov_mask=True, restore_contrast=restore_contrast)
     return probability >= stored_threshold(weights)
 
 
@@ -64,7 +66,7 @@ def counts_of(models: dict[str, Path | None], dataset: str, images: int) -> dict
             image, label, mask = change(sample.image, sample.label, sample.mask)
             for model, weights in models.items():
                 chosen = weights or pretrained_path(closest_dataset_model(fov_width(estimate_fov_mask(image), image.shape[1])))
-                c = binary_counts(vessels(image, chosen), label, mask)
+                c = binary_counts(vessels(image, chosen, restore_contrast=model != UNRESTORED), label, mask)
                 totals[change_name][model] += (c["tp"], c["fp"], c["fn"])
         print(f"{dataset} {sample.name}: {len(CAMERA_CHANGES)} changes × {len(models)} models", flush=True)
     return totals
@@ -88,7 +90,7 @@ def main() -> int:
     parser.add_argument("--weights", action="append", default=[], metavar="NAME=FILE", help="another model to compare")
     parser.add_argument("--out", type=Path, default=OUT / "camera_shift.md")
     args = parser.parse_args()
-    models: dict[str, Path | None] = {CLOSEST: None, "universal": pretrained_path("universal")}
+    models: dict[str, Path | None] = {CLOSEST: None, "universal": pretrained_path("universal"), UNRESTORED: pretrained_path("universal")}
     for item in args.weights:
         name, _, file = item.partition("=")
         models[name] = Path(file)
@@ -103,7 +105,7 @@ def main() -> int:
         f"F1 inside the FOV at each model's stored threshold, pooled over the first {args.images} test photographs of each "
         "dataset, each changed as m2unet.evaluation.camera_shift says (label and FOV changed alike) and run as "
         "`m2unet segment` runs it. Best per row in bold. The closest per-dataset model is chosen per photograph by its FOV "
-        "width (the former `--model auto`).", "",
+        f"width (the former `--model auto`); `{UNRESTORED}` is the shipped universal model with contrast restoration turned off.", "",
         *table(f1, names), "",
         "Models: " + "; ".join(f"`{n}` = {shown(w)}" for n, w in models.items()) + ".",
     ]

@@ -237,12 +237,13 @@ def test_segmenter_restores_a_flat_photograph_to_the_models_contrast_floor(tmp_p
     floor = local_contrast(image, fov)
     seen = {}
     for name, metadata, photograph in [("original", {"contrast_floor": floor}, image), ("restored", {"contrast_floor": floor}, flat),
-                                       ("no floor", {}, flat)]:
+                                       ("no floor", {}, flat), ("kept", {"contrast_floor": floor}, flat)]:
         weights = save_weights(create_model("m2unet"), tmp_path / f"{name}.safetensors", {"fov_diameter": 256, "threshold": 0.5, **metadata})
-        segmenter = Segmenter(weights, "torch")
+        segmenter = Segmenter(weights, "torch", restore_contrast=name != "kept")
         segmenter.backend = KeepingBackend()
         gain = segmenter.run(photograph, fov).contrast_gain  # what results.parquet's contrast_gain records
         assert gain == (pytest.approx(1 / 0.4, rel=0.05) if name == "restored" else 1.0)
         seen[name] = segmenter.backend.batches[0]
     assert np.abs(seen["restored"] - seen["original"]).max() < 0.03  # the model sees the photograph at its old contrast
     assert np.abs(seen["no floor"] - seen["original"]).max() > 0.1  # a model without a floor sees it flat
+    assert np.array_equal(seen["kept"], seen["no floor"])  # restore_contrast=False: as if the model had no floor

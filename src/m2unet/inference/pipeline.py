@@ -69,7 +69,7 @@ class Segmenter:
 
     def __init__(self, weights: str | os.PathLike, backend: str, calibration: str = "drive", hint: str = "LATENCY",
                  max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP, progress=None, tta: bool = False, rescale: bool = True,
-                 threads: int | None = None):
+                 threads: int | None = None, restore_contrast: bool = True):
         from ..data.contrast import model_contrast_floor
         from ..data.scale import model_scale
         from ..weights import read_metadata
@@ -81,7 +81,7 @@ class Segmenter:
         self.max_tile, self.overlap, self.tta = max_tile, overlap, tta
         # the FOV diameter and the contrast the model works at (m2unet.data.scale, .contrast); None: as the photograph is
         self.scale = model_scale(self.metadata) if rescale else None
-        self.contrast_floor = model_contrast_floor(self.metadata) if rescale else None
+        self.contrast_floor = model_contrast_floor(self.metadata) if rescale and restore_contrast else None
 
     def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         return self.run(image, mask)[0]
@@ -121,7 +121,7 @@ def get_segmenter(weights: str | os.PathLike, backend: str, **options) -> Segmen
 
 def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = None, backend: str | None = None,
             precision: str = "auto", device: str = "cpu", fov_mask: bool | np.ndarray = True, max_tile: int = MAX_TILE,
-            overlap: int = TILE_OVERLAP, tta: bool = False, rescale: bool = True) -> np.ndarray:
+            overlap: int = TILE_OVERLAP, tta: bool = False, rescale: bool = True, restore_contrast: bool = True) -> np.ndarray:
     """Vessel probability map (float32 H×W in [0, 1]) of a fundus photograph.
 
     Args:
@@ -139,6 +139,7 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
         rescale: run the photograph at the FOV diameter the model works at (:func:`m2unet.data.scale.model_scale`) and,
             when it is flatter than the model's training photographs, with its contrast restored
             (:mod:`m2unet.data.contrast`); False runs it as it is.
+        restore_contrast: False keeps a flat photograph's contrast while still scaling it (for comparisons).
     """
     from ..data.fov import estimate_fov_mask
     from ..data.io import read_image
@@ -154,7 +155,8 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
     path = resolve_weights(model, weights)
     runtime = backend or default_runtime(device, weights)
     name = named_backend(runtime, precision, device, weights)
-    segmenter = get_segmenter(path, name, calibration=calibration_for(path), max_tile=max_tile, overlap=overlap, tta=tta, rescale=rescale)
+    segmenter = get_segmenter(path, name, calibration=calibration_for(path), max_tile=max_tile, overlap=overlap, tta=tta, rescale=rescale,
+                              restore_contrast=restore_contrast)
     return segmenter(rgb, mask)
 
 
