@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from m2unet.data import estimate_fov_mask, write_atomic
-from m2unet.data.contrast import restoring
-from m2unet.data.scale import model_scale, predict_scaled
+from m2unet.data.contrast import floor_of, run_as_trained
+from m2unet.data.scale import model_scale
 from m2unet.evaluation.camera_shift import CAMERA_CHANGES
 from m2unet.evaluation.metrics import binary_counts, f1_score
 from m2unet.inference.pipeline import get_segmenter
@@ -35,8 +35,7 @@ OUT = REPO / "results" / "scale" / "contrast_floor.md"
 
 def candidate_floors(datasets: list[str], holdout: dict[str, list[str]]) -> dict[str, float | None]:
     contrasts = training_contrasts(datasets, holdout)
-    medians = [float(np.median(values)) for values in contrasts.values()]
-    return {"none": None, "lowest dataset median (recorded)": min(medians), "median of all training photographs": float(np.median(sum(contrasts.values(), [])))}
+    return {"none": None, "lowest dataset median (recorded)": floor_of(contrasts), "median of all training photographs": float(np.median(sum(contrasts.values(), [])))}
 
 
 def scores(weights: Path, floors: dict[str, float | None], holdout: dict[str, list[str]]) -> dict:
@@ -50,7 +49,7 @@ def scores(weights: Path, floors: dict[str, float | None], holdout: dict[str, li
             image, label, mask = change(sample.image, sample.label, sample.mask)
             fov = estimate_fov_mask(image)
             for name, floor in floors.items():
-                vessels = (predict_scaled(restoring(unscaled, image, fov, floor)[0], image, fov, scale) >= threshold) & fov
+                vessels = (run_as_trained(unscaled, image, fov, scale, floor)[0] >= threshold) & fov
                 counts = binary_counts(vessels, label, mask)
                 totals.setdefault((dataset, change_name, name), np.zeros(3, np.int64))
                 totals[(dataset, change_name, name)] += (counts["tp"], counts["fp"], counts["fn"])

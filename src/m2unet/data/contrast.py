@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scale import scale_frame
+from .scale import WidthRule, run_scaled, scale_frame
 
 MEASURE_DIAMETER = 512  # FOV diameter (px) the contrast is measured at
 BACKGROUND_SIGMA = 16  # px at MEASURE_DIAMETER (3 % of the FOV): wider than any vessel, narrower than the illumination
@@ -55,7 +55,7 @@ def stretched(image: np.ndarray, mean_colour: np.ndarray, gain: float) -> np.nda
     black, since it lies below the mean."""
     if gain == 1.0:
         return image
-    return np.clip(mean_colour + gain * (image - mean_colour), 0.0, 1.0).astype(np.float32)
+    return np.clip(mean_colour + gain * (image - mean_colour), 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def fov_mean_colour(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -77,6 +77,22 @@ def restoring(predict, image: np.ndarray, mask: np.ndarray | None, floor: float 
         return predict, 1.0
     mean_colour = fov_mean_colour(image, mask)
     return (lambda view: predict(stretched(view, mean_colour, gain))), gain
+
+
+def run_as_trained(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | WidthRule | None,
+                   floor: float | None) -> tuple[np.ndarray, int | None, float]:
+    """(probability, FOV diameter it ran at, contrast gain) of ``predict`` run on ``image`` as a model was trained: its
+    contrast restored up to ``floor`` (:func:`restoring`), then at its ``scale`` (:func:`m2unet.data.scale.run_scaled`).
+    The one way ``segment``, ``evaluate`` and the benchmarks run a photograph."""
+    restored, gain = restoring(predict, image, mask, floor)
+    probability, diameter = run_scaled(restored, image, mask, scale)
+    return probability, diameter, gain
+
+
+def floor_of(contrasts: dict[str, list[float]]) -> float:
+    """The contrast floor a model stores, from its training photographs' local contrasts per dataset: the lowest of the
+    datasets' medians (a typical photograph of the flattest camera it learnt from; results/scale/contrast_floor.md)."""
+    return min(float(np.median(values)) for values in contrasts.values())
 
 
 def model_contrast_floor(metadata: dict) -> float | None:

@@ -46,15 +46,10 @@ def _scaled(predict, scale, contrast_floor):
     ``predict`` itself."""
     if scale is None and contrast_floor is None:
         return predict
-    from ..data.contrast import restoring
+    from ..data.contrast import run_as_trained
     from ..data.fov import estimate_fov_mask
-    from ..data.scale import predict_scaled
 
-    def run(image):
-        mask = estimate_fov_mask(image)
-        return predict_scaled(restoring(predict, image, mask, contrast_floor)[0], image, mask, scale)
-
-    return run
+    return lambda image: run_as_trained(predict, image, estimate_fov_mask(image), scale, contrast_floor)[0]
 
 
 def _unscaled_predictor(path: Path, runtime: str | None, precision: str, device: str, progress=None):

@@ -88,9 +88,8 @@ class Segmenter:
 
     def run(self, image: np.ndarray, mask: np.ndarray | None = None) -> Segmented:
         """The probability, with the FOV diameter the photograph ran at and the contrast gain it ran with."""
-        from ..data.contrast import restoring
+        from ..data.contrast import run_as_trained
         from ..data.fov import estimate_fov_mask
-        from ..data.scale import run_scaled
 
         def predict(view: np.ndarray) -> np.ndarray:
             return predict_tiled(self.backend, view, self.max_tile, self.overlap)
@@ -101,8 +100,7 @@ class Segmenter:
         # without a mask (--no-fov-mask) the scale and the contrast still need the FOV: estimated, used for them only
         needs_fov = self.scale is not None or self.contrast_floor is not None
         frame_mask = mask if mask is not None or not needs_fov else estimate_fov_mask(image)
-        restored, gain = restoring(predict_view, image, frame_mask, self.contrast_floor)
-        probability, diameter = run_scaled(restored, image, frame_mask, self.scale)
+        probability, diameter, gain = run_as_trained(predict_view, image, frame_mask, self.scale, self.contrast_floor)
         if mask is not None:
             probability[~mask] = 0.0
         return Segmented(probability, diameter, gain)

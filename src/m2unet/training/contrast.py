@@ -26,6 +26,8 @@ def contrast_metadata(datasets: list[str], holdout: dict[str, list[str]], root=N
     """``contrast_floor``: the lowest of the training datasets' median local contrasts, i.e. the contrast of a typical
     photograph of the flattest camera the model learnt from (a photograph below it is stretched up to it); with
     each dataset's median beside it."""
+    from ..data.contrast import floor_of
+
     contrasts = training_contrasts(datasets, holdout, root, progress)
     medians = {name: float(np.median(values)) for name, values in contrasts.items()}
-    return {"contrast_floor": round(min(medians.values()), 5), "contrast_floor_choice": {"median_by_dataset": {d: round(v, 5) for d, v in medians.items()}}}
+    return {"contrast_floor": round(floor_of(contrasts), 5), "contrast_floor_choice": {"median_by_dataset": {d: round(v, 5) for d, v in medians.items()}}}
