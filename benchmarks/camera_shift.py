@@ -27,7 +27,7 @@ from m2unet.evaluation.camera_shift import CAMERA_CHANGES
 from m2unet.evaluation.metrics import binary_counts, f1_score
 from m2unet.inference.pipeline import fov_width
 from m2unet.system import cpu_model
-from m2unet.weights import closest_dataset_model, pretrained_path, read_metadata, threshold_of
+from m2unet.weights import closest_dataset_model, pretrained_path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "scale"
@@ -45,15 +45,10 @@ def shown(weights: Path | None) -> str:
 
 
 @functools.cache
-def stored_threshold(weights: Path) -> float:
-    return threshold_of(read_metadata(weights))  # once per model, not per photograph and change
-
-
 def vessels(image: np.ndarray, weights: Path, restore_contrast: bool = True) -> np.ndarray:
     """The binary map `m2unet segment` writes for this photograph (its FOV estimated, scaled as the weights say; with
     ``restore_contrast`` False, a flat photograph keeps its contrast)."""
-    probability = m2unet.segment(image, weights=weights, backend="openvino", precision="fp32", fov_mask=True, restore_contrast=restore_contrast)
-    return probability >= stored_threshold(weights)
+    return m2unet.vessels(image, weights=weights, backend="openvino", precision="fp32", restore_contrast=restore_contrast)
 
 
 def counts_of(models: dict[str, Path | None], dataset: str, images: int) -> dict[str, dict[str, np.ndarray]]:

@@ -1,7 +1,7 @@
 """Do our vessel maps give a human's numbers? `m2unet.measure` on the DRIVE and CHASE_DB1 test sets.
 
 For every test image, the measures of three binary maps inside the dataset's FOV mask: the shipped
-model's map (``m2unet.segment(path, model=...)`` at the threshold stored with the weights, as
+model's map (``m2unet.vessels(path, model=...)``: at the threshold stored with the weights, as
 ``m2unet segment`` and ``m2unet evaluate`` use it), the first observer's label and the second observer's.
 Each measure is compared model vs first observer beside second observer vs first: Pearson r, ICC(A,1)
 (two-way, absolute agreement, single rater; McGraw & Wong 1996), mean absolute difference and mean
@@ -22,11 +22,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from m2unet import segment
+from m2unet import vessels
 from m2unet.data import load_dataset, read_binary, write_atomic
 from m2unet.measure import measure
 from m2unet.measure.batch import write_csv
-from m2unet.weights import pretrained_path, read_metadata, threshold_of
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "measure"
 DATASETS = {"drive": ("DRIVE", 45.0), "chase_db1": ("CHASE_DB1", 30.0)}
@@ -63,15 +62,14 @@ def agreement(a: np.ndarray, b: np.ndarray) -> dict:
 
 def measure_dataset(name: str) -> list[dict]:
     label, field_deg = DATASETS[name]
-    threshold = threshold_of(read_metadata(pretrained_path(name)))
     rows = []
     for item in tqdm(load_dataset(name, "test").items, desc=label, unit="image", file=sys.stderr):
         first = read_binary(item.label)
         fov = read_binary(item.mask, first.shape) if item.mask else np.ones(first.shape, bool)
-        maps = {"model": segment(item.image, model=name, fov_mask=fov) >= threshold, "first": first,
+        maps = {"model": vessels(item.image, model=name, fov_mask=fov), "first": first,
                 "second": read_binary(item.second_label, first.shape)}
-        for rater, vessels in maps.items():
-            summary = measure(vessels, fov, field_of_view_deg=field_deg, name=item.name).summary
+        for rater, vessel_map in maps.items():
+            summary = measure(vessel_map, fov, field_of_view_deg=field_deg, name=item.name).summary
             rows.append({"dataset": label, "rater": rater, **summary})
     return rows
 

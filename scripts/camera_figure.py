@@ -27,12 +27,7 @@ from m2unet.data.scale import fov_diameter  # noqa: E402
 from m2unet.evaluation.camera_shift import blurred, jpeg, low_contrast, resized_by, unchanged  # noqa: E402
 from m2unet.evaluation.metrics import binary_counts, f1_score  # noqa: E402
 from m2unet.inference.pipeline import fov_width  # noqa: E402
-from m2unet.weights import (  # noqa: E402
-    closest_dataset_model,  # noqa: E402
-    pretrained_path,
-    read_metadata,
-    threshold_of,
-)
+from m2unet.weights import closest_dataset_model, pretrained_path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,8 +42,7 @@ def variants(image: np.ndarray, label: np.ndarray, mask: np.ndarray):
 
 def segment(image: np.ndarray, mask: np.ndarray, weights: Path) -> np.ndarray:
     """The binary vessel map at the weights' stored threshold, run as `m2unet segment` runs it (scaled)."""
-    probability = m2unet.segment(image, weights=weights, backend="openvino", precision="fp32", fov_mask=mask)
-    return probability >= threshold_of(read_metadata(weights))
+    return m2unet.vessels(image, weights=weights, backend="openvino", precision="fp32", fov_mask=mask)
 
 
 def main() -> None:

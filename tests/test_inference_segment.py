@@ -69,6 +69,21 @@ def test_python_api_on_arrays_and_paths(drive_rgb, datasets_root, authors_dir, e
     assert np.abs(unmasked - reference).max() < 1e-4
 
 
+
+def test_binary_map_api_and_the_default_model(drive_rgb, export_cache):
+    from m2unet.weights import read_metadata, threshold_of
+
+    options = dict(backend="openvino", precision="fp32")
+    probability = m2unet.segment(drive_rgb, **options)  # no model named: auto, as on the command line
+    assert np.array_equal(probability, m2unet.segment(drive_rgb, model="universal", **options))
+    assert not np.array_equal(probability, m2unet.segment(drive_rgb, model="drive", **options))
+    stored = threshold_of(read_metadata(pretrained_path("universal")))
+    binary = m2unet.vessels(drive_rgb, **options)
+    assert binary.dtype == bool and np.array_equal(binary, probability >= stored)
+    assert 0.05 < binary.mean() < 0.2
+    looser = m2unet.vessels(drive_rgb, threshold=stored / 2, **options)
+    assert np.array_equal(looser, probability >= stored / 2) and looser.sum() > binary.sum()
+
 def test_bad_files_are_reported_and_the_rest_segmented(tmp_path, drive_rgb, authors_dir, export_cache):
     folder = tmp_path / "in"
     (folder / "sub").mkdir(parents=True)

@@ -104,6 +104,11 @@ def test_tta_runs_through_the_same_model(client, small_photo):
     tta = decode_png(flipped["probability_png"]).astype(int)
     assert 0 < np.abs(tta - plain).mean() < 10  # close to the plain map, not equal to it
     assert "drive" in client.get("/healthz").json()["loaded"]
+    # the same map as the Python API's TTA: the flips are of the view the model runs, the FOV measured once
+    from m2unet import segment
+    photo = np.asarray(Image.open(io.BytesIO(small_photo)).convert("RGB"))
+    expected = np.round(segment(photo, "drive", backend="onnxruntime", tta=True) * 255).astype(int)
+    assert np.abs(tta - expected).max() <= 1
 
 
 def sample_crop(mode: str) -> Image.Image:

@@ -10,11 +10,18 @@ _LAZY = {"create_model": ".models", "list_models": ".models", "load_pretrained":
          "save_weights": ".weights"}
 
 
-def segment(image, model: str = "drive", **options):
+def segment(image, model: str = "auto", **options):
     """Vessel probability map (float32 H×W) of an image array or file; see :func:`m2unet.inference.pipeline.segment`."""
     from .inference.pipeline import segment as _segment
 
     return _segment(image, model, **options)
+
+
+def vessels(image, model: str = "auto", **options):
+    """Binary vessel map (bool H×W) at the model's stored threshold; see :func:`m2unet.inference.pipeline.vessels`."""
+    from .inference.pipeline import vessels as _vessels
+
+    return _vessels(image, model, **options)
 
 
 def __getattr__(name):
@@ -25,4 +32,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'm2unet' has no attribute {name!r}")
 
 
-__all__ = ["create_model", "list_models", "load_pretrained", "load_weights", "measure", "save_weights", "segment"]
+__all__ = ["create_model", "list_models", "load_pretrained", "load_weights", "measure", "save_weights", "segment", "vessels"]

@@ -86,8 +86,13 @@ class Segmenter:
     def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         return self.run(image, mask)[0]
 
-    def run(self, image: np.ndarray, mask: np.ndarray | None = None) -> Segmented:
-        """The probability, with the FOV diameter the photograph ran at and the contrast gain it ran with."""
+    def run(self, image: np.ndarray, mask: np.ndarray | None = None, tta: bool | None = None) -> Segmented:
+        """The probability, with the FOV diameter the photograph ran at and the contrast gain it ran with.
+
+        ``tta`` overrides the segmenter's own setting for this call (the service shares one compiled model between
+        requests with and without it); the flips are of the scaled, restored view, so the FOV and the contrast are
+        measured once."""
+        flips = self.tta if tta is None else tta
         from ..data.contrast import run_as_trained
         from ..data.fov import estimate_fov_mask
 
@@ -95,7 +100,7 @@ class Segmenter:
             return predict_tiled(self.backend, view, self.max_tile, self.overlap)
 
         def predict_view(view: np.ndarray) -> np.ndarray:
-            return flip_average(predict, view) if self.tta else predict(view)
+            return flip_average(predict, view) if flips else predict(view)
 
         # without a mask (--no-fov-mask) the scale and the contrast still need the FOV: estimated, used for them only
         needs_fov = self.scale is not None or self.contrast_floor is not None
@@ -117,7 +122,7 @@ def get_segmenter(weights: str | os.PathLike, backend: str, **options) -> Segmen
     return _SEGMENTERS[key]
 
 
-def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = None, backend: str | None = None,
+def segment(image, model: str = "auto", *, weights: str | os.PathLike | None = None, backend: str | None = None,
             precision: str = "auto", device: str = "cpu", fov_mask: bool | np.ndarray = True, max_tile: int = MAX_TILE,
             overlap: int = TILE_OVERLAP, tta: bool = False, rescale: bool = True, restore_contrast: bool = True) -> np.ndarray:
     """Vessel probability map (float32 H×W in [0, 1]) of a fundus photograph.
@@ -125,7 +130,8 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
     Args:
         image: a file path (any format :func:`m2unet.data.read_image` reads) or an array H×W[×3|×4]
             (uint8, uint16 or float in [0, 1]).
-        model: ``drive``, ``chase_db1``, ``hrf`` or ``auto`` (the ``universal`` model: :data:`m2unet.weights.AUTO_MODEL`).
+        model: ``auto`` (the default, as in ``m2unet segment``: the ``universal`` model, :data:`m2unet.weights.AUTO_MODEL`),
+            ``universal``, ``drive``, ``chase_db1`` or ``hrf``.
         weights: a weights file instead of a pretrained model.
         backend: ``torch``, ``onnxruntime`` or ``openvino`` (default: the fastest installed; torch with
             ``device="cuda"``), or a full backend name such as ``openvino-int8`` or ``cuda-fp16`` (see
@@ -157,6 +163,18 @@ def segment(image, model: str = "drive", *, weights: str | os.PathLike | None = 
                               restore_contrast=restore_contrast)
     return segmenter(rgb, mask)
 
+
+
+def vessels(image, model: str = "auto", *, weights: str | os.PathLike | None = None, threshold: float | None = None,
+            **options) -> np.ndarray:
+    """Binary vessel map (bool H×W) of a fundus photograph: :func:`segment`'s probability at the model's a-priori
+    threshold (the one stored with its weights, as ``m2unet segment`` writes ``*_vessels.png``) or at ``threshold``.
+    ``options`` are :func:`segment`'s."""
+    from ..weights import read_metadata, threshold_of
+
+    probability = segment(image, model, weights=weights, **options)
+    cut = threshold if threshold is not None else threshold_of(read_metadata(resolve_weights(model, weights)))
+    return probability >= cut
 
 def overlay(image: np.ndarray, vessels: np.ndarray, mask: np.ndarray | None = None, rows: int = 512) -> np.ndarray:
     """uint8 RGB picture: the photograph with vessels in green, dimmed outside the FOV mask.

@@ -68,13 +68,10 @@ def vessels_of(path: Path, kind: str, mask_option: str | None, model: str) -> tu
     fov = read_fov(mask_file, rgb.shape[:2]) if mask_file is not None else None
     if kind == "mask":
         return binary(rgb[..., 0]), fov if fov is not None else np.ones(rgb.shape[:2], dtype=bool), None
-    from ..inference.pipeline import segment
-    from ..weights import read_metadata, resolve_weights, threshold_of
+    from ..inference.pipeline import vessels
 
     fov = fov if fov is not None else estimate_fov_mask(rgb)
-    probability = segment(rgb, model, fov_mask=fov)
-    threshold = threshold_of(read_metadata(resolve_weights(model)))
-    return probability >= threshold, fov, rgb
+    return vessels(rgb, model, fov_mask=fov), fov, rgb
 
 
 def empty_row(name: str, note: str) -> dict:

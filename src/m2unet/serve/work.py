@@ -158,7 +158,7 @@ class Segmentation:
     mask: np.ndarray
     probability: np.ndarray
     timings: dict
-    run_fov_diameter: int | None = None  # px the FOV was resized to for the model (the first flip's, with TTA)
+    run_fov_diameter: int | None = None  # px the FOV was resized to for the model
     contrast_gain: float = 1.0  # how much the photograph was stretched to the model's contrast floor (m2unet.data.contrast)
 
     @property
@@ -169,7 +169,6 @@ class Segmentation:
 def segment_upload(data: bytes, name: str, models: Models, model: str, threshold: float | None, tta: bool, max_pixels: int) -> Segmentation:
     """Decode, estimate the FOV, choose the model (``auto``: the universal model) and segment one uploaded photograph."""
     from ..data.fov import estimate_fov_mask
-    from ..inference.tiling import flip_average
     from ..weights import AUTO_MODEL, threshold_of
 
     started = time.perf_counter()
@@ -180,22 +179,13 @@ def segment_upload(data: bytes, name: str, models: Models, model: str, threshold
     masked = time.perf_counter()
     segmenter, turn = models.get(chosen)  # loaded and compiled by the first request that needs it
     loaded = time.perf_counter()
-    runs = []
-
-    def run(view: np.ndarray, view_mask: np.ndarray | None = None) -> np.ndarray:
-        runs.append(segmenter.run(view, view_mask))
-        return runs[-1].probability
-
     with turn or contextlib.nullcontext():
-        if tta:
-            probability = flip_average(run, image)  # one compiled model for both: the flips go through it
-            probability[~mask] = 0.0
-        else:
-            probability = run(image, mask)
+        segmented = segmenter.run(image, mask, tta=tta)  # one compiled model for both: the flips go through it
     done = time.perf_counter()
     cut = threshold if threshold is not None else threshold_of(segmenter.metadata)
     timings = {"decode": decoded - started, "fov": masked - decoded, "model": loaded - masked, "segment": done - loaded}
-    return Segmentation(name, chosen, float(cut), image, mask, probability, timings, runs[0].run_fov_diameter, runs[0].contrast_gain)
+    return Segmentation(name, chosen, float(cut), image, mask, segmented.probability, timings, segmented.run_fov_diameter,
+                        segmented.contrast_gain)
 
 
 def segmentation_json(result: Segmentation, backend: str, tta: bool, with_overlay: bool) -> dict:
