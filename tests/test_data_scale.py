@@ -30,6 +30,32 @@ def test_box_and_diameter_of_a_disc_cut_at_top_and_bottom():
     assert fov_box(np.zeros((20, 30), bool)) == (0, 0, 20, 30)
 
 
+@pytest.mark.parametrize("frame,centre", [((700, 800), (350, 400)), ((600, 640), (330, 300)), ((760, 760), (300, 380))])
+def test_the_diameter_of_a_disc_cut_on_every_side_is_fitted_to_its_arcs(frame, centre):
+    mask = disc(frame, centre, 420)  # diameter 841, more than the frame on both axes; only corner arcs show
+    assert max(fov_box(mask)[2:]) <= 800  # the frame's side: all the box can say
+    assert fov_diameter(mask) == pytest.approx(841, abs=4)
+
+
+def test_no_fit_where_the_frame_is_all_fov_and_a_notch_does_not_move_the_fit():
+    assert fov_diameter(np.ones((300, 400), bool)) == 400  # no border visible: the frame's side
+    assert fov_diameter(disc((300, 300), (150, 150), 150)) == 300  # touches all four edges: the fit agrees with the box
+    notched = disc((700, 800), (350, 400), 420)
+    notched[60:120, 60:120] = False  # a dark notch at one corner arc (an eyelash's shadow): left out of the fit
+    assert fov_diameter(notched) == pytest.approx(841, abs=6)
+
+
+def test_the_estimated_fov_of_a_tightly_framed_photograph_gives_its_diameter():
+    from pathlib import Path
+
+    from m2unet.data import estimate_fov_mask, read_image
+
+    image = read_image(Path(__file__).resolve().parents[1] / "examples" / "chase_db1_Image_11L.jpg")
+    whole = fov_diameter(estimate_fov_mask(image))  # 921
+    for side in (800, 700):  # a camera that frames the same eye tighter: the FOV cut on all four sides
+        cut = image[480 - side // 2 : 480 + side // 2, 490 - side // 2 : 490 + side // 2]
+        assert fov_diameter(estimate_fov_mask(cut)) == pytest.approx(whole, rel=0.03)
+
 def test_frame_shrinks_the_fov_to_the_diameter_and_maps_back_onto_the_photograph():
     mask = disc((700, 900), (350, 450), 320)  # diameter 641
     frame = scale_frame(mask, 320)

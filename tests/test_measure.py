@@ -156,10 +156,12 @@ def test_summary_has_every_column_and_units():
     scaled = measure(mask, pixel_size_um=10.0).summary
     assert scaled["width_median_um"] == pytest.approx(10.0 * scaled["width_median_px"])
     assert scaled["centreline_length_um"] == pytest.approx(10.0 * scaled["centreline_length_px"])
-    fov = np.zeros(mask.shape, dtype=bool)
-    fov[:, 50:250] = True  # 200 px wide
+    yy, xx = np.mgrid[:300, :300]
+    fov = (yy - 150) ** 2 + (xx - 150) ** 2 <= 100**2  # a disc 201 px across
     angled = measure(mask, fov=fov, field_of_view_deg=45).summary
-    assert angled["pixel_size_um"] == pytest.approx(45 * 288 / 200)
+    assert angled["fov_diameter_px"] == 201 and angled["pixel_size_um"] == pytest.approx(45 * 288 / 201)
+    framed = measure(mask[60:240, 40:260], fov=fov[60:240, 40:260], field_of_view_deg=45).summary  # the same disc cut on all sides
+    assert framed["fov_diameter_px"] == pytest.approx(201, abs=3)
     assert angled["disc_diameter_px"] == pytest.approx(1800 / angled["pixel_size_um"])
 
 

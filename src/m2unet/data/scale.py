@@ -8,7 +8,9 @@ photograph (zero outside the box). Training (:mod:`m2unet.training.data`) and in
 (:mod:`m2unet.inference.pipeline`) use the same frame, so a model sees vessels of one width whatever the camera.
 
 The FOV diameter is the larger side of the mask's bounding box: HRF's FOV disk is cut at the top and bottom of
-the frame, so its width (3250 px) is the diameter, not its height (2336 px).
+the frame, so its width (3250 px) is the diameter, not its height (2336 px). Where the disk is cut on both axes
+(a tight frame: only its arcs in the corners are visible), neither side is the diameter; a circle fitted to the
+visible arcs gives it (:func:`fitted_diameter`).
 Resizing: Pillow's ``resize`` on float32 planes, bilinear with its built-in antialiasing when shrinking (the
 filter support grows with the reduction, i.e. an area-weighted mean), so thin vessels fade into grey instead of
 aliasing into dashes.
@@ -37,9 +39,45 @@ def fov_box(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def fov_diameter(mask: np.ndarray) -> int:
-    """The FOV's diameter in pixels: the larger side of its bounding box (see the module docstring)."""
+    """The FOV's diameter in pixels: the larger side of its bounding box, or, where the FOV reaches the frame's edge on
+    both axes, the circle fitted to its visible border when that is larger (see the module docstring)."""
+    top, left, height, width = fov_box(mask)
+    side = max(height, width)
+    cut_vertically = top == 0 or top + height == mask.shape[0]
+    cut_horizontally = left == 0 or left + width == mask.shape[1]
+    if not (cut_vertically and cut_horizontally):
+        return side
+    fitted = fitted_diameter(mask)
+    return max(side, fitted) if fitted is not None else side
+
+
+MIN_ARC_PIXELS = 64  # border pixels a circle is fitted to; fewer (a frame filled by the FOV): no fit
+ARC_TOLERANCE = 0.03  # of the radius: border pixels farther from the first fit (holes, notches) are left out
+
+
+def fitted_diameter(mask: np.ndarray) -> int | None:
+    """The diameter of the circle through the FOV's border inside the frame (least squares, Kåsa's algebraic fit,
+    refitted once without outliers); None where too little border is visible or the circle is implausible (smaller
+    than the visible FOV, or larger than the frame's diagonal, which a disk whose edge shows in the frame cannot be)."""
+    inner = mask[1:-1, 1:-1]
+    interior = inner & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    rows, cols = np.nonzero(inner & ~interior)  # border pixels, never those on the frame's edge
+    if rows.size < MIN_ARC_PIXELS:
+        return None
+    step = max(1, rows.size // 20000)  # a few thousand points fix a circle; HRF's border has ~10⁴
+    y, x = rows[::step].astype(np.float64) + 1, cols[::step].astype(np.float64) + 1
+    for _ in range(2):
+        design = np.stack([x, y, np.ones_like(x)], axis=1)
+        (a, b, c), *_ = np.linalg.lstsq(design, x**2 + y**2, rcond=None)
+        cx, cy = a / 2, b / 2
+        radius = float(np.sqrt(max(c + cx**2 + cy**2, 0.0)))
+        near = np.abs(np.hypot(x - cx, y - cy) - radius) <= ARC_TOLERANCE * radius
+        if near.sum() < MIN_ARC_PIXELS:
+            return None
+        x, y = x[near], y[near]
+    diameter = int(round(2 * radius))
     _, _, height, width = fov_box(mask)
-    return max(height, width)
+    return diameter if max(height, width) <= diameter <= np.hypot(*mask.shape) else None
 
 
 def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -95,9 +95,9 @@ def clean(mask: np.ndarray, fov_diameter_px: float) -> np.ndarray:
 
 
 def _scale(fov: np.ndarray, pixel_size_um: float | None, field_of_view_deg: float | None) -> tuple[float, float | None]:
-    from ..inference.pipeline import fov_width
+    from ..data.scale import fov_diameter
 
-    diameter = float(fov_width(fov, fov.shape[1]))
+    diameter = float(fov_diameter(fov))  # the disc's, also where the frame cuts it (m2unet.data.scale)
     if pixel_size_um is None and field_of_view_deg is not None:
         pixel_size_um = pixel_size_from_field(field_of_view_deg, diameter)
     if pixel_size_um is not None and not pixel_size_um > 0:
