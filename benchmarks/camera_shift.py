@@ -14,7 +14,6 @@ was trained on; only the changes are new to it, so this measures robustness to c
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import time
 from pathlib import Path
@@ -44,7 +43,6 @@ def shown(weights: Path | None) -> str:
     return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(weights)
 
 
-@functools.cache
 def vessels(image: np.ndarray, weights: Path, restore_contrast: bool = True) -> np.ndarray:
     """The binary map `m2unet segment` writes for this photograph (its FOV estimated, scaled as the weights say; with
     ``restore_contrast`` False, a flat photograph keeps its contrast)."""
