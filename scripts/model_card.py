@@ -44,8 +44,8 @@ def row(label: str, metrics: dict | None, note: str = "") -> str:
 def universal_rows() -> list[tuple[str, str, str]]:
     """(folder under results/ours, row label, note) of the shipped universal model, its TTA run and the former one.
 
-    The shipped model's folder is where its own metadata says it was evaluated (scripts/ship_pretrained.py); the
-    universal model trained at one FOV diameter (results/ours/universal) stays as the former row when it is not shipped.
+    The shipped model's folder is where its own metadata says it was evaluated (scripts/ship_pretrained.py); the first
+    universal model (results/ours/universal, the MULTI preset as it is) stays as the former row when it is not shipped.
     """
     path = PRETRAINED_DIR / "universal.safetensors"
     evaluations = (read_metadata(path).get("test_evaluations") or {}) if path.is_file() else {}
@@ -53,11 +53,26 @@ def universal_rows() -> list[tuple[str, str, str]]:
     rows = [(shipped, "ours: `universal` (all three datasets in one model)", "one model for any camera"),
             (f"{shipped}-tta", "ours: `universal` + flip TTA", "4× the inference time; `--tta`")]
     if shipped != "universal":
-        rows += [("universal", "ours: former `universal` (trained at one FOV diameter, 1024 px)", "replaced, see results/scale/loo.md"),
+        rows += [("universal", "ours: former `universal` (the preset's camera augmentation)",
+                  "replaced by the run with harsher blur and JPEG: results/scale/camera_shift.md"),
                  ("universal-tta", "ours: former `universal` + flip TTA", "")]
     listed = {folder for folder, _, _ in rows}
     others = sorted(p.name for p in OURS.glob("universal-*") if p.is_dir() and p.name not in listed) if OURS.is_dir() else []
     return rows + [(name, f"ours: {name} (trained on all three, not shipped)", "see results/train/" + name) for name in others]
+
+
+def training_command(metadata: dict) -> str:
+    """The `m2unet train` command of the shipped universal model: its datasets and each augmentation setting its run
+    (results/train/<run>/config.json, committed) changed from the preset's with --augment."""
+    from m2unet.training.augment import AugmentConfig
+    from m2unet.training.presets import preset_for
+
+    datasets = ",".join(metadata["datasets"])
+    record = REPO / "results" / "train" / Path(metadata.get("trained_from", "")).parent.name / "config.json"
+    run = load(record) if metadata.get("trained_from") else None
+    preset = {**vars(AugmentConfig()), **preset_for(datasets).get("augment", {})}
+    changed = {k: v for k, v in (run or {}).get("config", {}).get("augment", {}).items() if k in preset and v != preset[k]}
+    return f"m2unet train --dataset {datasets}" + "".join(f" --augment {k}={v:g}" for k, v in changed.items())
 
 
 def how_it_was_scaled(metadata: dict) -> str:
@@ -146,7 +161,7 @@ def main() -> None:
         lines += [
             "## `universal`: one model for any camera",
             "",
-            f"Shipped: `src/m2unet/pretrained/universal.safetensors` — trained with `m2unet train --dataset drive,chase_db1,hrf` "
+            f"Shipped: `src/m2unet/pretrained/universal.safetensors` — trained with `{training_command(m)}` "
             f"({how_it_was_scaled(m)}, {m.get('epochs_trained')} of {m.get('epochs')} epochs, best validation Dice {m.get('val_dice'):.4f} "
             f"on held-out training images at epoch {m.get('best_epoch')}, a-priori threshold {m.get('threshold'):.3f}; "
             f"{m.get('training_seconds', 0) / 60:.0f} min on {m.get('hardware')} (commit {m.get('git_commit')}). Its rows are under each dataset above; "
