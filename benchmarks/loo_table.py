@@ -31,7 +31,9 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
                   "mean vessel width is 6 px), run by the width rule (m2unet.data.scale.WidthRule; docs/training.md)",
             "contrast": "no new training: the first run's weights with contrast restoration (m2unet.data.contrast; the floor measured on "
                         "its two training datasets by scripts/add_contrast_floor.py)",
-            "w6-contrast": "no new training: the w6 run's weights with contrast restoration (as above)"}
+            "w6-contrast": "no new training: the w6 run's weights with contrast restoration (as above)",
+            "cam2": "harsher camera ranges, as the shipped `universal` (`--augment jpeg_quality_min=15 --augment blur_sigma_max=3`: "
+                    "JPEG down to quality 15, blur up to σ 3 px)"}
 RESTORED = "-contrast"  # a variant that evaluates another run's weights with contrast restoration
 BOB = {"drive": (0.771, 0.775), "chase_db1": (0.776, 0.779), "hrf": (0.735, 0.746)}
 
