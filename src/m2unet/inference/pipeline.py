@@ -124,7 +124,8 @@ def get_segmenter(weights: str | os.PathLike, backend: str, **options) -> Segmen
 
 def segment(image, model: str = "auto", *, weights: str | os.PathLike | None = None, backend: str | None = None,
             precision: str = "auto", device: str = "cpu", fov_mask: bool | np.ndarray = True, max_tile: int = MAX_TILE,
-            overlap: int = TILE_OVERLAP, tta: bool = False, rescale: bool = True, restore_contrast: bool = True) -> np.ndarray:
+            overlap: int = TILE_OVERLAP, tta: bool = False, rescale: bool = True, restore_contrast: bool = True,
+            with_segmenter: bool = False) -> np.ndarray:
     """Vessel probability map (float32 H×W in [0, 1]) of a fundus photograph.
 
     Args:
@@ -144,6 +145,7 @@ def segment(image, model: str = "auto", *, weights: str | os.PathLike | None = N
             when it is flatter than the model's training photographs, with its contrast restored
             (:mod:`m2unet.data.contrast`); False runs it as it is.
         restore_contrast: False keeps a flat photograph's contrast while still scaling it (for comparisons).
+        with_segmenter: return (probability, the cached :class:`Segmenter` that ran it), for its metadata.
     """
     from ..data.fov import estimate_fov_mask
     from ..data.io import read_image
@@ -161,8 +163,9 @@ def segment(image, model: str = "auto", *, weights: str | os.PathLike | None = N
     name = named_backend(runtime, precision, device, weights)
     segmenter = get_segmenter(path, name, calibration=calibration_for(path), max_tile=max_tile, overlap=overlap, tta=tta, rescale=rescale,
                               restore_contrast=restore_contrast)
+    if with_segmenter:  # for vessels(): the stored threshold from the metadata the cached segmenter read once
+        return segmenter(rgb, mask), segmenter
     return segmenter(rgb, mask)
-
 
 
 def vessels(image, model: str = "auto", *, weights: str | os.PathLike | None = None, threshold: float | None = None,
@@ -170,11 +173,12 @@ def vessels(image, model: str = "auto", *, weights: str | os.PathLike | None = N
     """Binary vessel map (bool H×W) of a fundus photograph: :func:`segment`'s probability at the model's a-priori
     threshold (the one stored with its weights, as ``m2unet segment`` writes ``*_vessels.png``) or at ``threshold``.
     ``options`` are :func:`segment`'s."""
-    from ..weights import read_metadata, threshold_of
+    from ..weights import threshold_of
 
-    probability = segment(image, model, weights=weights, **options)
-    cut = threshold if threshold is not None else threshold_of(read_metadata(resolve_weights(model, weights)))
+    probability, segmenter = segment(image, model, weights=weights, with_segmenter=True, **options)
+    cut = threshold if threshold is not None else threshold_of(segmenter.metadata)
     return probability >= cut
+
 
 def overlay(image: np.ndarray, vessels: np.ndarray, mask: np.ndarray | None = None, rows: int = 512) -> np.ndarray:
     """uint8 RGB picture: the photograph with vessels in green, dimmed outside the FOV mask.
