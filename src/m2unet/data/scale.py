@@ -57,8 +57,9 @@ ARC_TOLERANCE = 0.03  # of the radius: border pixels farther from the first fit 
 
 def fitted_diameter(mask: np.ndarray) -> int | None:
     """The diameter of the circle through the FOV's border inside the frame (least squares, Kåsa's algebraic fit,
-    refitted once without outliers); None where too little border is visible or the circle is implausible (smaller
-    than the visible FOV, or larger than the frame's diagonal, which a disk whose edge shows in the frame cannot be)."""
+    refitted once without outliers); None where too little border is visible or the circle is larger than the frame's
+    diagonal, which a disk whose edge shows in the frame cannot be (:func:`fov_diameter` keeps the box's side where
+    the fit is smaller)."""
     inner = mask[1:-1, 1:-1]
     interior = inner & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
     rows, cols = np.nonzero(inner & ~interior)  # border pixels, never those on the frame's edge
@@ -76,8 +77,7 @@ def fitted_diameter(mask: np.ndarray) -> int | None:
             return None
         x, y = x[near], y[near]
     diameter = int(round(2 * radius))
-    _, _, height, width = fov_box(mask)
-    return diameter if max(height, width) <= diameter <= np.hypot(*mask.shape) else None
+    return diameter if diameter <= np.hypot(*mask.shape) else None
 
 
 def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
