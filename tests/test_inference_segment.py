@@ -84,6 +84,17 @@ def test_binary_map_api_and_the_default_model(drive_rgb, export_cache):
     looser = m2unet.vessels(drive_rgb, threshold=stored / 2, **options)
     assert np.array_equal(looser, probability >= stored / 2) and looser.sum() > binary.sum()
 
+
+def test_settings_that_only_change_how_a_model_runs_share_one_compiled_model(drive_rgb, export_cache):
+    from m2unet.inference.pipeline import get_segmenter
+
+    weights = pretrained_path("drive")
+    plain = get_segmenter(weights, "openvino", calibration="drive")
+    flipped = get_segmenter(weights, "openvino", calibration="drive", tta=True, restore_contrast=False)
+    assert flipped is not plain and flipped.tta and flipped.backend is plain.backend
+    assert get_segmenter(weights, "openvino", calibration="drive") is plain
+    assert get_segmenter(weights, "torch", calibration="drive").backend is not plain.backend
+
 def test_bad_files_are_reported_and_the_rest_segmented(tmp_path, drive_rgb, authors_dir, export_cache):
     folder = tmp_path / "in"
     (folder / "sub").mkdir(parents=True)

@@ -69,7 +69,7 @@ class Segmenter:
 
     def __init__(self, weights: str | os.PathLike, backend: str, calibration: str = "drive", hint: str = "LATENCY",
                  max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP, progress=None, tta: bool = False, rescale: bool = True,
-                 threads: int | None = None, restore_contrast: bool = True):
+                 threads: int | None = None, restore_contrast: bool = True, compiled=None):
         from ..data.contrast import model_contrast_floor
         from ..data.scale import model_scale
         from ..weights import read_metadata
@@ -77,7 +77,8 @@ class Segmenter:
 
         self.weights = Path(weights)
         self.metadata = read_metadata(self.weights)  # once per model, not per image (the a-priori threshold)
-        self.backend = create_backend(backend, self.weights, calibration=calibration, hint=hint, progress=progress, threads=threads)
+        # compiled: a backend already built for these weights (get_segmenter shares one between settings)
+        self.backend = compiled or create_backend(backend, self.weights, calibration=calibration, hint=hint, progress=progress, threads=threads)
         self.max_tile, self.overlap, self.tta = max_tile, overlap, tta
         # the FOV diameter and the contrast the model works at (m2unet.data.scale, .contrast); None: as the photograph is
         self.scale = model_scale(self.metadata) if rescale else None
@@ -112,20 +113,30 @@ class Segmenter:
 
 
 _SEGMENTERS: dict[tuple, Segmenter] = {}
+_COMPILED: dict[tuple, object] = {}
+# what a compiled model depends on; the other options (tiling, TTA, scaling, contrast) only change how it is run
+_COMPILE_OPTIONS = ("calibration", "hint", "threads")
 
 
 def get_segmenter(weights: str | os.PathLike, backend: str, **options) -> Segmenter:
-    """A cached :class:`Segmenter` per (weights, backend, options): repeated calls reuse compiled models."""
-    key = (str(Path(weights).resolve()), backend, tuple(sorted(options.items())))
+    """A cached :class:`Segmenter` per (weights, backend, options): repeated calls reuse compiled models, and
+    segmenters that differ only in how they run the model (TTA, scaling, contrast, tiles) share one compiled model."""
+    from .backends import create_backend
+
+    path = str(Path(weights).resolve())
+    key = (path, backend, tuple(sorted(options.items())))
     if key not in _SEGMENTERS:
-        _SEGMENTERS[key] = Segmenter(weights, backend, **options)
+        compile_options = {name: options[name] for name in _COMPILE_OPTIONS if name in options}
+        compiled_key = (path, backend, tuple(sorted(compile_options.items())))
+        if compiled_key not in _COMPILED:
+            _COMPILED[compiled_key] = create_backend(backend, weights, progress=options.get("progress"), **compile_options)
+        _SEGMENTERS[key] = Segmenter(weights, backend, compiled=_COMPILED[compiled_key], **options)
     return _SEGMENTERS[key]
 
 
 def segment(image, model: str = "auto", *, weights: str | os.PathLike | None = None, backend: str | None = None,
             precision: str = "auto", device: str = "cpu", fov_mask: bool | np.ndarray = True, max_tile: int = MAX_TILE,
-            overlap: int = TILE_OVERLAP, tta: bool = False, rescale: bool = True, restore_contrast: bool = True,
-            with_segmenter: bool = False) -> np.ndarray:
+            overlap: int = TILE_OVERLAP, tta: bool = False, rescale: bool = True, restore_contrast: bool = True) -> np.ndarray:
     """Vessel probability map (float32 H×W in [0, 1]) of a fundus photograph.
 
     Args:
@@ -145,39 +156,49 @@ def segment(image, model: str = "auto", *, weights: str | os.PathLike | None = N
             when it is flatter than the model's training photographs, with its contrast restored
             (:mod:`m2unet.data.contrast`); False runs it as it is.
         restore_contrast: False keeps a flat photograph's contrast while still scaling it (for comparisons).
-        with_segmenter: return (probability, the cached :class:`Segmenter` that ran it), for its metadata.
     """
-    from ..data.fov import estimate_fov_mask
-    from ..data.io import read_image
-    from .backends import named_backend
-
-    rgb = read_image(image) if isinstance(image, (str, os.PathLike)) else as_rgb_float(image)
-    if isinstance(fov_mask, np.ndarray):
-        mask = np.asarray(fov_mask, dtype=bool)
-        if mask.shape != rgb.shape[:2]:
-            raise M2UNetError(f"FOV mask {mask.shape} does not match the image {rgb.shape[:2]}")
-    else:
-        mask = estimate_fov_mask(rgb) if fov_mask else None
-    path = resolve_weights(model, weights)
-    runtime = backend or default_runtime(device, weights)
-    name = named_backend(runtime, precision, device, weights)
-    segmenter = get_segmenter(path, name, calibration=calibration_for(path), max_tile=max_tile, overlap=overlap, tta=tta, rescale=rescale,
-                              restore_contrast=restore_contrast)
-    if with_segmenter:  # for vessels(): the stored threshold from the metadata the cached segmenter read once
-        return segmenter(rgb, mask), segmenter
+    rgb, mask = _photograph_and_mask(image, fov_mask)
+    segmenter = _cached_segmenter(model, weights, backend, precision, device, max_tile=max_tile, overlap=overlap, tta=tta,
+                                  rescale=rescale, restore_contrast=restore_contrast)
     return segmenter(rgb, mask)
 
 
 def vessels(image, model: str = "auto", *, weights: str | os.PathLike | None = None, threshold: float | None = None,
-            **options) -> np.ndarray:
+            fov_mask: bool | np.ndarray = True, backend: str | None = None, precision: str = "auto", device: str = "cpu",
+            **run_options) -> np.ndarray:
     """Binary vessel map (bool H×W) of a fundus photograph: :func:`segment`'s probability at the model's a-priori
     threshold (the one stored with its weights, as ``m2unet segment`` writes ``*_vessels.png``) or at ``threshold``.
-    ``options`` are :func:`segment`'s."""
+    The other arguments are :func:`segment`'s."""
     from ..weights import threshold_of
 
-    probability, segmenter = segment(image, model, weights=weights, with_segmenter=True, **options)
-    cut = threshold if threshold is not None else threshold_of(segmenter.metadata)
-    return probability >= cut
+    rgb, mask = _photograph_and_mask(image, fov_mask)
+    segmenter = _cached_segmenter(model, weights, backend, precision, device, **run_options)
+    cut = threshold if threshold is not None else threshold_of(segmenter.metadata)  # metadata read once per model
+    return segmenter(rgb, mask) >= cut
+
+
+def _photograph_and_mask(image, fov_mask: bool | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The photograph as float RGB and its FOV mask (given, estimated, or None) for :func:`segment`."""
+    from ..data.fov import estimate_fov_mask
+    from ..data.io import read_image
+
+    rgb = read_image(image) if isinstance(image, (str, os.PathLike)) else as_rgb_float(image)
+    if not isinstance(fov_mask, np.ndarray):
+        return rgb, estimate_fov_mask(rgb) if fov_mask else None
+    mask = np.asarray(fov_mask, dtype=bool)
+    if mask.shape != rgb.shape[:2]:
+        raise M2UNetError(f"FOV mask {mask.shape} does not match the image {rgb.shape[:2]}")
+    return rgb, mask
+
+
+def _cached_segmenter(model: str, weights, backend: str | None, precision: str, device: str, **run_options) -> Segmenter:
+    """The cached :class:`Segmenter` for :func:`segment`'s model and backend arguments; ``run_options`` are its
+    tiling, TTA, scaling and contrast settings (:class:`Segmenter`'s defaults where absent)."""
+    from .backends import named_backend
+
+    path = resolve_weights(model, weights)
+    name = named_backend(backend or default_runtime(device, weights), precision, device, weights)
+    return get_segmenter(path, name, calibration=calibration_for(path), **run_options)
 
 
 def overlay(image: np.ndarray, vessels: np.ndarray, mask: np.ndarray | None = None, rows: int = 512) -> np.ndarray:
