@@ -5,7 +5,18 @@ import pytest
 
 from conftest import disk_photograph
 from m2unet.data.scale import fov_diameter
-from m2unet.evaluation.camera_shift import CAMERA_CHANGES, blurred, chained, cropped, jpeg, low_contrast, resized_to
+from m2unet.evaluation.camera_shift import (
+    CAMERA_CHANGES,
+    blurred,
+    captioned,
+    chained,
+    cropped,
+    framed,
+    jpeg,
+    low_contrast,
+    notched,
+    resized_to,
+)
 
 
 @pytest.fixture
@@ -51,3 +62,24 @@ def test_cropping_inside_the_fov_leaves_no_border(photo):
     assert image.shape[:2] == label.shape == mask.shape and abs(image.shape[0] - 120) <= 2 and abs(image.shape[1] - 120) <= 2
     assert mask.all() and (image > 0).any(axis=2).all()  # all eye, no black surround
     assert label.mean() == pytest.approx(0.2, abs=0.03)  # the same vessels, 4 px in every 20
+
+
+def test_framing_cuts_the_disc_at_top_and_bottom_and_keeps_it_centred(photo):
+    image, label, mask = framed(0.9, 1.2)(*photo)
+    assert image.shape[:2] == label.shape == mask.shape == (round(0.9 * 241), round(1.2 * 241))
+    assert mask[0].any() and mask[-1].any() and not mask[:, 0].any() and not mask[:, -1].any()  # cut above and below only
+    columns = np.flatnonzero(mask.any(axis=0))
+    assert abs((columns[0] + columns[-1]) / 2 - mask.shape[1] / 2) <= 1.5
+    assert abs(fov_diameter(mask) - 241) <= 0.03 * 241  # the cut disc's diameter is still measured as the whole disc's
+    assert label.mean() / mask.mean() == pytest.approx(photo[1].mean() / photo[2].mean(), rel=0.1)
+
+
+def test_a_notch_leaves_the_photograph_label_and_mask_alike_and_a_caption_only_the_border(photo):
+    image, label, mask = notched(0.1)(*photo)
+    lost = photo[2] & ~mask
+    assert 0.008 < lost.sum() / photo[2].sum() < 0.02  # a 24 × 24-px tab, part of it outside the disc anyway
+    assert (image[lost] == 0).all() and not label[lost].any() and (mask <= photo[2]).all()
+    text, same_label, same_mask = captioned()(*photo)
+    assert same_label is photo[1] and same_mask is photo[2]
+    changed = np.abs(text - photo[0]).max(axis=2) > 0.1
+    assert changed.any() and not (changed & photo[2]).any()  # written in the black corner, not on the eye

@@ -92,6 +92,61 @@ def cropped(fraction: float) -> Change:
     return change
 
 
+def framed(height: float, width: float) -> Change:
+    """The FOV centred in a black frame of ``height`` × ``width`` FOV diameters, cut where the frame is smaller (a
+    camera whose sensor crops the disc at the top and bottom, as STARE's and Messidor's do)."""
+
+    def change(image: np.ndarray, label: np.ndarray, mask: np.ndarray) -> Photo:
+        top, left, box_height, box_width = fov_box(mask)
+        diameter = fov_diameter(mask)
+        rows, cols = max(16, round(height * diameter)), max(16, round(width * diameter))
+        first_row, first_col = top + box_height // 2 - rows // 2, left + box_width // 2 - cols // 2
+        changed = []
+        for plane in (image, label, mask):
+            canvas = np.zeros((rows, cols) + plane.shape[2:], plane.dtype)
+            source = np.s_[max(first_row, 0):min(first_row + rows, plane.shape[0]), max(first_col, 0):min(first_col + cols, plane.shape[1])]
+            target = np.s_[source[0].start - first_row:source[0].stop - first_row, source[1].start - first_col:source[1].stop - first_col]
+            canvas[target] = plane[source]
+            changed.append(canvas)
+        return changed[0], changed[1], changed[2]
+
+    return change
+
+
+def notched(size: float) -> Change:
+    """A black tab of ``size`` × the FOV diameter cut into the FOV's right edge at mid-height (the notch some cameras
+    print into the disc to mark its orientation); the label and mask lose it too."""
+
+    def change(image: np.ndarray, label: np.ndarray, mask: np.ndarray) -> Photo:
+        top, left, box_height, box_width = fov_box(mask)
+        half = max(1, round(size * fov_diameter(mask) / 2))
+        middle, right = top + box_height // 2, left + box_width
+        tab = np.s_[max(0, middle - half):middle + half, max(0, right - 2 * half):right]
+        image, label, mask = image.copy(), label.copy(), mask.copy()
+        image[tab], label[tab], mask[tab] = 0, False, False
+        return image, label, mask
+
+    return change
+
+
+def captioned(*lines: str) -> Change:
+    """White text in the frame's top-left corner (patient, date, eye), as screening cameras print into the black
+    border; the default three short lines stay clear of a disc that leaves the frame's corners black."""
+
+    def change(image: np.ndarray, label: np.ndarray, mask: np.ndarray) -> Photo:
+        from PIL import ImageDraw, ImageFont
+
+        picture = Image.fromarray(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8))
+        draw = ImageDraw.Draw(picture)
+        step = max(10, image.shape[0] // 60)  # text about as tall, relative to the frame, as cameras print it
+        font = ImageFont.load_default(size=step)
+        for index, line in enumerate(lines or ("ID 000000", "2026-12-02", "OD 45 deg")):
+            draw.text((step, round(step * 1.3 * (1 + index))), line, fill=(255, 255, 255), font=font)
+        return np.asarray(picture, dtype=np.float32) / 255.0, label, mask
+
+    return change
+
+
 def chained(*changes: Change) -> Change:
     """The changes applied one after another."""
 
