@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from m2unet.data.scale import (
+    DiameterSearch,
     describe_scale,
     fov_box,
     fov_diameter,
@@ -15,6 +16,7 @@ from m2unet.data.scale import (
     run_frame,
     scale_frame,
     scale_record,
+    self_consistency,
 )
 
 
@@ -157,3 +159,51 @@ def test_a_width_rule_runs_the_photograph_again_where_its_map_has_the_trained_wi
     assert rule == WidthRule(1024, 5.5, (512, 2560), 0.4)  # the width rule wins over FOV diameters
     assert scale_record(rule) == metadata["run_vessel_width"] and scale_record((1024, 1792)) == [1024, 1792] and scale_record(None) is None
     assert "5.50 px wide" in describe_scale(rule) and describe_scale((1024, 1792)) == "at FOV diameters 1024–1792 px"
+
+
+def test_self_consistency_is_high_for_a_decided_map_and_low_for_one_near_its_threshold():
+    decided = np.array([0.02, 0.03, 0.97, 0.99])
+    unsure = np.array([0.40, 0.45, 0.55, 0.60])
+    assert self_consistency(decided, 0.5) > 0.95 > 0.6 > self_consistency(unsure, 0.5)
+
+
+def test_the_diameter_search_climbs_from_the_stored_choice_to_the_most_self_consistent_diameter():
+    search = DiameterSearch.within((1024, 1792), 0.5)
+    assert search.candidates == (1024, 1280, 1536, 1792)
+    asked = []
+
+    def score(peak):
+        return lambda diameter: asked.append(diameter) or -abs(diameter - peak)
+
+    assert search.choose(3000, score(1280)) == 1280 and asked[0] == 1536  # starts at 1792 (clamped), climbs down
+    asked.clear()
+    assert search.choose(3000, score(1792)) == 1792 and sorted(set(asked)) == [1536, 1792]  # one more run, no further
+    assert search.choose(500, score(1536)) == 1536  # a small photograph starts at 1024 and climbs up
+    assert search.choose(900, lambda d: 0.5) == 1024  # ties keep the stored choice
+
+
+def test_the_search_runs_the_photograph_where_the_model_is_surest_and_maps_it_back():
+    rows, cols = np.mgrid[:600, :700]
+    mask = (rows - 300) ** 2 + (cols - 350) ** 2 <= 280**2
+    image = np.where(mask[..., None], 0.5, 0.0).astype(np.float32)
+
+    def predict(view):  # a model surest where the FOV is ~1280 px across: probabilities near 0/1 there, near 0.5 elsewhere
+        sureness = max(0.0, 0.49 - abs(view.shape[1] - 1280 * 1.04) / 2000)
+        return np.where(np.arange(view.shape[1]) % 40 < 16, 0.5 + sureness, 0.5 - sureness)[None].repeat(view.shape[0], 0).astype(np.float32)
+
+    search = DiameterSearch.within((1024, 1792), 0.5)
+    probability, diameter = search.run(predict, image, mask)
+    assert diameter == 1280 and probability.shape == mask.shape
+    assert probability[mask].max() > 0.9 and probability[mask].min() < 0.1  # the sure map, mapped back onto the photograph
+    assert predict_scaled(predict, image, mask, search).shape == mask.shape
+
+
+def test_search_applies_only_to_a_scale_normalised_models_range():
+    universal = {"fov_diameter": 1024, "run_fov_diameter": [1024, 1792], "threshold": 0.67}
+    search = model_scale(universal, search=True)
+    assert isinstance(search, DiameterSearch) and search.threshold == 0.67 and search.start == (1024, 1792)
+    assert model_scale(universal) == (1024, 1792)
+    assert model_scale({"dataset": "drive", "threshold": 0.5}, search=True) == (0, 538)  # per-dataset: shrink only, as before
+    assert model_scale({"fov_diameter": 1024, "threshold": 0.6}, search=True) == (1024, 1024)  # nothing to search
+    assert scale_record(search) == {"search": [1024, 1280, 1536, 1792], "start": [1024, 1792]}
+    assert "most self-consistent" in describe_scale(search)

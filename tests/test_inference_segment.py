@@ -85,6 +85,28 @@ def test_binary_map_api_and_the_default_model(drive_rgb, export_cache):
     assert np.array_equal(looser, probability >= stored / 2) and looser.sum() > binary.sum()
 
 
+def test_search_diameter_on_the_command_line_records_where_each_photograph_ran(tmp_path, drive_rgb, export_cache):
+    import hashlib
+
+    import pandas as pd
+
+    from m2unet.inference.batch import Options
+
+    Image.fromarray(drive_rgb).save(tmp_path / "photo.png")
+    ran_at = {}
+    for flags in ([], ["--search-diameter"]):
+        out = tmp_path / f"out{len(flags)}"
+        result = CliRunner().invoke(main, ["segment", str(tmp_path / "photo.png"), "-o", str(out), "--model", "universal",
+                                           "--backend", "openvino", "--precision", "fp32", *flags])
+        assert result.exit_code == 0, result.output
+        ran_at[len(flags)] = int(pd.read_parquet(out / "results.parquet")["run_fov_diameter"][0])
+    assert ran_at[0] == 1024  # DRIVE's 540-px FOV clamped into the stored 1024–1792
+    assert ran_at[1] in (1280, 1536)  # its map is surer enlarged further (results/scale/consistency_diameter.md: 1280 on 6 of 6)
+    plain = Options(out="x", backend="openvino")
+    settings = {k: v for k, v in plain.__dict__.items() if k not in ("out", "threads", "search_diameter")}
+    assert plain.fingerprint() == hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]  # older folders resume
+    assert Options(out="x", backend="openvino", search_diameter=True).fingerprint() != plain.fingerprint()
+
 def test_settings_that_only_change_how_a_model_runs_share_one_compiled_model(drive_rgb, export_cache):
     from m2unet.inference.pipeline import get_segmenter
 

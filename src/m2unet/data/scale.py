@@ -184,23 +184,90 @@ class WidthRule:
         return mean_vessel_width((probability >= self.threshold) & fov), fov_diameter(mask) * frame.scale, frame, probability
 
 
-def scale_record(scale: tuple[int, int] | WidthRule | None) -> list | dict | None:
-    """A model's scale (:func:`model_scale`) as stored beside results: [low, high], the width rule's settings, or None."""
+SEARCH_STEP = 256  # px between the FOV diameters a search tries (results/scale/consistency_diameter.md)
+
+
+def self_consistency(probability: np.ndarray, threshold: float) -> float:
+    """Soft Dice of a probability map and its own binary map at ``threshold``: 1 when every pixel is 0 or 1, lower
+    the more of the map hovers near the threshold (a model run at a scale it does not know is unsure of more pixels)."""
+    binary = probability >= threshold
+    return float(2 * probability[binary].sum() / max(float(probability.sum()) + int(binary.sum()), 1e-9))
+
+
+@dataclass(frozen=True)
+class DiameterSearch:
+    """Run a photograph at the FOV diameter, among ``candidates``, where the model's own map is most self-consistent.
+
+    The FOV diameter is not the vessel width: a 30° camera draws wider vessels than a 45° one at the same diameter,
+    so the stored range (``start``: clamp(d, low, high)) runs a high-resolution 30° photograph too large. The search
+    starts at the candidate nearest that choice and climbs to a neighbour while its map is more self-consistent
+    (:func:`self_consistency` at ``threshold``, inside the FOV); no label of the new camera is needed. Each step is one
+    more run of the model.
+    """
+
+    candidates: tuple[int, ...]  # ascending
+    threshold: float
+    start: tuple[int, int]
+
+    @classmethod
+    def within(cls, scale: tuple[int, int], threshold: float) -> DiameterSearch:
+        """Candidates every :data:`SEARCH_STEP` px across the stored range ``scale`` = (low, high)."""
+        low, high = scale
+        return cls(tuple(range(low, high, SEARCH_STEP)) + (high,), threshold, scale)
+
+    def choose(self, fov: int, score) -> int:
+        """The diameter the search stops at for a photograph whose FOV is ``fov`` px across; ``score(diameter)`` is
+        the map's self-consistency there (a benchmark may pass recorded ones)."""
+        start = run_at(fov, self.start)
+        here = min(range(len(self.candidates)), key=lambda i: abs(self.candidates[i] - start))
+        while True:
+            neighbours = [i for i in (here - 1, here + 1) if 0 <= i < len(self.candidates)]
+            best = max(neighbours, key=lambda i: score(self.candidates[i]), default=here)
+            if score(self.candidates[best]) <= score(self.candidates[here]):
+                return self.candidates[here]
+            here = best
+
+    def run(self, predict, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int]:
+        """(probability on the whole photograph, FOV diameter it ran at)."""
+        tried: dict[int, tuple[float, ScaleFrame, np.ndarray]] = {}
+
+        def score(diameter: int) -> float:
+            if diameter not in tried:
+                frame = scale_frame(mask, diameter)
+                probability = predict(frame.to_model(image))
+                fov = frame.to_model(mask.astype(np.float32)) >= 0.5
+                tried[diameter] = (self_consistency(probability[fov], self.threshold), frame, probability)
+            return tried[diameter][0]
+
+        diameter = self.choose(fov_diameter(mask), score)
+        _, frame, probability = tried[diameter]
+        return frame.to_image(probability), diameter
+
+
+def scale_record(scale: tuple[int, int] | WidthRule | DiameterSearch | None) -> list | dict | None:
+    """A model's scale (:func:`model_scale`) as stored beside results: [low, high], the width rule's or the search's
+    settings, or None."""
+    if isinstance(scale, DiameterSearch):
+        return {"search": list(scale.candidates), "start": list(scale.start)}
     if isinstance(scale, WidthRule):
         return {"probe": scale.probe, "map_width": scale.map_width, "limits": list(scale.limits)}
     return None if scale is None else list(scale)
 
 
-def describe_scale(scale: tuple[int, int] | WidthRule | None) -> str:
+def describe_scale(scale: tuple[int, int] | WidthRule | DiameterSearch | None) -> str:
     """How a model runs photographs, in words that follow "runs photographs …", for tables and messages."""
+    if isinstance(scale, DiameterSearch):
+        return f"at the FOV diameter among {', '.join(map(str, scale.candidates))} px where its map is most self-consistent"
     if isinstance(scale, WidthRule):
         return f"where its map's vessels are {scale.map_width:.2f} px wide (first pass at {scale.probe} px, then {scale.limits[0]}–{scale.limits[1]} px)"
     return "as they are" if scale is None else f"at FOV diameters {scale[0]}–{scale[1]} px"
 
 
-def model_scale(metadata: dict) -> tuple[int, int] | WidthRule | None:
+def model_scale(metadata: dict, search: bool = False) -> tuple[int, int] | WidthRule | DiameterSearch | None:
     """(low, high): a photograph whose FOV is d px across runs at clamp(d, low, high), from its weights' metadata;
-    a :class:`WidthRule` for a model trained at one vessel width; None: run photographs as they are.
+    a :class:`WidthRule` for a model trained at one vessel width; None: run photographs as they are. With
+    ``search``, a scale-normalised model's range becomes a :class:`DiameterSearch` across it (a per-dataset model's,
+    shrink-only, stays as it is).
 
     A model trained with scale normalisation stores ``fov_diameter`` D and, chosen on its held-out training images,
     ``run_fov_diameter`` (:mod:`m2unet.training.run_diameter`); without the latter it runs everything at D. A model
@@ -213,11 +280,10 @@ def model_scale(metadata: dict) -> tuple[int, int] | WidthRule | None:
     if metadata.get("run_vessel_width"):
         rule = metadata["run_vessel_width"]
         return WidthRule(int(rule["probe"]), float(rule["map_width"]), tuple(int(x) for x in rule["limits"]), float(metadata["threshold"]))
-    if metadata.get("run_fov_diameter"):
-        low, high = metadata["run_fov_diameter"]
-        return int(low), int(high)
-    if metadata.get("fov_diameter"):
-        return int(metadata["fov_diameter"]), int(metadata["fov_diameter"])
+    if metadata.get("run_fov_diameter") or metadata.get("fov_diameter"):
+        low, high = metadata.get("run_fov_diameter") or (metadata["fov_diameter"],) * 2
+        scale = int(low), int(high)
+        return DiameterSearch.within(scale, float(metadata["threshold"])) if search and high > low else scale
     native = FOV_DIAMETER.get(str(metadata.get("dataset")))
     return (0, native) if native else None
 
@@ -233,20 +299,23 @@ def run_frame(mask: np.ndarray, scale: tuple[int, int]) -> ScaleFrame:
     return scale_frame(mask, run_at(fov_diameter(mask), scale))
 
 
-def predict_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | WidthRule | None) -> np.ndarray:
+def predict_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | WidthRule | DiameterSearch | None) -> np.ndarray:
     """``predict`` (H×W×3 image → H×W probability) run at a model's scale (:func:`model_scale`), mapped back."""
     return run_scaled(predict, image, mask, scale)[0]
 
 
-def run_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | WidthRule | None) -> tuple[np.ndarray, int | None]:
+def run_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | WidthRule | DiameterSearch | None) -> tuple[np.ndarray, int | None]:
     """(probability, FOV diameter in px the photograph ran at; None: as it is) of ``predict`` run at ``scale``.
 
     ``mask``: the photograph's FOV (given or estimated; its box and diameter set the frame); without one, or
     without a scale, ``predict`` runs on the photograph as it is. A :class:`WidthRule` runs it twice, unless the
-    second diameter is within :data:`SCALE_TOLERANCE` of the first (then the first map is the answer).
+    second diameter is within :data:`SCALE_TOLERANCE` of the first (then the first map is the answer); a
+    :class:`DiameterSearch` runs it at each diameter it tries.
     """
     if scale is None or mask is None or not mask.any():
         return predict(image), None
+    if isinstance(scale, DiameterSearch):
+        return scale.run(predict, image, mask)
     if isinstance(scale, WidthRule):
         width, measured_at, frame, probability = scale.probe_map(predict, image, mask)
         target = scale.diameter_for(width, measured_at)

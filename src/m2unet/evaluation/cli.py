@@ -52,6 +52,7 @@ def _command_line(context: click.Context) -> str:
 @click.option("--tta", is_flag=True, help="Test-time augmentation: mean probability over the image and its 3 flips (4× the time).")
 @click.option("--rescale/--no-rescale", default=True, show_default=True,
               help="Run each image at the FOV diameter and contrast floor its model works at, as segment does (m2unet.data.scale, m2unet.data.contrast; no effect on a per-dataset model's own dataset).")
+@click.option("--search-diameter", is_flag=True, help="Search each image's FOV diameter across the universal model's stored range, as segment --search-diameter does.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]), help="Where the model runs; cuda needs a GPU build of torch.")
 @click.option("--backend", "runtime", default=None, type=click.Choice(["torch", "onnxruntime", "openvino"]),
               help="Runtime [default: torch; for an exported .onnx / .xml file, as segment chooses]. Not torch fp32: tiled as segment runs it.")
@@ -59,7 +60,7 @@ def _command_line(context: click.Context) -> str:
               help="As in segment: auto is fp32 for torch, for openvino the fastest precision timed on this CPU; int8 calibrated on the model's dataset.")
 @one_line_errors
 def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, threshold_split, datasets_root, maps, npy, figure_image, bootstrap, label,
-             second_observer_only, device, runtime, precision, tta, rescale):
+             second_observer_only, search_diameter, device, runtime, precision, tta, rescale):
     """Evaluate a model on a labelled split, the paper's way and the honest way.
 
     Confusion counts at 1001 thresholds are pooled over the split, inside the FOV and over the whole
@@ -104,7 +105,8 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
     path = Path(weights) if weights else pretrained_path(model_name)
     if not path.is_file():
         raise M2UNetError(f"{path}: no such weights file")
-    predictor, metadata, backend = model_predictor(path, runtime, precision, device, rescale, progress=lambda message: click.echo(message, err=True))
+    predictor, metadata, backend = model_predictor(path, runtime, precision, device, rescale, progress=lambda message: click.echo(message, err=True),
+                                                   search_diameter=search_diameter)
     dataset = load_dataset(dataset_name, split, root=datasets_root)
     if len(dataset) == 0:
         raise M2UNetError(f"{dataset_name} {split}: no images")

@@ -24,19 +24,20 @@ def weights_info(path: Path, metadata: dict, label: str | None, backend: str = "
     }
 
 
-def model_predictor(path: Path, runtime: str | None, precision: str, device: str, rescale: bool = True, progress=None):
+def model_predictor(path: Path, runtime: str | None, precision: str, device: str, rescale: bool = True, progress=None,
+                    search_diameter: bool = False):
     """(image → probability, the weights' metadata, backend name) for evaluating ``path`` as asked.
 
     PyTorch fp32 on the CPU or the GPU keeps the reference path (whole images, as every committed result); any other
     backend or precision, and exported files, run through the backends and tiling of ``m2unet segment``. Either way the
     image runs at the model's FOV diameter and contrast floor as ``segment`` runs it (``rescale``; see
-    :mod:`m2unet.data.scale` and :mod:`m2unet.data.contrast`).
+    :mod:`m2unet.data.scale` and :mod:`m2unet.data.contrast`); ``search_diameter`` searches each photograph's diameter as ``segment --search-diameter`` does.
     """
     predict, metadata, name = _unscaled_predictor(path, runtime, precision, device, progress)
     from ..data.contrast import model_contrast_floor
     from ..data.scale import model_scale, scale_record
 
-    scale = model_scale(metadata) if rescale else None
+    scale = model_scale(metadata, search=search_diameter) if rescale else None
     floor = model_contrast_floor(metadata) if rescale else None
     return _scaled(predict, scale, floor), {**metadata, "run_at_fov_diameter": scale_record(scale), "run_at_contrast_floor": floor}, name
 

@@ -72,12 +72,15 @@ class Options:
     max_tile: int = MAX_TILE
     tta: bool = False
     rescale: bool = True  # run at the model's FOV diameter and contrast floor (m2unet.data.scale, .contrast)
+    search_diameter: bool = False  # ... the diameter searched per photograph (m2unet.data.scale.DiameterSearch)
     measure: bool = False
     threads: int | None = field(default=None, compare=False)  # model threads (None: the runtime's default)
 
     def fingerprint(self) -> str:
         """Short hash of the options that change outputs: a rerun resumes only with the same ones."""
         settings = {k: v for k, v in asdict(self).items() if k not in ("out", "threads")}
+        if not settings["search_diameter"]:
+            del settings["search_diameter"]  # added later: folders written without it resume as before
         if settings["weights"]:
             settings["weights"] = os.path.abspath(settings["weights"])
         return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
@@ -274,7 +277,7 @@ def model_stage(image: np.ndarray, mask: np.ndarray | None, options: Options, pr
     started = time.perf_counter()
     path = resolve_weights(options.model, options.weights)
     settings = dict(calibration=calibration_for(path, options.calibration), max_tile=options.max_tile, progress=progress, tta=options.tta,
-                    rescale=options.rescale, **({"threads": options.threads} if options.threads else {}))
+                    rescale=options.rescale, search_diameter=options.search_diameter, **({"threads": options.threads} if options.threads else {}))
     if cache is None:
         segmenter = get_segmenter(path, options.backend, **settings)
     else:

@@ -46,6 +46,10 @@ def collect_inputs(paths, skipped: list[Path] | None = None) -> list[tuple[Path,
 @click.option("--rescale/--no-rescale", default=True, show_default=True,
               help="Run each photograph at the FOV diameter its model works at (universal: into the FOV diameter range stored with it; per-dataset models: their training diameter, shrink only) and map back; "
                    "a model that stores a contrast floor (universal) also stretches a flatter photograph up to it (m2unet.data.contrast).")
+@click.option("--search-diameter", is_flag=True,
+              help="Universal model: try FOV diameters across its stored range and keep each photograph's most self-consistent map, instead of "
+                   "clamping its FOV diameter into the range (2–3× the time; for cameras whose vessels are wider than their FOV diameter suggests, "
+                   "e.g. high-resolution 30° photographs; results/scale/consistency_diameter.md).")
 @click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
               help="local: this process; ray: Ray Data (an actor pool, one model per actor; each actor reads, segments and writes batches of paths), docs/engine.md.")
 @click.option("--address", default=None, help="--engine ray: the Ray cluster (auto, ray://HOST:10001 or HOST:6379); default: start a local Ray.")
@@ -56,7 +60,7 @@ def collect_inputs(paths, skipped: list[Path] | None = None) -> list[tuple[Path,
               "OUT/measurements.csv, OUT/NAME_segments.csv and OUT/NAME_junctions.csv; pixel sizes from a manifest's pixel_size_um.")
 @one_line_errors
 def segment(inputs, out_dir, model_name, weights, runtime, precision, device, calibration, threshold, overlay, use_fov, mask_option, max_tile, tta,
-            rescale, engine, address, workers, measure):
+            rescale, search_diameter, engine, address, workers, measure):
     """Segment the vessels of fundus photographs: probability map, binary map (and overlay) per image.
 
     INPUTS are image files (JPEG, PNG, TIFF 8/16-bit, GIF, PPM, BMP, WebP; gray, RGB or RGBA; any size) or
@@ -78,6 +82,7 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
     Examples:
       m2unet segment photo.jpg -o out/ --overlay
       m2unet segment photo.jpg -o out/ --tta          # flip test-time augmentation: 4× the time, higher F1
+      m2unet segment photos/ -o out/ --search-diameter   # a camera unlike DRIVE's, CHASE_DB1's and HRF's: 2–3× the time
       m2unet segment ../shared/datasets/HRF/images -o hrf-out/ --model hrf --backend openvino --precision int8
       m2unet segment photos/ -o out/ --device cuda --precision fp16   # on a GPU
       m2unet segment manifest.csv -o out/ --engine ray                # Ray Data on this machine (rerun to resume)
@@ -98,9 +103,11 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
         # a missing weights file, or one the backend cannot run, is one error up front, not one per image
         path = resolve_weights(model_name, weights)
         if engine == "local":
-            get_segmenter(path, backend, calibration=calibration_for(path, calibration), max_tile=max_tile, tta=tta, rescale=rescale)
+            get_segmenter(path, backend, calibration=calibration_for(path, calibration), max_tile=max_tile, tta=tta, rescale=rescale,
+                          search_diameter=search_diameter)
     options = Options(out=out_dir, backend=backend, model=model_name, weights=weights, calibration=calibration, threshold=threshold,
-                      overlay=overlay, use_fov=use_fov, mask=mask_option, max_tile=max_tile, tta=tta, rescale=rescale, measure=measure)
+                      overlay=overlay, use_fov=use_fov, mask=mask_option, max_tile=max_tile, tta=tta, rescale=rescale,
+                      search_diameter=search_diameter, measure=measure)
     # the measure layer sits above inference: the top-level command group hands its stage over (m2unet.cli.main)
     stages = click.get_current_context().find_root().obj if measure else None
     measurer = stages.get("measure") if stages is not None else None

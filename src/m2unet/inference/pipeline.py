@@ -69,7 +69,7 @@ class Segmenter:
 
     def __init__(self, weights: str | os.PathLike, backend: str, calibration: str = "drive", hint: str = "LATENCY",
                  max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP, progress=None, tta: bool = False, rescale: bool = True,
-                 threads: int | None = None, restore_contrast: bool = True, compiled=None):
+                 threads: int | None = None, restore_contrast: bool = True, search_diameter: bool = False, compiled=None):
         from ..data.contrast import model_contrast_floor
         from ..data.scale import model_scale
         from ..weights import read_metadata
@@ -81,7 +81,7 @@ class Segmenter:
         self.backend = compiled or create_backend(backend, self.weights, calibration=calibration, hint=hint, progress=progress, threads=threads)
         self.max_tile, self.overlap, self.tta = max_tile, overlap, tta
         # the FOV diameter and the contrast the model works at (m2unet.data.scale, .contrast); None: as the photograph is
-        self.scale = model_scale(self.metadata) if rescale else None
+        self.scale = model_scale(self.metadata, search=search_diameter) if rescale else None
         self.contrast_floor = model_contrast_floor(self.metadata) if rescale and restore_contrast else None
 
     def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -136,7 +136,8 @@ def get_segmenter(weights: str | os.PathLike, backend: str, **options) -> Segmen
 
 def segment(image, model: str = "auto", *, weights: str | os.PathLike | None = None, backend: str | None = None,
             precision: str = "auto", device: str = "cpu", fov_mask: bool | np.ndarray = True, max_tile: int = MAX_TILE,
-            overlap: int = TILE_OVERLAP, tta: bool = False, rescale: bool = True, restore_contrast: bool = True) -> np.ndarray:
+            overlap: int = TILE_OVERLAP, tta: bool = False, rescale: bool = True, restore_contrast: bool = True,
+            search_diameter: bool = False) -> np.ndarray:
     """Vessel probability map (float32 H×W in [0, 1]) of a fundus photograph.
 
     Args:
@@ -156,10 +157,13 @@ def segment(image, model: str = "auto", *, weights: str | os.PathLike | None = N
             when it is flatter than the model's training photographs, with its contrast restored
             (:mod:`m2unet.data.contrast`); False runs it as it is.
         restore_contrast: False keeps a flat photograph's contrast while still scaling it (for comparisons).
+        search_diameter: instead of clamping the FOV diameter into the universal model's stored range, try diameters
+            across it and keep the map that is most self-consistent (:class:`m2unet.data.scale.DiameterSearch`; 2–3×
+            the time): for cameras whose vessels are wider or narrower than their FOV diameter suggests.
     """
     rgb, mask = _photograph_and_mask(image, fov_mask)
     segmenter = _cached_segmenter(model, weights, backend, precision, device, max_tile=max_tile, overlap=overlap, tta=tta,
-                                  rescale=rescale, restore_contrast=restore_contrast)
+                                  rescale=rescale, restore_contrast=restore_contrast, search_diameter=search_diameter)
     return segmenter(rgb, mask)
 
 
