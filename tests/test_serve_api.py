@@ -111,6 +111,16 @@ def test_tta_runs_through_the_same_model(client, small_photo):
     assert np.abs(tta - expected).max() <= 1
 
 
+def test_the_diameter_search_is_a_per_request_setting_of_the_same_model(client, small_photo):
+    plain = post(client, small_photo, fields={"model": "universal"}).json()
+    searched = post(client, small_photo, fields={"model": "universal", "search_diameter": "true"}).json()
+    assert plain["search_diameter"] is False and plain["run_fov_diameter"] == 1024  # a 460-px FOV clamped into 1024–1792
+    assert searched["search_diameter"] is True and searched["run_fov_diameter"] in (1024, 1280, 1536, 1792)
+    from m2unet import segment
+    photo = np.asarray(Image.open(io.BytesIO(small_photo)).convert("RGB"))
+    expected = np.round(segment(photo, "universal", backend="onnxruntime", search_diameter=True) * 255).astype(int)
+    assert np.abs(decode_png(searched["probability_png"]).astype(int) - expected).max() <= 1  # as the Python API searches
+
 def sample_crop(mode: str) -> Image.Image:
     return Image.open(SAMPLE).crop((200, 200, 360, 344)).convert(mode)  # 160×144 inside the FOV
 
@@ -146,7 +156,7 @@ def truncated_jpeg() -> bytes:
     ("cut.jpg", None, {}, "cut.jpg: image file is truncated"),
     ("tiny.png", png(np.zeros((8, 8, 3), np.uint8)), {}, "tiny.png: image too small (8×8; need at least 16×16)"),
     ("../../etc/evil.jpg", b"GIF89a" + b"\0" * 10, {}, "evil.jpg: "),
-    ("p.jpg", b"x", {"model": "unet"}, "unknown model 'unet'; choose one of auto, drive, chase_db1, hrf"),
+    ("p.jpg", b"x", {"model": "unet"}, "unknown model 'unet'; choose one of auto, drive, chase_db1, hrf, universal"),
     ("p.jpg", b"x", {"threshold": "high"}, "threshold: Input should be a valid number"),
     ("p.jpg", b"x", {"threshold": "1.5"}, "threshold: Input should be less than or equal to 1"),
     ("p.jpg", b"x", {"tta": "maybe"}, "tta: Input should be a valid boolean"),

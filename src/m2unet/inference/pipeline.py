@@ -81,19 +81,24 @@ class Segmenter:
         self.backend = compiled or create_backend(backend, self.weights, calibration=calibration, hint=hint, progress=progress, threads=threads)
         self.max_tile, self.overlap, self.tta = max_tile, overlap, tta
         # the FOV diameter and the contrast the model works at (m2unet.data.scale, .contrast); None: as the photograph is
+        self.rescale = rescale
         self.scale = model_scale(self.metadata, search=search_diameter) if rescale else None
         self.contrast_floor = model_contrast_floor(self.metadata) if rescale and restore_contrast else None
 
     def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         return self.run(image, mask)[0]
 
-    def run(self, image: np.ndarray, mask: np.ndarray | None = None, tta: bool | None = None) -> Segmented:
+    def run(self, image: np.ndarray, mask: np.ndarray | None = None, tta: bool | None = None,
+            search_diameter: bool | None = None) -> Segmented:
         """The probability, with the FOV diameter the photograph ran at and the contrast gain it ran with.
 
-        ``tta`` overrides the segmenter's own setting for this call (the service shares one compiled model between
-        requests with and without it); the flips are of the scaled, restored view, so the FOV and the contrast are
-        measured once."""
+        ``tta`` and ``search_diameter`` override the segmenter's own settings for this call (the service shares one
+        compiled model between requests with and without them); the flips are of the scaled, restored view, so the FOV
+        and the contrast are measured once."""
+        from ..data.scale import model_scale
+
         flips = self.tta if tta is None else tta
+        scale = self.scale if search_diameter is None or not self.rescale else model_scale(self.metadata, search=search_diameter)
         from ..data.contrast import run_as_trained
         from ..data.fov import estimate_fov_mask
 
@@ -104,9 +109,9 @@ class Segmenter:
             return flip_average(predict, view) if flips else predict(view)
 
         # without a mask (--no-fov-mask) the scale and the contrast still need the FOV: estimated, used for them only
-        needs_fov = self.scale is not None or self.contrast_floor is not None
+        needs_fov = scale is not None or self.contrast_floor is not None
         frame_mask = mask if mask is not None or not needs_fov else estimate_fov_mask(image)
-        probability, diameter, gain = run_as_trained(predict_view, image, frame_mask, self.scale, self.contrast_floor)
+        probability, diameter, gain = run_as_trained(predict_view, image, frame_mask, scale, self.contrast_floor)
         if mask is not None:
             probability[~mask] = 0.0
         return Segmented(probability, diameter, gain)

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..data.datasets import dataset_names
 from ..errors import InputFileError, M2UNetError
+from ..weights import PRETRAINED_NAMES
 
-MODEL_CHOICES = ("auto", *dataset_names())
+MODEL_CHOICES = ("auto", *PRETRAINED_NAMES)  # auto: the universal model, also asked for by name
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
 SUFFIX_OF_FORMAT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp", "PPM": ".ppm", "TIFF": ".tif"}
 
@@ -166,8 +166,10 @@ class Segmentation:
         return self.probability >= self.threshold
 
 
-def segment_upload(data: bytes, name: str, models: Models, model: str, threshold: float | None, tta: bool, max_pixels: int) -> Segmentation:
-    """Decode, estimate the FOV, choose the model (``auto``: the universal model) and segment one uploaded photograph."""
+def segment_upload(data: bytes, name: str, models: Models, model: str, threshold: float | None, tta: bool, max_pixels: int,
+                   search_diameter: bool = False) -> Segmentation:
+    """Decode, estimate the FOV, choose the model (``auto``: the universal model) and segment one uploaded photograph
+    (``search_diameter``: as ``segment --search-diameter``)."""
     from ..data.fov import estimate_fov_mask
     from ..weights import AUTO_MODEL, threshold_of
 
@@ -180,7 +182,7 @@ def segment_upload(data: bytes, name: str, models: Models, model: str, threshold
     segmenter, turn = models.get(chosen)  # loaded and compiled by the first request that needs it
     loaded = time.perf_counter()
     with turn or contextlib.nullcontext():
-        segmented = segmenter.run(image, mask, tta=tta)  # one compiled model for both: the flips go through it
+        segmented = segmenter.run(image, mask, tta=tta, search_diameter=search_diameter)  # one compiled model for all settings
     done = time.perf_counter()
     cut = threshold if threshold is not None else threshold_of(segmenter.metadata)
     timings = {"decode": decoded - started, "fov": masked - decoded, "model": loaded - masked, "segment": done - loaded}
@@ -188,7 +190,7 @@ def segment_upload(data: bytes, name: str, models: Models, model: str, threshold
                         segmented.contrast_gain)
 
 
-def segmentation_json(result: Segmentation, backend: str, tta: bool, with_overlay: bool) -> dict:
+def segmentation_json(result: Segmentation, backend: str, tta: bool, with_overlay: bool, search_diameter: bool = False) -> dict:
     """The JSON answer of ``POST /v1/segment``: facts, timings (ms) and the maps as base64 PNG."""
     from ..inference.pipeline import fov_width, overlay
 
@@ -196,7 +198,7 @@ def segmentation_json(result: Segmentation, backend: str, tta: bool, with_overla
     vessels = result.vessels
     answer = {
         "image": result.name, "width": int(result.image.shape[1]), "height": int(result.image.shape[0]),
-        "model": result.model, "backend": backend, "threshold": round(result.threshold, 6), "tta": tta,
+        "model": result.model, "backend": backend, "threshold": round(result.threshold, 6), "tta": tta, "search_diameter": search_diameter,
         "fov_width": fov_width(result.mask, result.image.shape[1]), "run_fov_diameter": result.run_fov_diameter,
         "contrast_gain": round(result.contrast_gain, 4),
         "vessel_fraction": round(float(vessels[result.mask].mean()) if result.mask.any() else 0.0, 6),

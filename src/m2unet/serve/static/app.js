@@ -139,7 +139,8 @@ async function show(section, file, answer) {
   }
   const t = answer.timings_ms;
   $(".status", section).textContent = `${answer.width}×${answer.height} px · model ${answer.model} (${answer.backend}${answer.tta ? ", TTA" : ""}) · ` +
-    `stored threshold ${answer.threshold.toFixed(3)} · FOV ${answer.fov_width} px wide · ` +
+    `stored threshold ${answer.threshold.toFixed(3)} · FOV ${answer.fov_width} px wide` +
+    `${answer.run_fov_diameter ? `, run at ${answer.run_fov_diameter} px${answer.search_diameter ? " (searched)" : ""}` : ""} · ` +
     `decode ${t.decode} ms, FOV ${t.fov} ms, ${t.model >= 1 ? `model loading ${t.model} ms, ` : ""}segment ${t.segment} ms, encode ${t.encode} ms`;
   result.slider.value = answer.threshold;
   let pending = false;
@@ -241,6 +242,7 @@ async function segmentFile(file) {
     form.append("image", file, file.name);
     form.append("model", $("#model").value);
     form.append("tta", $("#tta").checked ? "true" : "false");
+    form.append("search_diameter", $("#search-diameter").checked ? "true" : "false");
     form.append("overlay", "true");
     const answer = await (await api("v1/segment", { method: "POST", body: form })).json();
     await show(section, file, answer);
