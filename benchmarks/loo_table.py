@@ -33,8 +33,11 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
                         "its two training datasets by scripts/add_contrast_floor.py)",
             "w6-contrast": "no new training: the w6 run's weights with contrast restoration (as above)",
             "cam2": "harsher camera ranges, as the shipped `universal` (`--augment jpeg_quality_min=15 --augment blur_sigma_max=3`: "
-                    "JPEG down to quality 15, blur up to σ 3 px)"}
-RESTORED = "-contrast"  # a variant that evaluates another run's weights with contrast restoration
+                    "JPEG down to quality 15, blur up to σ 3 px)",
+            "search": "no new training: the first run's weights run with `--search-diameter` (each photograph's FOV diameter searched "
+                      "within the run's stored range for the most self-consistent map; m2unet.data.scale.DiameterSearch)"}
+# variants that evaluate another run's weights another way (contrast restoration, the diameter search): no run of their own
+EVALUATED_ONLY = ("-contrast", "-search")
 BOB = {"drive": (0.771, 0.775), "chase_db1": (0.776, 0.779), "hrf": (0.735, 0.746)}
 
 
@@ -56,7 +59,9 @@ def variant_rows() -> list[str]:
         for metrics in (json.loads(first.read_text()), json.loads(path.read_text())):
             fov = metrics["pooled"]["fov"]
             cells.append(f"{fov['a_priori']['f1']:.4f} at {fov['a_priori']['threshold']:.3f} (best {fov['best']['f1']:.4f} at {fov['best']['threshold']:.3f})")
-        trained = f"loo-{held_out}-{variant}".removesuffix(RESTORED)  # the run whose weights were evaluated
+        trained = f"loo-{held_out}-{variant}"  # the run whose weights were evaluated
+        for suffix in EVALUATED_ONLY:
+            trained = trained.removesuffix(suffix)
         summary = REPO / "results" / "train" / trained / "summary.json"
         commit = json.loads(summary.read_text()).get("git_commit", "?") if summary.is_file() else "?"
         rows.append(f"| {held_out} | {variant}: {VARIANTS.get(variant, '')} (results/train/{trained}/, commit {commit}) | {cells[0]} | {cells[1]} |")
