@@ -95,12 +95,12 @@ class Segmenter:
         ``tta`` and ``search_diameter`` override the segmenter's own settings for this call (the service shares one
         compiled model between requests with and without them); the flips are of the scaled, restored view, so the FOV
         and the contrast are measured once."""
+        from ..data.contrast import run_as_trained
+        from ..data.fov import estimate_fov_mask
         from ..data.scale import model_scale
 
         flips = self.tta if tta is None else tta
         scale = self.scale if search_diameter is None or not self.rescale else model_scale(self.metadata, search=search_diameter)
-        from ..data.contrast import run_as_trained
-        from ..data.fov import estimate_fov_mask
 
         def predict(view: np.ndarray) -> np.ndarray:
             return predict_tiled(self.backend, view, self.max_tile, self.overlap)
