@@ -26,7 +26,7 @@ import numpy as np
 
 from m2unet.data import estimate_fov_mask, load_dataset, write_atomic
 from m2unet.data.contrast import model_contrast_floor, run_as_trained
-from m2unet.data.scale import DiameterSearch, fov_diameter, model_scale, self_consistency
+from m2unet.data.scale import DiameterSearch, fov_diameter, model_scale, run_at, self_consistency
 from m2unet.evaluation.camera_shift import CAMERA_CHANGES
 from m2unet.evaluation.metrics import binary_counts, f1_score
 from m2unet.evaluation.predictor import model_predictor
@@ -59,12 +59,11 @@ def pooled(photos: list[dict], choose) -> float:
 def rule_cells(photos: list[dict], stored: tuple[int, int], threshold: float, trained_at: int) -> tuple[list[float], list[int]]:
     """F1 under [stored range, search within it (what ``segment --search-diameter`` does), search from the training
     diameter up to the largest candidate, search over all candidates, oracle], and the choices of the search within the range."""
-    lo, hi = stored
     within = DiameterSearch.within(stored, threshold)  # m2unet.data.scale's own search, fed the recorded scores
     upward = DiameterSearch(tuple(d for d in CANDIDATES if d >= trained_at), threshold, stored)
 
     def nearest_stored(photo):
-        return min(CANDIDATES, key=lambda d: abs(d - min(max(photo["fov_diameter"], lo), hi)))
+        return nearest(run_at(photo["fov_diameter"], stored))
 
     def searched(photo, search=within):
         return nearest(search.choose(photo["fov_diameter"], lambda d: photo["rows"][nearest(d)][3]))

@@ -27,7 +27,7 @@ import pandas as pd
 from PIL import Image
 
 from m2unet.data import load_dataset, write_atomic
-from m2unet.evaluation.camera_shift import Change, captioned, chained, framed, notched, resized_to, unchanged
+from m2unet.evaluation.camera_shift import Change, as_8bit, captioned, chained, framed, notched, resized_to, unchanged
 from m2unet.evaluation.metrics import binary_counts, f1_score
 from m2unet.system import cpu_model
 
@@ -36,14 +36,10 @@ OUT = REPO / "results" / "scale" / "file_layouts.md"
 DATASETS = ("drive", "chase_db1", "hrf")
 
 
-def _8bit(image: np.ndarray) -> np.ndarray:
-    return np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)
-
-
 def _rgb(suffix: str, **options) -> Callable[[np.ndarray, Path], Path]:
     def write(image: np.ndarray, stem: Path) -> Path:
         path = stem.with_suffix(suffix)
-        Image.fromarray(_8bit(image)).save(path, **options)
+        Image.fromarray(as_8bit(image)).save(path, **options)
         return path
 
     return write
@@ -57,7 +53,7 @@ def _gray16(image: np.ndarray, stem: Path) -> Path:
 
 def _rgba(image: np.ndarray, stem: Path) -> Path:
     path = stem.with_suffix(".png")
-    Image.fromarray(np.dstack([_8bit(image), np.full(image.shape[:2], 255, np.uint8)])).save(path)
+    Image.fromarray(np.dstack([as_8bit(image), np.full(image.shape[:2], 255, np.uint8)])).save(path)
     return path
 
 

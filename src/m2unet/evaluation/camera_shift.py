@@ -22,6 +22,11 @@ Photo = tuple[np.ndarray, np.ndarray, np.ndarray]  # (image H×W×3 float in [0,
 Change = Callable[[np.ndarray, np.ndarray, np.ndarray], Photo]
 
 
+def as_8bit(image: np.ndarray) -> np.ndarray:
+    """A float image in [0, 1] as uint8, as a camera's file stores it."""
+    return np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
 def resized_by(factor: float) -> Change:
     """The photograph, label and FOV resized by ``factor`` (a camera of another resolution)."""
 
@@ -71,7 +76,7 @@ def jpeg(quality: int) -> Change:
 
     def change(image: np.ndarray, label: np.ndarray, mask: np.ndarray) -> Photo:
         buffer = io.BytesIO()
-        Image.fromarray(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(buffer, format="JPEG", quality=quality)
+        Image.fromarray(as_8bit(image)).save(buffer, format="JPEG", quality=quality)
         return np.asarray(Image.open(buffer), dtype=np.float32) / 255.0, label, mask
 
     return change
@@ -136,7 +141,7 @@ def captioned(*lines: str) -> Change:
     def change(image: np.ndarray, label: np.ndarray, mask: np.ndarray) -> Photo:
         from PIL import ImageDraw, ImageFont
 
-        picture = Image.fromarray(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8))
+        picture = Image.fromarray(as_8bit(image))
         draw = ImageDraw.Draw(picture)
         step = max(10, image.shape[0] // 60)  # text about as tall, relative to the frame, as cameras print it
         font = ImageFont.load_default(size=step)
