@@ -177,9 +177,21 @@ def test_the_diameter_search_climbs_from_the_stored_choice_to_the_most_self_cons
 
     assert search.choose(3000, score(1280)) == 1280 and asked[0] == 1536  # starts at 1792 (clamped), climbs down
     asked.clear()
-    assert search.choose(3000, score(1792)) == 1792 and sorted(set(asked)) == [1536, 1792]  # one more run, no further
+    assert search.choose(3000, score(1792)) == 1792 and sorted(set(asked)) == [1536, 1792, 2048]  # no further
     assert search.choose(500, score(1536)) == 1536  # a small photograph starts at 1024 and climbs up
     assert search.choose(900, lambda d: 0.5) == 1024  # ties keep the stored choice
+
+
+def test_the_search_goes_above_the_stored_range_up_to_the_photographs_own_diameter():
+    search = DiameterSearch.within((1024, 1792), 0.5)
+    assert search.candidates_for(3250) == (1024, 1280, 1536, 1792, 2048, 2304, 2560, 2816, 3072)
+    assert search.candidates_for(1000) == search.candidates_for(1800) == (1024, 1280, 1536, 1792)
+    assert search.choose(3250, lambda d: -abs(d - 2600)) == 2560
+    assert search.choose(2200, lambda d: -abs(d - 2600)) == 2048  # never enlarged past its own 2200 px
+    within = DiameterSearch.within((1024, 1792), 0.5, above_range=False)
+    assert within.candidates_for(3250) == within.candidates and within.choose(3250, lambda d: -abs(d - 2600)) == 1792
+    one = DiameterSearch.within((1024, 1024), 0.5)  # a run that stored one diameter (trained without HRF)
+    assert one.choose(3250, lambda d: -abs(d - 1800)) == 1792 and one.choose(900, lambda d: d) == 1024
 
 
 def test_the_search_runs_the_photograph_where_the_model_is_surest_and_maps_it_back():
@@ -198,12 +210,12 @@ def test_the_search_runs_the_photograph_where_the_model_is_surest_and_maps_it_ba
     assert predict_scaled(predict, image, mask, search).shape == mask.shape
 
 
-def test_search_applies_only_to_a_scale_normalised_models_range():
+def test_search_applies_only_to_a_scale_normalised_models_diameters():
     universal = {"fov_diameter": 1024, "run_fov_diameter": [1024, 1792], "threshold": 0.67}
     search = model_scale(universal, search=True)
     assert isinstance(search, DiameterSearch) and search.threshold == 0.67 and search.start == (1024, 1792)
     assert model_scale(universal) == (1024, 1792)
     assert model_scale({"dataset": "drive", "threshold": 0.5}, search=True) == (0, 538)  # per-dataset: shrink only, as before
-    assert model_scale({"fov_diameter": 1024, "threshold": 0.6}, search=True) == (1024, 1024)  # nothing to search
-    assert scale_record(search) == {"search": [1024, 1280, 1536, 1792], "start": [1024, 1792]}
+    assert model_scale({"fov_diameter": 1024, "threshold": 0.6}, search=True).candidates == (1024,)  # above it only
+    assert scale_record(search) == {"search": [1024, 1280, 1536, 1792], "start": [1024, 1792], "above_range": True}
     assert "most self-consistent" in describe_scale(search)

@@ -42,6 +42,7 @@ def test_drive_reproduces_the_paper_best_threshold_f1(datasets_root, authors_dir
     rows = list(csv.DictReader((out / "per_image.csv").open()))
     assert len({r["image"] for r in rows}) == 20
     assert {r["rater"] for r in rows} == {"model", "second_observer"}
+    assert {r["run_fov_diameter"] for r in rows} == {""}  # the authors' checkpoint stores no scale: images run as they are
     assert (out / "pr_curve.png").stat().st_size > 10_000 and (out / "figure5.png").stat().st_size > 10_000
     assert "best on split (optimistic)" in result.output
 
@@ -185,4 +186,6 @@ def test_evaluate_what_a_deployment_runs(datasets_root, tmp_path, export_cache):
         assert metrics["weights"]["backend"] == backend and backend in metrics["weights"]["label"]
         assert metrics["threshold_source"] == "stored with the weights" and metrics["pooled"]["fov"]["a_priori"]["threshold"] == committed["threshold"]
         assert abs(metrics["pooled"]["fov"]["a_priori"]["f1"] - committed["f1"]) < tolerance, (backend, metrics["pooled"]["fov"]["a_priori"]["f1"])
+        ran_at = {int(r["run_fov_diameter"]) for r in csv.DictReader((out / "per_image.csv").open()) if r["rater"] == "model"}
+        assert ran_at and all(525 <= d <= 545 for d in ran_at), ran_at  # DRIVE's own model runs DRIVE at its ~540-px FOV
     assert json.loads((tmp_path / "onnxruntime" / "metrics.json").read_text())["weights"]["metadata"]["exported_from"] == pretrained_path("drive").name

@@ -34,7 +34,7 @@ def local_contrast(image: np.ndarray, mask: np.ndarray) -> float:
         return 0.0
     frame = scale_frame(mask, MEASURE_DIAMETER, tolerance=0.0)
     green = frame.to_model(image[..., 1])
-    fov = frame.to_model(mask) >= 0.5  # resize_plane makes the cropped mask float32 (not the whole photograph's)
+    fov = frame.fov_to_model(mask)
     # the background is a Gaussian mean over FOV pixels only (normalised convolution): the black border stays out of it
     weight = gaussian_filter(fov.astype(np.float32), BACKGROUND_SIGMA)
     background = gaussian_filter(green * fov, BACKGROUND_SIGMA) / np.maximum(weight, 1e-3)

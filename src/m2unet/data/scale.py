@@ -119,6 +119,10 @@ class ScaleFrame:
         top, left, height, width = self.box
         return resize_image(array[top : top + height, left : left + width], self.size)
 
+    def fov_to_model(self, mask: np.ndarray) -> np.ndarray:
+        """The photograph's boolean FOV ``mask`` in the frame :meth:`to_model` makes (resized as a float plane)."""
+        return self.to_model(mask.astype(np.float32)) >= 0.5
+
     def to_image(self, probability: np.ndarray) -> np.ndarray:
         """A map computed on :meth:`to_model`'s output, back on the whole photograph (0 outside the box)."""
         if self.identity:
@@ -180,7 +184,7 @@ class WidthRule:
         """(mean map width, FOV diameter it was measured at, frame, probability in the frame) of the first pass."""
         frame = scale_frame(mask, self.probe)
         probability = predict(frame.to_model(image))
-        fov = frame.to_model(mask.astype(np.float32)) >= 0.5
+        fov = frame.fov_to_model(mask)
         return mean_vessel_width((probability >= self.threshold) & fov), fov_diameter(mask) * frame.scale, frame, probability
 
 
@@ -203,28 +207,42 @@ class DiameterSearch:
     starts at the candidate nearest that choice and climbs to a neighbour while its map is more self-consistent
     (:func:`self_consistency` at ``threshold``, inside the FOV); no label of the new camera is needed. Each step is one
     more run of the model.
+
+    With ``above_range``, a photograph whose own FOV is wider than the range also has the diameters above it, every
+    :data:`SEARCH_STEP` px up to its own (:meth:`candidates_for`): the range's upper end was chosen on the training
+    cameras' photographs, and a camera with finer vessels needs more pixels than they did (a model trained without
+    HRF stores 1024 px and runs HRF, 3250 px across, far too small). Above its own diameter a photograph would only
+    be enlarged, so that is where the search stops.
     """
 
     candidates: tuple[int, ...]  # ascending
     threshold: float
     start: tuple[int, int]
+    above_range: bool = True
+
+    def candidates_for(self, fov: int) -> tuple[int, ...]:
+        """The diameters tried on a photograph whose FOV is ``fov`` px across."""
+        if not self.above_range:
+            return self.candidates
+        return self.candidates + tuple(range(self.candidates[-1] + SEARCH_STEP, fov + 1, SEARCH_STEP))
 
     @classmethod
-    def within(cls, scale: tuple[int, int], threshold: float) -> DiameterSearch:
+    def within(cls, scale: tuple[int, int], threshold: float, above_range: bool = True) -> DiameterSearch:
         """Candidates every :data:`SEARCH_STEP` px across the stored range ``scale`` = (low, high)."""
         low, high = scale
-        return cls(tuple(range(low, high, SEARCH_STEP)) + (high,), threshold, scale)
+        return cls(tuple(range(low, high, SEARCH_STEP)) + (high,), threshold, scale, above_range)
 
     def choose(self, fov: int, score) -> int:
         """The diameter the search stops at for a photograph whose FOV is ``fov`` px across; ``score(diameter)`` is
         the map's self-consistency there (a benchmark may pass recorded ones)."""
+        candidates = self.candidates_for(fov)
         start = run_at(fov, self.start)
-        here = min(range(len(self.candidates)), key=lambda i: abs(self.candidates[i] - start))
+        here = min(range(len(candidates)), key=lambda i: abs(candidates[i] - start))
         while True:
-            neighbours = [i for i in (here - 1, here + 1) if 0 <= i < len(self.candidates)]
-            best = max(neighbours, key=lambda i: score(self.candidates[i]), default=here)
-            if score(self.candidates[best]) <= score(self.candidates[here]):
-                return self.candidates[here]
+            neighbours = [i for i in (here - 1, here + 1) if 0 <= i < len(candidates)]
+            best = max(neighbours, key=lambda i: score(candidates[i]), default=here)
+            if score(candidates[best]) <= score(candidates[here]):
+                return candidates[here]
             here = best
 
     def run(self, predict, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -235,7 +253,7 @@ class DiameterSearch:
             if diameter not in tried:
                 frame = scale_frame(mask, diameter)
                 probability = predict(frame.to_model(image))
-                fov = frame.to_model(mask.astype(np.float32)) >= 0.5
+                fov = frame.fov_to_model(mask)
                 tried[diameter] = (self_consistency(probability[fov], self.threshold), frame, probability)
             return tried[diameter][0]
 
@@ -248,7 +266,7 @@ def scale_record(scale: tuple[int, int] | WidthRule | DiameterSearch | None) -> 
     """A model's scale (:func:`model_scale`) as stored beside results: [low, high], the width rule's or the search's
     settings, or None."""
     if isinstance(scale, DiameterSearch):
-        return {"search": list(scale.candidates), "start": list(scale.start)}
+        return {"search": list(scale.candidates), "start": list(scale.start), "above_range": scale.above_range}
     if isinstance(scale, WidthRule):
         return {"probe": scale.probe, "map_width": scale.map_width, "limits": list(scale.limits)}
     return None if scale is None else list(scale)
@@ -257,7 +275,8 @@ def scale_record(scale: tuple[int, int] | WidthRule | DiameterSearch | None) -> 
 def describe_scale(scale: tuple[int, int] | WidthRule | DiameterSearch | None) -> str:
     """How a model runs photographs, in words that follow "runs photographs …", for tables and messages."""
     if isinstance(scale, DiameterSearch):
-        return f"at the FOV diameter among {', '.join(map(str, scale.candidates))} px where its map is most self-consistent"
+        above = " (and above, up to the photograph's own)" if scale.above_range else ""
+        return f"at the FOV diameter among {', '.join(map(str, scale.candidates))} px{above} where its map is most self-consistent"
     if isinstance(scale, WidthRule):
         return f"where its map's vessels are {scale.map_width:.2f} px wide (first pass at {scale.probe} px, then {scale.limits[0]}–{scale.limits[1]} px)"
     return "as they are" if scale is None else f"at FOV diameters {scale[0]}–{scale[1]} px"
@@ -283,7 +302,7 @@ def model_scale(metadata: dict, search: bool = False) -> tuple[int, int] | Width
     if metadata.get("run_fov_diameter") or metadata.get("fov_diameter"):
         low, high = metadata.get("run_fov_diameter") or (metadata["fov_diameter"],) * 2
         scale = int(low), int(high)
-        return DiameterSearch.within(scale, float(metadata["threshold"])) if search and high > low else scale
+        return DiameterSearch.within(scale, float(metadata["threshold"])) if search else scale
     native = FOV_DIAMETER.get(str(metadata.get("dataset")))
     return (0, native) if native else None
 

@@ -56,6 +56,7 @@ class ImageCounts:
     second_fov: dict | None = None
     second_crop: dict | None = None
     second_crop_only: dict | None = None
+    run_fov_diameter: int | None = None  # FOV diameter (px) the model ran the image at; None: as it is
 
 
 def image_counts(sample, probability: np.ndarray | None, bins: int = M.DEFAULT_BINS) -> ImageCounts:
@@ -142,14 +143,16 @@ def per_image_rows(per_image: list[ImageCounts], threshold: dict) -> list[dict]:
             counts = getattr(item, region)
             auc = M.roc_auc(counts) if counts is not None else None
             for protocol, value in (("a_priori", threshold["a_priori"]), ("best", threshold[f"best_{region}"])) if counts is not None else ():
-                rows.append({"image": item.name, "rater": "model", "region": region, "protocol": protocol, "threshold": value, "roc_auc": auc, **M.summary(M.at_threshold(counts, value))})
+                rows.append({"image": item.name, "rater": "model", "region": region, "protocol": protocol, "threshold": value, "roc_auc": auc,
+                             "run_fov_diameter": item.run_fov_diameter or "", **M.summary(M.at_threshold(counts, value))})
             second = getattr(item, f"second_{region}")
             if second is not None:
-                rows.append({"image": item.name, "rater": "second_observer", "region": region, "protocol": "binary", "threshold": "", "roc_auc": "", **M.summary(second)})
+                rows.append({"image": item.name, "rater": "second_observer", "region": region, "protocol": "binary", "threshold": "", "roc_auc": "",
+                             "run_fov_diameter": "", **M.summary(second)})
     return rows
 
 
-CSV_FIELDS = ["image", "rater", "region", "protocol", "threshold", "tp", "fp", "fn", "tn", *M.METRICS, "roc_auc"]
+CSV_FIELDS = ["image", "rater", "region", "protocol", "threshold", "tp", "fp", "fn", "tn", *M.METRICS, "roc_auc", "run_fov_diameter"]
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -224,7 +227,9 @@ def run_model(predictor, dataset, desc: str, maps_dir: Path | None = None, save_
         try:
             sample = dataset[index]
             probability = None if predictor is None else predict(sample.image)
-            per_image.append(image_counts(sample, probability))
+            counts = image_counts(sample, probability)
+            counts.run_fov_diameter = getattr(predictor, "ran_at", None)  # a scaled predictor's (m2unet.evaluation.predictor)
+            per_image.append(counts)
         except M2UNetError as error:
             failures.append(str(error))
             tqdm.write(f"failed: {error}", file=sys.stderr)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 
 def weights_info(path: Path, metadata: dict, label: str | None, backend: str = "torch") -> dict:
     """The record of the evaluated weights kept in metrics.json: file, SHA-256, model, source, backend, label, metadata."""
@@ -42,15 +44,25 @@ def model_predictor(path: Path, runtime: str | None, precision: str, device: str
     return _scaled(predict, scale, floor), {**metadata, "run_at_fov_diameter": scale_record(scale), "run_at_contrast_floor": floor}, name
 
 
-def _scaled(predict, scale, contrast_floor):
-    """``predict`` run at ``scale`` and ``contrast_floor`` on each image's estimated FOV (as ``segment`` does), or
-    ``predict`` itself."""
-    if scale is None and contrast_floor is None:
-        return predict
-    from ..data.contrast import run_as_trained
-    from ..data.fov import estimate_fov_mask
+class ScaledPredictor:
+    """``image → probability`` of ``predict`` run at ``scale`` and ``contrast_floor`` on each image's estimated FOV (as
+    ``segment`` does); :attr:`ran_at` is the FOV diameter the last image ran at (a search picks it per image)."""
 
-    return lambda image: run_as_trained(predict, image, estimate_fov_mask(image), scale, contrast_floor)[0]
+    def __init__(self, predict, scale, contrast_floor):
+        self.predict, self.scale, self.contrast_floor = predict, scale, contrast_floor
+        self.ran_at: int | None = None
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        from ..data.contrast import run_as_trained
+        from ..data.fov import estimate_fov_mask
+
+        probability, self.ran_at, _ = run_as_trained(self.predict, image, estimate_fov_mask(image), self.scale, self.contrast_floor)
+        return probability
+
+
+def _scaled(predict, scale, contrast_floor):
+    """A :class:`ScaledPredictor`, or ``predict`` itself when there is neither scale nor contrast floor."""
+    return predict if scale is None and contrast_floor is None else ScaledPredictor(predict, scale, contrast_floor)
 
 
 def _unscaled_predictor(path: Path, runtime: str | None, precision: str, device: str, progress=None):

@@ -81,6 +81,8 @@ class Options:
         settings = {k: v for k, v in asdict(self).items() if k not in ("out", "threads")}
         if not settings["search_diameter"]:
             del settings["search_diameter"]  # added later: folders written without it resume as before
+        else:
+            settings["search_diameter"] = "above range"  # the search's second version: a folder of the first does not resume
         if settings["weights"]:
             settings["weights"] = os.path.abspath(settings["weights"])
         return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]

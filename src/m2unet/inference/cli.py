@@ -47,9 +47,9 @@ def collect_inputs(paths, skipped: list[Path] | None = None) -> list[tuple[Path,
               help="Run each photograph at the FOV diameter its model works at (universal: into the FOV diameter range stored with it; per-dataset models: their training diameter, shrink only) and map back; "
                    "a model that stores a contrast floor (universal) also stretches a flatter photograph up to it (m2unet.data.contrast).")
 @click.option("--search-diameter", is_flag=True,
-              help="Universal model: try FOV diameters across its stored range and keep each photograph's most self-consistent map, instead of "
-                   "clamping its FOV diameter into the range (1.7–3.5× the time; for cameras whose vessels are wider than their FOV diameter suggests, "
-                   "e.g. high-resolution 30° photographs; results/scale/consistency_diameter.md).")
+              help="Universal model: try FOV diameters across its stored range, and above it up to the photograph's own, and keep each photograph's "
+                   "most self-consistent map, instead of clamping its FOV diameter into the range (several times the time, results/scale/latency.md; for cameras whose vessels are "
+                   "wider or finer than their FOV diameter suggests; results/scale/consistency_diameter.md, results/scale/loo.md).")
 @click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
               help="local: this process; ray: Ray Data (an actor pool, one model per actor; each actor reads, segments and writes batches of paths), docs/engine.md.")
 @click.option("--address", default=None, help="--engine ray: the Ray cluster (auto, ray://HOST:10001 or HOST:6379); default: start a local Ray.")
