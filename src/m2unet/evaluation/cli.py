@@ -52,7 +52,7 @@ def _command_line(context: click.Context) -> str:
 @click.option("--tta", is_flag=True, help="Test-time augmentation: mean probability over the image and its 3 flips (4× the time).")
 @click.option("--rescale/--no-rescale", default=True, show_default=True,
               help="Run each image at the FOV diameter and contrast floor its model works at, as segment does (m2unet.data.scale, m2unet.data.contrast; no effect on a per-dataset model's own dataset).")
-@click.option("--search-diameter", is_flag=True, help="Search each image's FOV diameter across the universal model's stored range, as segment --search-diameter does.")
+@click.option("--search-diameter", is_flag=True, help="Search each image's FOV diameter across the universal model's stored range and above it up to the image's own, as segment --search-diameter does; per_image.csv says where each ran.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]), help="Where the model runs; cuda needs a GPU build of torch.")
 @click.option("--backend", "runtime", default=None, type=click.Choice(["torch", "onnxruntime", "openvino"]),
               help="Runtime [default: torch; for an exported .onnx / .xml file, as segment chooses]. Not torch fp32: tiled as segment runs it.")

@@ -235,7 +235,7 @@ def _add_api(app: FastAPI, settings: Settings, pool: Pool, models: Models) -> No
                       threshold: float | None = Form(None, ge=0.0, le=1.0, description="Binary threshold; default: the one stored with the model."),
                       tta: bool = Form(False, description="Flip test-time augmentation (4× the time)."),
                       search_diameter: bool = Form(False, description="Universal model: search the FOV diameter it runs at per photograph, "
-                                                   "for a camera unlike DRIVE's, CHASE_DB1's and HRF's (1.7–3.5× the time)."),
+                                                   "for a camera unlike DRIVE's, CHASE_DB1's and HRF's (3–14× the time)."),
                       overlay: bool = Form(False, description="Also return the overlay picture (overlay_png)."),
                       format: str = Query("json", pattern="^(json|png)$", description="png: answer with the binary map as a PNG.")):
         return await segment_request(pool, models, settings, image, model, threshold, tta, overlay, format, search_diameter)
