@@ -38,10 +38,9 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
                       "for the most self-consistent map within the run's stored range, and above it up to the photograph's own FOV "
                       "diameter; m2unet.data.scale.DiameterSearch; DRIVE's and CHASE_DB1's photographs, 540 and about 920 px across, "
                       "are below these runs' upper ends, so the search before it went above the range gave the same)",
-            "rerun": "the first recipe trained again (at e1f4279, on a 2-core AMD EPYC; the first run's weights were not kept): how "
-                     "far a second run of the same recipe moves the held-out F1",
-            "rerun-search": "no new training: the rerun's weights run with `--search-diameter` (as in variant search); the run stores one "
-                            "diameter, 1024 px, so every diameter it tries is above that, up to HRF's own"}
+            "rerun": "the first recipe trained again on a 2-core AMD EPYC (the first run's weights were not kept): how far a "
+                     "second run of the same recipe moves the held-out F1",
+            "rerun-search": "no new training: the rerun's weights run with `--search-diameter` (as in variant search)"}
 # variants that evaluate another run's weights another way (contrast restoration, the diameter search): no run of their own
 EVALUATED_ONLY = ("-contrast", "-search")
 BOB = {"drive": (0.771, 0.775), "chase_db1": (0.776, 0.779), "hrf": (0.735, 0.746)}
