@@ -203,9 +203,16 @@ def test_the_search_runs_the_photograph_where_the_model_is_surest_and_maps_it_ba
         sureness = max(0.0, 0.49 - abs(view.shape[1] - 1280 * 1.04) / 2000)
         return np.where(np.arange(view.shape[1]) % 40 < 16, 0.5 + sureness, 0.5 - sureness)[None].repeat(view.shape[0], 0).astype(np.float32)
 
+    widths = []
+
+    def counted(view):
+        widths.append(view.shape[1])
+        return predict(view)
+
     search = DiameterSearch.within((1024, 1792), 0.5)
-    probability, diameter = search.run(predict, image, mask)
+    probability, diameter = search.run(counted, image, mask)
     assert diameter == 1280 and probability.shape == mask.shape
+    assert len(widths) == 3  # 1024 (the stored choice), 1280, 1536: one run each, the chosen map kept, not run again
     assert probability[mask].max() > 0.9 and probability[mask].min() < 0.1  # the sure map, mapped back onto the photograph
     assert predict_scaled(predict, image, mask, search).shape == mask.shape
 

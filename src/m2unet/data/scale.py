@@ -247,18 +247,24 @@ class DiameterSearch:
 
     def run(self, predict, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int]:
         """(probability on the whole photograph, FOV diameter it ran at)."""
-        tried: dict[int, tuple[float, ScaleFrame, np.ndarray]] = {}
+        scores: dict[int, float] = {}
+        kept: dict[int, tuple[ScaleFrame, np.ndarray]] = {}  # only the surest map so far: the climb ends at the surest it tried
 
         def score(diameter: int) -> float:
-            if diameter not in tried:
+            if diameter not in scores:
                 frame = scale_frame(mask, diameter)
                 probability = predict(frame.to_model(image))
-                fov = frame.fov_to_model(mask)
-                tried[diameter] = (self_consistency(probability[fov], self.threshold), frame, probability)
-            return tried[diameter][0]
+                scores[diameter] = self_consistency(probability[frame.fov_to_model(mask)], self.threshold)
+                if not kept or scores[diameter] > scores[next(iter(kept))]:
+                    kept.clear()
+                    kept[diameter] = (frame, probability)
+            return scores[diameter]
 
         diameter = self.choose(fov_diameter(mask), score)
-        _, frame, probability = tried[diameter]
+        if diameter not in kept:  # it ties with a map tried before it
+            frame = scale_frame(mask, diameter)
+            kept[diameter] = (frame, predict(frame.to_model(image)))
+        frame, probability = kept[diameter]
         return frame.to_image(probability), diameter
 
 
