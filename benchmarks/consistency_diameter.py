@@ -59,15 +59,16 @@ def pooled(photos: list[dict], choose) -> float:
 def rule_cells(photos: list[dict], stored: tuple[int, int], threshold: float, trained_at: int) -> tuple[list[float], list[int]]:
     """F1 under [stored range, search within it (what ``segment --search-diameter`` does), search from the training
     diameter up to the largest candidate, search over all candidates, oracle], and the choices of the search within the range."""
-    # m2unet.data.scale's own search, fed the recorded scores; none is recorded above the largest candidate
-    within = DiameterSearch.within(stored, threshold, above_range=False)
-    upward = DiameterSearch(tuple(d for d in CANDIDATES if d >= trained_at), threshold, stored, above_range=False)
+    within = DiameterSearch.within(stored, threshold)  # m2unet.data.scale's own search, fed the recorded scores
+    upward = DiameterSearch(tuple(d for d in CANDIDATES if d >= trained_at), threshold, stored)
 
     def nearest_stored(photo):
         return nearest(run_at(photo["fov_diameter"], stored))
 
     def searched(photo, search=within):
-        return nearest(search.choose(photo["fov_diameter"], lambda d: photo["rows"][nearest(d)][3]))
+        # no score is recorded above the largest candidate: the FOV capped there (the start stays what it was)
+        fov = min(photo["fov_diameter"], CANDIDATES[-1])
+        return nearest(search.choose(fov, lambda d: photo["rows"][nearest(d)][3]))
 
     def most_consistent(photo):
         return max(CANDIDATES, key=lambda d: photo["rows"][d][3])

@@ -208,8 +208,8 @@ class DiameterSearch:
     (:func:`self_consistency` at ``threshold``, inside the FOV); no label of the new camera is needed. Each step is one
     more run of the model.
 
-    With ``above_range``, a photograph whose own FOV is wider than the range also has the diameters above it, every
-    :data:`SEARCH_STEP` px up to its own (:meth:`candidates_for`): the range's upper end was chosen on the training
+    A photograph whose own FOV is wider than the range also has the diameters above it, every :data:`SEARCH_STEP` px
+    up to its own (:meth:`candidates_for`): the range's upper end was chosen on the training
     cameras' photographs, and a camera with finer vessels needs more pixels than they did (a model trained without
     HRF stores 1024 px and runs HRF, 3250 px across, far too small). Above its own diameter a photograph would only
     be enlarged, so that is where the search stops.
@@ -218,19 +218,16 @@ class DiameterSearch:
     candidates: tuple[int, ...]  # ascending
     threshold: float
     start: tuple[int, int]
-    above_range: bool = True
 
     def candidates_for(self, fov: int) -> tuple[int, ...]:
         """The diameters tried on a photograph whose FOV is ``fov`` px across."""
-        if not self.above_range:
-            return self.candidates
         return self.candidates + tuple(range(self.candidates[-1] + SEARCH_STEP, fov + 1, SEARCH_STEP))
 
     @classmethod
-    def within(cls, scale: tuple[int, int], threshold: float, above_range: bool = True) -> DiameterSearch:
+    def within(cls, scale: tuple[int, int], threshold: float) -> DiameterSearch:
         """Candidates every :data:`SEARCH_STEP` px across the stored range ``scale`` = (low, high)."""
         low, high = scale
-        return cls(tuple(range(low, high, SEARCH_STEP)) + (high,), threshold, scale, above_range)
+        return cls(tuple(range(low, high, SEARCH_STEP)) + (high,), threshold, scale)
 
     def choose(self, fov: int, score) -> int:
         """The diameter the search stops at for a photograph whose FOV is ``fov`` px across; ``score(diameter)`` is
@@ -272,7 +269,7 @@ def scale_record(scale: tuple[int, int] | WidthRule | DiameterSearch | None) -> 
     """A model's scale (:func:`model_scale`) as stored beside results: [low, high], the width rule's or the search's
     settings, or None."""
     if isinstance(scale, DiameterSearch):
-        return {"search": list(scale.candidates), "start": list(scale.start), "above_range": scale.above_range}
+        return {"search": list(scale.candidates), "start": list(scale.start), "above_range": True}  # unlike records before 005859c
     if isinstance(scale, WidthRule):
         return {"probe": scale.probe, "map_width": scale.map_width, "limits": list(scale.limits)}
     return None if scale is None else list(scale)
@@ -281,8 +278,7 @@ def scale_record(scale: tuple[int, int] | WidthRule | DiameterSearch | None) -> 
 def describe_scale(scale: tuple[int, int] | WidthRule | DiameterSearch | None) -> str:
     """How a model runs photographs, in words that follow "runs photographs …", for tables and messages."""
     if isinstance(scale, DiameterSearch):
-        above = " (and above, up to the photograph's own)" if scale.above_range else ""
-        return f"at the FOV diameter among {', '.join(map(str, scale.candidates))} px{above} where its map is most self-consistent"
+        return f"at the FOV diameter among {', '.join(map(str, scale.candidates))} px (and above, up to the photograph's own) where its map is most self-consistent"
     if isinstance(scale, WidthRule):
         return f"where its map's vessels are {scale.map_width:.2f} px wide (first pass at {scale.probe} px, then {scale.limits[0]}–{scale.limits[1]} px)"
     return "as they are" if scale is None else f"at FOV diameters {scale[0]}–{scale[1]} px"
