@@ -175,7 +175,7 @@ def test_the_diameter_search_climbs_from_the_stored_choice_to_the_most_self_cons
     def score(peak):
         return lambda diameter: asked.append(diameter) or -abs(diameter - peak)
 
-    assert search.choose(3000, score(1280)) == 1280 and asked[0] == 1536  # starts at 1792 (clamped), climbs down
+    assert search.choose(3000, score(1280)) == 1280 and asked[:2] == [1792, 1536]  # starts at 1792 (clamped), climbs down
     asked.clear()
     assert search.choose(3000, score(1792)) == 1792 and sorted(set(asked)) == [1536, 1792, 2048]  # no further
     assert search.choose(500, score(1536)) == 1536  # a small photograph starts at 1024 and climbs up
@@ -214,6 +214,9 @@ def test_the_search_runs_the_photograph_where_the_model_is_surest_and_maps_it_ba
     assert len(widths) == 3  # 1024 (the stored choice), 1280, 1536: one run each, the chosen map kept, not run again
     assert probability[mask].max() > 0.9 and probability[mask].min() < 0.1  # the sure map, mapped back onto the photograph
     assert predict_scaled(predict, image, mask, search).shape == mask.shape
+    widths.clear()
+    flat = search.run(lambda view: widths.append(view.shape[1]) or np.ones(view.shape[:2], np.float32), image, mask)[1]
+    assert flat == 1024 and len(widths) == 2  # its neighbour only ties: the start's map is kept, nothing runs twice
 
 
 def test_search_applies_only_to_a_scale_normalised_models_diameters():
@@ -225,3 +228,22 @@ def test_search_applies_only_to_a_scale_normalised_models_diameters():
     assert model_scale({"fov_diameter": 1024, "threshold": 0.6}, search=True).candidates == (1024,)  # above it only
     assert scale_record(search) == {"search": [1024, 1280, 1536, 1792], "start": [1024, 1792], "above_range": True}
     assert "most self-consistent" in describe_scale(search)
+
+
+def test_evaluate_tta_flips_the_scaled_view_so_a_search_runs_one_diameter_per_image():
+    from m2unet.evaluation.predictor import ScaledPredictor
+
+    rows, cols = np.mgrid[:600, :700]
+    mask = (rows - 300) ** 2 + (cols - 350) ** 2 <= 280**2
+    image = np.where(mask[..., None], 0.6, 0.0).repeat(3, axis=2).astype(np.float32)
+    views = []
+
+    def predict(view):  # surest where the FOV is ~1536 px across; stripes symmetric about the centre, so flips agree
+        views.append(view.shape[1])
+        sureness = max(0.0, 0.49 - abs(view.shape[1] - 1536 * 1.04) / 2000)
+        return np.where(np.abs(np.arange(view.shape[1]) - (view.shape[1] - 1) / 2) % 40 < 16, 0.5 + sureness, 0.5 - sureness)[None].repeat(view.shape[0], 0).astype(np.float32)
+
+    flipped = ScaledPredictor(predict, DiameterSearch.within((1024, 1792), 0.5), None).with_flips()
+    probability = flipped(image)
+    assert flipped.ran_at == 1536 and probability.shape == mask.shape
+    assert len(views) == 4 * 4 and len(set(views[:4])) == 1  # 1024, 1280, 1536, 1792 tried, each as four flips of one view

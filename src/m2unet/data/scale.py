@@ -235,6 +235,7 @@ class DiameterSearch:
         candidates = self.candidates_for(fov)
         start = run_at(fov, self.start)
         here = min(range(len(candidates)), key=lambda i: abs(candidates[i] - start))
+        score(candidates[here])  # first: a neighbour that only ties with the start must not become the kept map
         while True:
             neighbours = [i for i in (here - 1, here + 1) if 0 <= i < len(candidates)]
             best = max(neighbours, key=lambda i: score(candidates[i]), default=here)
@@ -258,10 +259,7 @@ class DiameterSearch:
             return scores[diameter]
 
         diameter = self.choose(fov_diameter(mask), score)
-        if diameter not in kept:  # it ties with a map tried before it
-            frame = scale_frame(mask, diameter)
-            kept[diameter] = (frame, predict(frame.to_model(image)))
-        frame, probability = kept[diameter]
+        frame, probability = kept[diameter]  # the climb moves only to a strictly surer map, so it stops at the kept one
         return frame.to_image(probability), diameter
 
 

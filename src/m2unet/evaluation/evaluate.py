@@ -23,6 +23,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -216,8 +217,8 @@ def run_model(predictor, dataset, desc: str, maps_dir: Path | None = None, save_
     from ..data.io import save_png, write_atomic
     from ..inference.tiling import flip_average
 
-    def predict(image: np.ndarray) -> np.ndarray:
-        return flip_average(predictor, image) if tta else predictor(image)
+    if tta and predictor is not None:  # a scaled predictor flips its scaled view, as segment does (ScaledPredictor.with_flips)
+        predictor = predictor.with_flips() if hasattr(predictor, "with_flips") else partial(flip_average, predictor)
 
     per_image: list[ImageCounts] = []
     failures: list[str] = []
@@ -226,7 +227,7 @@ def run_model(predictor, dataset, desc: str, maps_dir: Path | None = None, save_
     for index in bar:
         try:
             sample = dataset[index]
-            probability = None if predictor is None else predict(sample.image)
+            probability = None if predictor is None else predictor(sample.image)
             counts = image_counts(sample, probability)
             counts.run_fov_diameter = getattr(predictor, "ran_at", None)  # a scaled predictor's (m2unet.evaluation.predictor)
             per_image.append(counts)

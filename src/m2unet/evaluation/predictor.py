@@ -59,6 +59,13 @@ class ScaledPredictor:
         probability, self.ran_at, _ = run_as_trained(self.predict, image, estimate_fov_mask(image), self.scale, self.contrast_floor)
         return probability
 
+    def with_flips(self) -> ScaledPredictor:
+        """The same with test-time flips of the scaled view, as ``segment --tta`` runs them: one FOV estimate and one
+        diameter per image (a search would otherwise pick one per flip)."""
+        from ..inference.tiling import flip_average
+
+        return ScaledPredictor(lambda view: flip_average(self.predict, view), self.scale, self.contrast_floor)
+
 
 def _scaled(predict, scale, contrast_floor):
     """A :class:`ScaledPredictor`, or ``predict`` itself when there is neither scale nor contrast floor."""
