@@ -82,18 +82,17 @@ def otsu(probability: np.ndarray, mask: np.ndarray) -> float:
     return float(threshold_otsu(probability[mask], nbins=256))
 
 
-def mass_cut(probability: np.ndarray, mask: np.ndarray, beta: float) -> float:
-    """The cut that keeps the β·Σp most probable pixels inside the FOV."""
-    inside = np.sort(probability[mask])[::-1]
+def mass_cut(inside: np.ndarray, beta: float) -> float:
+    """The cut that keeps the β·Σp most probable FOV pixels; ``inside``: the FOV's probabilities, descending."""
     keep = int(round(beta * float(inside.sum(dtype=np.float64))))
     return float(inside[min(max(keep, 1), inside.size - 1)])
 
 
-def soft_f1_cut(probability: np.ndarray, mask: np.ndarray) -> float:
+def soft_f1_cut(inside: np.ndarray) -> float:
     """The cut maximising 2·Σ_{p≥t} p / (Σp + #{p≥t}) inside the FOV: the map's F1 against itself as soft labels."""
-    inside = np.sort(probability[mask])[::-1].astype(np.float64)
-    kept = np.arange(1, inside.size + 1)
-    return float(inside[int(np.argmax(2 * np.cumsum(inside) / (inside.sum() + kept)))])
+    values = inside.astype(np.float64)
+    kept = np.arange(1, values.size + 1)
+    return float(values[int(np.argmax(2 * np.cumsum(values) / (values.sum() + kept)))])
 
 
 def hysteresis(low: float, high: float):
@@ -119,14 +118,27 @@ def rules(stored: float, vals: dict[str, list]) -> dict[str, tuple]:
     def hysteresis_k(k, items=None):
         return hysteresis(k * stored, stored)
 
+    descending: dict[int, np.ndarray] = {}  # each map's FOV probabilities sorted once, not once per candidate parameter
+    soft_f1_cuts: dict[int, float] = {}
+
+    def inside(p, m):
+        if id(p) not in descending:
+            descending[id(p)] = np.sort(p[m])[::-1]
+        return descending[id(p)]
+
+    def soft_f1_of(p, m):
+        if id(p) not in soft_f1_cuts:
+            soft_f1_cuts[id(p)] = soft_f1_cut(inside(p, m))
+        return soft_f1_cuts[id(p)]
+
     def per_image(cut):
         def rule(parameter, items):
             cuts = {id(p): cut(p, m, parameter) for p, _, m in items}
             return lambda p: p >= cuts[id(p)]
         return rule
 
-    mass = per_image(mass_cut)
-    soft_f1 = per_image(lambda p, m, alpha: alpha * soft_f1_cut(p, m))
+    mass = per_image(lambda p, m, beta: mass_cut(inside(p, m), beta))
+    soft_f1 = per_image(lambda p, m, alpha: alpha * soft_f1_of(p, m))
 
     balanced = balanced_choice(GRID, vals, fixed)
     alpha = balanced_choice(np.round(np.arange(0.6, 1.81, 0.05), 2), vals, otsu_scaled)

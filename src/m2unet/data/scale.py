@@ -246,20 +246,20 @@ class DiameterSearch:
     def run(self, predict, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int]:
         """(probability on the whole photograph, FOV diameter it ran at)."""
         scores: dict[int, float] = {}
-        kept: dict[int, tuple[ScaleFrame, np.ndarray]] = {}  # only the surest map so far: the climb ends at the surest it tried
+        surest: tuple[int, ScaleFrame, np.ndarray] | None = None  # only the surest map so far: the climb ends at it
 
         def score(diameter: int) -> float:
+            nonlocal surest
             if diameter not in scores:
                 frame = scale_frame(mask, diameter)
                 probability = predict(frame.to_model(image))
                 scores[diameter] = self_consistency(probability[frame.fov_to_model(mask)], self.threshold)
-                if not kept or scores[diameter] > scores[next(iter(kept))]:
-                    kept.clear()
-                    kept[diameter] = (frame, probability)
+                if surest is None or scores[diameter] > scores[surest[0]]:
+                    surest = (diameter, frame, probability)
             return scores[diameter]
 
         diameter = self.choose(fov_diameter(mask), score)
-        frame, probability = kept[diameter]  # the climb moves only to a strictly surer map, so it stops at the kept one
+        _, frame, probability = surest  # the climb moves only to a strictly surer map, so it stops at this one
         return frame.to_image(probability), diameter
 
 
