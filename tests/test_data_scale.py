@@ -17,6 +17,7 @@ from m2unet.data.scale import (
     scale_frame,
     scale_record,
     self_consistency,
+    window_frame,
 )
 
 
@@ -177,46 +178,71 @@ def test_the_diameter_search_climbs_from_the_stored_choice_to_the_most_self_cons
 
     assert search.choose(3000, score(1280)) == 1280 and asked[:2] == [1792, 1536]  # starts at 1792 (clamped), climbs down
     asked.clear()
-    assert search.choose(3000, score(1792)) == 1792 and sorted(set(asked)) == [1536, 1792, 2048]  # no further
+    assert search.choose(3000, score(1792)) == 1792 and sorted(set(asked)) == [1536, 1792, 2240]  # no further
     assert search.choose(500, score(1536)) == 1536  # a small photograph starts at 1024 and climbs up
     assert search.choose(900, lambda d: 0.5) == 1024  # ties keep the stored choice
 
 
 def test_the_search_goes_above_the_stored_range_up_to_the_photographs_own_diameter():
     search = DiameterSearch.within((1024, 1792), 0.5)
-    assert search.candidates_for(3250) == (1024, 1280, 1536, 1792, 2048, 2304, 2560, 2816, 3072)
-    assert search.candidates_for(1000) == search.candidates_for(1800) == (1024, 1280, 1536, 1792)
-    assert search.choose(3250, lambda d: -abs(d - 2600)) == 2560
-    assert search.choose(2200, lambda d: -abs(d - 2600)) == 2048  # never enlarged past its own 2200 px
+    assert search.candidates_for(3250) == (1024, 1280, 1536, 1792, 2240, 2816, 3250)  # x1.25 above, then its own
+    assert search.candidates_for(1000) == search.candidates_for(1792) == (1024, 1280, 1536, 1792)
+    assert search.candidates_for(1800) == (1024, 1280, 1536, 1792, 1800)
+    assert search.choose(3250, lambda d: -abs(d - 2600)) == 2816
+    assert search.choose(2200, lambda d: -abs(d - 2600)) == 2200  # never enlarged past its own 2200 px
     assert search.choose(1792, lambda d: -abs(d - 2600)) == 1792  # a FOV capped at the range: within it (the benchmark)
     one = DiameterSearch.within((1024, 1024), 0.5)  # a run that stored one diameter (trained without HRF)
-    assert one.choose(3250, lambda d: -abs(d - 1800)) == 1792 and one.choose(900, lambda d: d) == 1024
+    assert one.candidates_for(3250) == (1024, 1280, 1600, 1984, 2496, 3250)  # none just below its own
+    assert one.choose(3250, lambda d: -abs(d - 1800)) == 1984 and one.choose(900, lambda d: d) == 1024
 
 
-def test_the_search_runs_the_photograph_where_the_model_is_surest_and_maps_it_back():
+def striped_photograph() -> tuple[np.ndarray, np.ndarray]:
+    """(image, FOV mask): a 561-px FOV disk crossed by vertical stripes of period 10 px, as vessels of one width."""
     rows, cols = np.mgrid[:600, :700]
     mask = (rows - 300) ** 2 + (cols - 350) ** 2 <= 280**2
-    image = np.where(mask[..., None], 0.5, 0.0).astype(np.float32)
+    stripes = np.where(cols % 10 < 4, 0.8, 0.3)
+    return np.where(mask, stripes, 0.0)[..., None].repeat(3, axis=2).astype(np.float32), mask
 
-    def predict(view):  # a model surest where the FOV is ~1280 px across: probabilities near 0/1 there, near 0.5 elsewhere
-        sureness = max(0.0, 0.49 - abs(view.shape[1] - 1280 * 1.04) / 2000)
-        return np.where(np.arange(view.shape[1]) % 40 < 16, 0.5 + sureness, 0.5 - sureness)[None].repeat(view.shape[0], 0).astype(np.float32)
 
+def stripe_model(surest_at: int, views: list):
+    """A model surest (probabilities near 0/1) where the photograph's FOV is ``surest_at`` px across, i.e. where its
+    stripes have the period they have there, unsure (near 0.5) the further they are from it; ``views`` gets each input's width."""
+    period_wanted = 10 * surest_at / 561
+
+    def predict(view):
+        views.append(view.shape[1])
+        row = view[view.shape[0] // 2, :, 1]
+        stripe = row > row.mean()
+        period = 2 * row.size / max(int(np.count_nonzero(stripe[1:] != stripe[:-1])), 1)
+        sureness = max(0.0, 0.49 - abs(period - period_wanted) / period_wanted)
+        return np.where(view[..., 1] > row.mean(), 0.5 + sureness, 0.5 - sureness).astype(np.float32)
+
+    return predict
+
+
+def test_the_search_scores_central_windows_then_runs_the_chosen_diameter_once_on_the_whole_photograph():
+    image, mask = striped_photograph()
     widths = []
-
-    def counted(view):
-        widths.append(view.shape[1])
-        return predict(view)
-
     search = DiameterSearch.within((1024, 1792), 0.5)
-    probability, diameter = search.run(counted, image, mask)
+    probability, diameter = search.run(stripe_model(1280, widths), image, mask)
     assert diameter == 1280 and probability.shape == mask.shape
-    assert len(widths) == 3  # 1024 (the stored choice), 1280, 1536: one run each, the chosen map kept, not run again
+    # 1024 (the stored choice), 1280, 1536 scored on the FOV's central square, half its diameter on a side ...
+    assert [round(w / d, 2) for w, d in zip(widths[:3], (1024, 1280, 1536), strict=True)] == [0.5, 0.5, 0.5]
+    assert len(widths) == 4 and widths[3] > 1280  # ... then only the chosen 1280 on the whole FOV box (with its margin)
     assert probability[mask].max() > 0.9 and probability[mask].min() < 0.1  # the sure map, mapped back onto the photograph
-    assert predict_scaled(predict, image, mask, search).shape == mask.shape
+    assert predict_scaled(stripe_model(1280, []), image, mask, search).shape == mask.shape
     widths.clear()
     flat = search.run(lambda view: widths.append(view.shape[1]) or np.ones(view.shape[:2], np.float32), image, mask)[1]
-    assert flat == 1024 and len(widths) == 2  # its neighbour only ties: the start's map is kept, nothing runs twice
+    assert flat == 1024 and len(widths) == 3  # its neighbour only ties: the start is kept, and runs once more, whole
+
+
+def test_the_window_is_the_fovs_central_square_cut_by_the_frame():
+    image, mask = striped_photograph()
+    window = window_frame(mask, 1122)  # twice the FOV's 561 px
+    assert window.box == (300 - 140, 350 - 140, 280, 280) and window.size == (560, 560) and window.scale == 2.0
+    wide = np.zeros((400, 1000), bool)
+    wide[:, 100:900] = True  # a FOV cut at the top and bottom: 800 px across, the frame only 400 high
+    assert window_frame(wide, 800).box == (0, 300, 400, 400)
 
 
 def test_search_applies_only_to_a_scale_normalised_models_diameters():
@@ -226,24 +252,18 @@ def test_search_applies_only_to_a_scale_normalised_models_diameters():
     assert model_scale(universal) == (1024, 1792)
     assert model_scale({"dataset": "drive", "threshold": 0.5}, search=True) == (0, 538)  # per-dataset: shrink only, as before
     assert model_scale({"fov_diameter": 1024, "threshold": 0.6}, search=True).candidates == (1024,)  # above it only
-    assert scale_record(search) == {"search": [1024, 1280, 1536, 1792], "start": [1024, 1792], "above_range": True}
+    assert scale_record(search) == {"search": [1024, 1280, 1536, 1792], "start": [1024, 1792], "above_range": True, "window": 0.5,
+                                    "ratio_above_range": 1.25}
     assert "most self-consistent" in describe_scale(search)
 
 
 def test_evaluate_tta_flips_the_scaled_view_so_a_search_runs_one_diameter_per_image():
     from m2unet.evaluation.predictor import ScaledPredictor
 
-    rows, cols = np.mgrid[:600, :700]
-    mask = (rows - 300) ** 2 + (cols - 350) ** 2 <= 280**2
-    image = np.where(mask[..., None], 0.6, 0.0).repeat(3, axis=2).astype(np.float32)
+    image, mask = striped_photograph()
     views = []
-
-    def predict(view):  # surest where the FOV is ~1536 px across; stripes symmetric about the centre, so flips agree
-        views.append(view.shape[1])
-        sureness = max(0.0, 0.49 - abs(view.shape[1] - 1536 * 1.04) / 2000)
-        return np.where(np.abs(np.arange(view.shape[1]) - (view.shape[1] - 1) / 2) % 40 < 16, 0.5 + sureness, 0.5 - sureness)[None].repeat(view.shape[0], 0).astype(np.float32)
-
-    flipped = ScaledPredictor(predict, DiameterSearch.within((1024, 1792), 0.5), None).with_flips()
+    flipped = ScaledPredictor(stripe_model(1536, views), DiameterSearch.within((1024, 1792), 0.5), None).with_flips()
     probability = flipped(image)
     assert flipped.ran_at == 1536 and probability.shape == mask.shape
-    assert len(views) == 4 * 4 and len(set(views[:4])) == 1  # 1024, 1280, 1536, 1792 tried, each as four flips of one view
+    # 1024, 1280, 1536, 1792 tried, each as four flips of one window; then 1536 as four flips of the whole box
+    assert len(views) == 5 * 4 and len(set(views[:4])) == 1 and views[-1] > 1536

@@ -188,7 +188,24 @@ class WidthRule:
         return mean_vessel_width((probability >= self.threshold) & fov), fov_diameter(mask) * frame.scale, frame, probability
 
 
-SEARCH_STEP = 256  # px between the FOV diameters a search tries (results/scale/consistency_diameter.md)
+SEARCH_STEP = 256  # px between the FOV diameters a search tries within the stored range (results/scale/consistency_diameter.md)
+SEARCH_RATIO = 1.25  # between the diameters it tries above the range, where F1 changes slowly (results/scale/search_cost.md)
+PROBE_WINDOW = 0.5  # of the FOV diameter: the side of the central square each tried diameter is scored on
+SEARCH_VERSION = "window 0.5, x1.25 above range"  # changes what a search outputs: a batch folder of another does not resume
+
+
+def window_frame(mask: np.ndarray, diameter: int, fraction: float = PROBE_WINDOW) -> ScaleFrame:
+    """The central square of the FOV of ``mask``, ``fraction`` of its diameter on a side (cut by the photograph's
+    edges), at the scale that brings the FOV to ``diameter`` px: what a search scores a diameter on, for a fraction
+    of the cost of the whole FOV box (thin and thick vessels both pass through the centre)."""
+    shape = tuple(int(s) for s in mask.shape[:2])
+    fov = max(fov_diameter(mask), 1)
+    top, left, height, width = fov_box(mask)
+    side_y, side_x = min(shape[0], int(round(fraction * fov))), min(shape[1], int(round(fraction * fov)))
+    y = min(max(0, top + height // 2 - side_y // 2), shape[0] - side_y)
+    x = min(max(0, left + width // 2 - side_x // 2), shape[1] - side_x)
+    scale = diameter / fov
+    return ScaleFrame(shape, (y, x, side_y, side_x), (max(16, int(round(side_y * scale))), max(16, int(round(side_x * scale)))), scale)
 
 
 def self_consistency(probability: np.ndarray, threshold: float) -> float:
@@ -205,14 +222,15 @@ class DiameterSearch:
     The FOV diameter is not the vessel width: a 30° camera draws wider vessels than a 45° one at the same diameter,
     so the stored range (``start``: clamp(d, low, high)) runs a high-resolution 30° photograph too large. The search
     starts at the candidate nearest that choice and climbs to a neighbour while its map is more self-consistent
-    (:func:`self_consistency` at ``threshold``, inside the FOV); no label of the new camera is needed. Each step is one
-    more run of the model.
+    (:func:`self_consistency` at ``threshold``, inside the FOV); no label of the new camera is needed. Each diameter
+    tried is scored on the central square of the FOV (:func:`window_frame`: a quarter of the FOV box's pixels), and
+    only the chosen one runs on the whole photograph (results/scale/search_cost.md).
 
-    A photograph whose own FOV is wider than the range also has the diameters above it, every :data:`SEARCH_STEP` px
-    up to its own (:meth:`candidates_for`): the range's upper end was chosen on the training
-    cameras' photographs, and a camera with finer vessels needs more pixels than they did (a model trained without
-    HRF stores 1024 px and runs HRF, 3250 px across, far too small). Above its own diameter a photograph would only
-    be enlarged, so that is where the search stops.
+    A photograph whose own FOV is wider than the range also has diameters above it, each :data:`SEARCH_RATIO` times
+    the last, and its own (:meth:`candidates_for`): the range's upper end was chosen on the training cameras'
+    photographs, and a camera with finer vessels needs more pixels than they did (a model trained without HRF stores
+    1024 px and runs HRF, 3250 px across, far too small). Above its own diameter a photograph would only be
+    enlarged, so that is where the search stops.
     """
 
     candidates: tuple[int, ...]  # ascending
@@ -221,7 +239,10 @@ class DiameterSearch:
 
     def candidates_for(self, fov: int) -> tuple[int, ...]:
         """The diameters tried on a photograph whose FOV is ``fov`` px across."""
-        return self.candidates + tuple(range(self.candidates[-1] + SEARCH_STEP, fov + 1, SEARCH_STEP))
+        above, last = [], self.candidates[-1]
+        while (last := int(round(last * SEARCH_RATIO / 32)) * 32) < fov * (1 - SCALE_TOLERANCE):  # not just below its own
+            above.append(last)
+        return self.candidates + tuple(above) + ((fov,) if fov > self.candidates[-1] else ())
 
     @classmethod
     def within(cls, scale: tuple[int, int], threshold: float) -> DiameterSearch:
@@ -244,30 +265,28 @@ class DiameterSearch:
             here = best
 
     def run(self, predict, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int]:
-        """(probability on the whole photograph, FOV diameter it ran at)."""
+        """(probability on the whole photograph, FOV diameter it ran at): each diameter tried scored on the FOV's
+        central square, the chosen one run on the whole FOV box."""
         scores: dict[int, float] = {}
-        surest: tuple[int, ScaleFrame, np.ndarray] | None = None  # only the surest map so far: the climb ends at it
 
         def score(diameter: int) -> float:
-            nonlocal surest
             if diameter not in scores:
-                frame = scale_frame(mask, diameter)
-                probability = predict(frame.to_model(image))
-                scores[diameter] = self_consistency(probability[frame.fov_to_model(mask)], self.threshold)
-                if surest is None or scores[diameter] > scores[surest[0]]:
-                    surest = (diameter, frame, probability)
+                window = window_frame(mask, diameter)
+                probability = predict(window.to_model(image))
+                scores[diameter] = self_consistency(probability[window.fov_to_model(mask)], self.threshold)
             return scores[diameter]
 
         diameter = self.choose(fov_diameter(mask), score)
-        _, frame, probability = surest  # the climb moves only to a strictly surer map, so it stops at this one
-        return frame.to_image(probability), diameter
+        frame = scale_frame(mask, diameter)
+        return frame.to_image(predict(frame.to_model(image))), diameter
 
 
 def scale_record(scale: tuple[int, int] | WidthRule | DiameterSearch | None) -> list | dict | None:
     """A model's scale (:func:`model_scale`) as stored beside results: [low, high], the width rule's or the search's
     settings, or None."""
     if isinstance(scale, DiameterSearch):
-        return {"search": list(scale.candidates), "start": list(scale.start), "above_range": True}  # unlike records before 005859c
+        return {"search": list(scale.candidates), "start": list(scale.start), "above_range": True,  # unlike records before 005859c
+                "window": PROBE_WINDOW, "ratio_above_range": SEARCH_RATIO}  # unlike records before this pair of constants
     if isinstance(scale, WidthRule):
         return {"probe": scale.probe, "map_width": scale.map_width, "limits": list(scale.limits)}
     return None if scale is None else list(scale)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.scale import SEARCH_VERSION
 from ..errors import M2UNetError
 from .tiling import MAX_TILE
 
@@ -82,7 +83,7 @@ class Options:
         if not settings["search_diameter"]:
             del settings["search_diameter"]  # added later: folders written without it resume as before
         else:
-            settings["search_diameter"] = "above range"  # the search's second version: a folder of the first does not resume
+            settings["search_diameter"] = SEARCH_VERSION  # a folder of an earlier search does not resume
         if settings["weights"]:
             settings["weights"] = os.path.abspath(settings["weights"])
         return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
