@@ -220,20 +220,31 @@ def stripe_model(surest_at: int, views: list):
     return predict
 
 
-def test_the_search_scores_central_windows_then_runs_the_chosen_diameter_once_on_the_whole_photograph():
-    image, mask = striped_photograph()
+def test_within_its_range_the_search_scores_whole_fovs_and_keeps_the_surest_map():
+    image, mask = striped_photograph()  # FOV 561 px: within the range, every try on the whole FOV box
     widths = []
     search = DiameterSearch.within((1024, 1792), 0.5)
     probability, diameter = search.run(stripe_model(1280, widths), image, mask)
     assert diameter == 1280 and probability.shape == mask.shape
-    # 1024 (the stored choice), 1280, 1536 scored on the FOV's central square, half its diameter on a side ...
-    assert [round(w / d, 2) for w, d in zip(widths[:3], (1024, 1280, 1536), strict=True)] == [0.5, 0.5, 0.5]
-    assert len(widths) == 4 and widths[3] > 1280  # ... then only the chosen 1280 on the whole FOV box (with its margin)
+    assert len(widths) == 3 and min(widths) > 1024  # 1024 (the stored choice), 1280, 1536: one run each, the chosen map kept
     assert probability[mask].max() > 0.9 and probability[mask].min() < 0.1  # the sure map, mapped back onto the photograph
     assert predict_scaled(stripe_model(1280, []), image, mask, search).shape == mask.shape
     widths.clear()
     flat = search.run(lambda view: widths.append(view.shape[1]) or np.ones(view.shape[:2], np.float32), image, mask)[1]
-    assert flat == 1024 and len(widths) == 3  # its neighbour only ties: the start is kept, and runs once more, whole
+    assert flat == 1024 and len(widths) == 2  # its neighbour only ties: the start's map is kept, nothing runs twice
+
+
+def test_above_its_range_the_search_scores_central_windows_then_runs_the_chosen_diameter_once():
+    image, mask = striped_photograph()  # FOV 561 px, above a range of 256–512 px: tries 256, 512 and its own 561
+    widths = []
+    search = DiameterSearch.within((256, 512), 0.5)
+    assert search.candidates_for(561) == (256, 512, 561)
+    probability, diameter = search.run(stripe_model(512, widths), image, mask)
+    assert diameter == 512 and probability.shape == mask.shape
+    # 512 (the stored choice), 256, 561 scored on the FOV's central square, half its diameter on a side ...
+    assert [round(w / d, 2) for w, d in zip(widths[:3], (512, 256, 561), strict=True)] == [0.5, 0.5, 0.5]
+    assert len(widths) == 4 and widths[3] > 512  # ... then only the chosen 512 on the whole FOV box (with its margin)
+    assert probability[mask].max() > 0.9 and probability[mask].min() < 0.1
 
 
 def test_the_window_is_the_fovs_central_square_cut_by_the_frame():
@@ -265,5 +276,4 @@ def test_evaluate_tta_flips_the_scaled_view_so_a_search_runs_one_diameter_per_im
     flipped = ScaledPredictor(stripe_model(1536, views), DiameterSearch.within((1024, 1792), 0.5), None).with_flips()
     probability = flipped(image)
     assert flipped.ran_at == 1536 and probability.shape == mask.shape
-    # 1024, 1280, 1536, 1792 tried, each as four flips of one window; then 1536 as four flips of the whole box
-    assert len(views) == 5 * 4 and len(set(views[:4])) == 1 and views[-1] > 1536
+    assert len(views) == 4 * 4 and len(set(views[:4])) == 1  # 1024, 1280, 1536, 1792 tried, each as four flips of one view

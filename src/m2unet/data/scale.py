@@ -189,9 +189,9 @@ class WidthRule:
 
 
 SEARCH_STEP = 256  # px between the FOV diameters a search tries within the stored range (results/scale/consistency_diameter.md)
-SEARCH_RATIO = 1.25  # between the diameters it tries above the range, where F1 changes slowly (results/scale/search_cost.md)
-PROBE_WINDOW = 0.5  # of the FOV diameter: the side of the central square each tried diameter is scored on
-SEARCH_VERSION = "window 0.5, x1.25 above range"  # changes what a search outputs: a batch folder of another does not resume
+SEARCH_RATIO = 1.25  # between the diameters it tries above the range, where F1 changes slowly near its peak
+PROBE_WINDOW = 0.5  # of the FOV diameter: the side of the central square a tried diameter above the range is scored on
+SEARCH_VERSION = "above range: window 0.5, x1.25"  # changes what a search outputs: a batch folder of another does not resume
 
 
 def window_frame(mask: np.ndarray, diameter: int, fraction: float = PROBE_WINDOW) -> ScaleFrame:
@@ -222,15 +222,18 @@ class DiameterSearch:
     The FOV diameter is not the vessel width: a 30° camera draws wider vessels than a 45° one at the same diameter,
     so the stored range (``start``: clamp(d, low, high)) runs a high-resolution 30° photograph too large. The search
     starts at the candidate nearest that choice and climbs to a neighbour while its map is more self-consistent
-    (:func:`self_consistency` at ``threshold``, inside the FOV); no label of the new camera is needed. Each diameter
-    tried is scored on the central square of the FOV (:func:`window_frame`: a quarter of the FOV box's pixels), and
-    only the chosen one runs on the whole photograph (results/scale/search_cost.md).
+    (:func:`self_consistency` at ``threshold``, inside the FOV); no label of the new camera is needed. Each step is one
+    more run of the model.
 
     A photograph whose own FOV is wider than the range also has diameters above it, each :data:`SEARCH_RATIO` times
     the last, and its own (:meth:`candidates_for`): the range's upper end was chosen on the training cameras'
     photographs, and a camera with finer vessels needs more pixels than they did (a model trained without HRF stores
     1024 px and runs HRF, 3250 px across, far too small). Above its own diameter a photograph would only be
-    enlarged, so that is where the search stops.
+    enlarged, so that is where the search stops. Such a photograph's tries are scored on the central square of its
+    FOV (:func:`window_frame`, a quarter of the FOV box's pixels) and only the chosen diameter runs on the whole: each
+    try at its size would cost up to 3× a run at the range's upper end. A photograph within the range is scored on its
+    whole FOV (a few runs at ≤ 1792 px): on DRIVE's, the central square prefers 1536 px where the whole FOV prefers
+    1280, and F1 is 0.004 lower (results/ours/universal-search, README).
     """
 
     candidates: tuple[int, ...]  # ascending
@@ -265,20 +268,28 @@ class DiameterSearch:
             here = best
 
     def run(self, predict, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int]:
-        """(probability on the whole photograph, FOV diameter it ran at): each diameter tried scored on the FOV's
-        central square, the chosen one run on the whole FOV box."""
+        """(probability on the whole photograph, FOV diameter it ran at)."""
+        fov = fov_diameter(mask)
+        windowed = fov > self.candidates[-1]  # tries up to its own diameter: scored on the central square (class docstring)
         scores: dict[int, float] = {}
+        surest: tuple[int, ScaleFrame, np.ndarray] | None = None  # the surest whole-FOV map so far: the climb ends at it
 
         def score(diameter: int) -> float:
+            nonlocal surest
             if diameter not in scores:
-                window = window_frame(mask, diameter)
-                probability = predict(window.to_model(image))
-                scores[diameter] = self_consistency(probability[window.fov_to_model(mask)], self.threshold)
+                frame = window_frame(mask, diameter) if windowed else scale_frame(mask, diameter)
+                probability = predict(frame.to_model(image))
+                scores[diameter] = self_consistency(probability[frame.fov_to_model(mask)], self.threshold)
+                if not windowed and (surest is None or scores[diameter] > scores[surest[0]]):
+                    surest = (diameter, frame, probability)
             return scores[diameter]
 
-        diameter = self.choose(fov_diameter(mask), score)
-        frame = scale_frame(mask, diameter)
-        return frame.to_image(predict(frame.to_model(image))), diameter
+        diameter = self.choose(fov, score)
+        if windowed:
+            frame = scale_frame(mask, diameter)
+            return frame.to_image(predict(frame.to_model(image))), diameter
+        _, frame, probability = surest  # the climb moves only to a strictly surer map, so it stops at this one
+        return frame.to_image(probability), diameter
 
 
 def scale_record(scale: tuple[int, int] | WidthRule | DiameterSearch | None) -> list | dict | None:
