@@ -75,7 +75,10 @@ def test_binary_map_api_and_the_default_model(drive_rgb, export_cache):
 
     options = dict(backend="openvino", precision="fp32")
     probability = m2unet.segment(drive_rgb, **options)  # no model named: auto, as on the command line
-    assert np.array_equal(probability, m2unet.segment(drive_rgb, model="universal", **options))
+    # auto: the universal model with the photograph's diameter searched (m2unet.weights.searches_diameter)
+    assert np.array_equal(probability, m2unet.segment(drive_rgb, model="universal", search_diameter=True, **options))
+    assert not np.array_equal(probability, m2unet.segment(drive_rgb, model="universal", **options))
+    assert np.array_equal(m2unet.segment(drive_rgb, search_diameter=False, **options), m2unet.segment(drive_rgb, model="universal", **options))
     assert not np.array_equal(probability, m2unet.segment(drive_rgb, model="drive", **options))
     stored = threshold_of(read_metadata(pretrained_path("universal")))
     binary = m2unet.vessels(drive_rgb, **options)
@@ -94,14 +97,15 @@ def test_search_diameter_on_the_command_line_records_where_each_photograph_ran(t
 
     Image.fromarray(drive_rgb).save(tmp_path / "photo.png")
     ran_at = {}
-    for flags in ([], ["--search-diameter"]):
-        out = tmp_path / f"out{len(flags)}"
-        result = CliRunner().invoke(main, ["segment", str(tmp_path / "photo.png"), "-o", str(out), "--model", "universal",
-                                           "--backend", "openvino", "--precision", "fp32", *flags])
+    for name, flags in {"universal": ["--model", "universal"], "searched": ["--model", "universal", "--search-diameter"],
+                        "auto": [], "auto, not searched": ["--no-search-diameter"]}.items():
+        out = tmp_path / name
+        result = CliRunner().invoke(main, ["segment", str(tmp_path / "photo.png"), "-o", str(out), "--backend", "openvino", "--precision", "fp32", *flags])
         assert result.exit_code == 0, result.output
-        ran_at[len(flags)] = int(pd.read_parquet(out / "results.parquet")["run_fov_diameter"][0])
-    assert ran_at[0] == 1024  # DRIVE's 540-px FOV clamped into the stored 1024–1792
-    assert ran_at[1] in (1280, 1536)  # its map is surer enlarged further (results/scale/consistency_diameter.md: 1280 on 6 of 6)
+        ran_at[name] = int(pd.read_parquet(out / "results.parquet")["run_fov_diameter"][0])
+    assert ran_at["universal"] == ran_at["auto, not searched"] == 1024  # DRIVE's 540-px FOV clamped into the stored 1024–1792
+    # its map is surer enlarged further (results/scale/consistency_diameter.md: 1280 on 6 of 6); auto searches by default
+    assert ran_at["searched"] == ran_at["auto"] and ran_at["auto"] in (1280, 1536)
     plain = Options(out="x", backend="openvino")
     settings = {k: v for k, v in plain.__dict__.items() if k not in ("out", "threads", "search_diameter")}
     assert plain.fingerprint() == hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]  # older folders resume

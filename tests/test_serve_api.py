@@ -67,10 +67,10 @@ def test_good_photo(client):
     assert (body["image"], body["width"], body["height"], body["model"], body["backend"]) == ("chase_db1_Image_11L.jpg", 999, 960, "universal", "onnxruntime")
     assert body["threshold"] == pytest.approx(read_metadata(pretrained_path("universal"))["threshold"])  # its stored a-priori threshold
     assert 880 < body["fov_width"] < 960 and body["tta"] is False
-    from m2unet.data.scale import model_scale, run_at
+    from m2unet.data.scale import model_scale
 
-    scale = model_scale(read_metadata(pretrained_path("universal")))  # FOV diameters: a 960-px-high photograph runs at the low end
-    assert body["run_fov_diameter"] == run_at(body["fov_width"], scale) if isinstance(scale, tuple) else 512 <= body["run_fov_diameter"] <= 2560
+    search = model_scale(read_metadata(pretrained_path("universal")), search=True)  # auto: the diameter searched
+    assert body["search_diameter"] is True and body["run_fov_diameter"] in search.candidates_for(body["fov_width"])
     assert body["contrast_gain"] == 1.0  # a CHASE_DB1 photograph is above the universal model's contrast floor
     assert set(body["timings_ms"]) == {"decode", "fov", "model", "segment", "encode", "total"}
     probability, vessels, fov = (decode_png(body[key]) for key in ("probability_png", "vessels_png", "fov_png"))
@@ -115,6 +115,7 @@ def test_the_diameter_search_is_a_per_request_setting_of_the_same_model(client, 
     plain = post(client, small_photo, fields={"model": "universal"}).json()
     searched = post(client, small_photo, fields={"model": "universal", "search_diameter": "true"}).json()
     assert plain["search_diameter"] is False and plain["run_fov_diameter"] == 1024  # a 460-px FOV clamped into 1024–1792
+    assert post(client, small_photo, fields={"search_diameter": "false"}).json()["run_fov_diameter"] == 1024  # auto, search off
     assert searched["search_diameter"] is True and searched["run_fov_diameter"] in (1024, 1280, 1536, 1792)
     from m2unet import segment
     photo = np.asarray(Image.open(io.BytesIO(small_photo)).convert("RGB"))

@@ -38,7 +38,8 @@ def _command_line(context: click.Context) -> str:
 @click.option("--dataset", "dataset_name", required=True, help=f"{', '.join(dataset_names())}, or a folder of your own (see the README).")
 @click.option("--split", default="test", show_default=True, help="Split to evaluate (CHASE_DB1 also: test_01_10, train_11_14).")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Weights: our .safetensors, an authors' .pth, or a file from `m2unet export` (.onnx / .xml).")
-@click.option("--model", "model_name", help="Pretrained model instead of --weights: drive, chase_db1, hrf or universal [default: the dataset's].")
+@click.option("--model", "model_name", help="Pretrained model instead of --weights: drive, chase_db1, hrf, universal, or auto (universal with each image's "
+              "FOV diameter searched, as segment --model auto runs) [default: the dataset's].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder [default: evaluation/DATASET-SPLIT-WEIGHTS].")
 @click.option("--threshold", type=float, help="A-priori threshold [default: stored with the weights, else chosen on the training split].")
 @click.option("--threshold-split", help="Split on which to choose the a-priori threshold [default: the training split].")
@@ -52,7 +53,9 @@ def _command_line(context: click.Context) -> str:
 @click.option("--tta", is_flag=True, help="Test-time augmentation: mean probability over the image and its 3 flips (4× the time).")
 @click.option("--rescale/--no-rescale", default=True, show_default=True,
               help="Run each image at the FOV diameter and contrast floor its model works at, as segment does (m2unet.data.scale, m2unet.data.contrast; no effect on a per-dataset model's own dataset).")
-@click.option("--search-diameter", is_flag=True, help="Search each image's FOV diameter across the universal model's stored range and above it up to the image's own, as segment --search-diameter does; per_image.csv says where each ran.")
+@click.option("--search-diameter/--no-search-diameter", default=None,
+              help="Search each image's FOV diameter across the universal model's stored range and above it up to the image's own, as segment --search-diameter does; "
+                   "per_image.csv says where each ran [default: with --model auto only].")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]), help="Where the model runs; cuda needs a GPU build of torch.")
 @click.option("--backend", "runtime", default=None, type=click.Choice(["torch", "onnxruntime", "openvino"]),
               help="Runtime [default: torch; for an exported .onnx / .xml file, as segment chooses]. Not torch fp32: tiled as segment runs it.")
@@ -80,6 +83,7 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
       m2unet evaluate --dataset chase_db1 --split test --second-observer-only --out eval/chase_observer
       m2unet evaluate --dataset my_fundus_folder --weights run/best.safetensors --threshold 0.5
       m2unet evaluate --dataset drive --model drive --tta --out eval/drive-tta
+      m2unet evaluate --dataset hrf --model auto --no-maps         # as segment runs by default: universal, diameter searched
       m2unet evaluate --dataset drive --model drive --backend openvino --precision int8   # what a deployment runs
       m2unet evaluate --dataset drive --weights m2unet-drive-int8.onnx                   # a file from m2unet export
 
@@ -88,7 +92,7 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
     """
     from ..data import load_dataset
     from ..system import peak_rss_mb
-    from ..weights import pretrained_path
+    from ..weights import AUTO_MODEL, pretrained_path, searches_diameter
     from .evaluate import a_priori_threshold, default_model, format_table
     from .evaluate import evaluate as run_evaluation
     from .predictor import model_predictor, weights_info
@@ -102,7 +106,8 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
     if not weights and not model_name:  # the pretrained model of that dataset (drive for a folder of one's own)
         model_name = default_model(dataset_name)
         click.echo(f"no --weights or --model given: using the pretrained '{model_name}' model", err=True)
-    path = Path(weights) if weights else pretrained_path(model_name)
+    search_diameter = searches_diameter(model_name, weights, search_diameter)
+    path = Path(weights) if weights else pretrained_path(AUTO_MODEL if model_name == "auto" else model_name)
     if not path.is_file():
         raise M2UNetError(f"{path}: no such weights file")
     predictor, metadata, backend = model_predictor(path, runtime, precision, device, rescale, progress=lambda message: click.echo(message, err=True),

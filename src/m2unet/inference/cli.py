@@ -25,7 +25,8 @@ def collect_inputs(paths, skipped: list[Path] | None = None) -> list[tuple[Path,
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--out", "out_dir", default="m2unet-output", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--model", "model_name", default="auto", show_default=True, type=click.Choice(["auto", *PRETRAINED_NAMES]),
-              help="Pretrained model; auto: universal, one model for any camera (best on cameras left out of training: results/scale/loo.md).")
+              help="Pretrained model; auto: universal, one model for any camera, with each photograph's FOV diameter searched "
+                   "(best on cameras left out of training: results/scale/loo.md).")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Weights file (.safetensors of ours or an authors' .pth), or a model from `m2unet export` (.onnx / .xml: runs without PyTorch); overrides --model.")
 @click.option("--backend", "runtime", default=None, type=click.Choice(["torch", "onnxruntime", "openvino"]),
               help="Runtime [default: openvino if installed, else onnxruntime, else torch].")
@@ -46,10 +47,11 @@ def collect_inputs(paths, skipped: list[Path] | None = None) -> list[tuple[Path,
 @click.option("--rescale/--no-rescale", default=True, show_default=True,
               help="Run each photograph at the FOV diameter its model works at (universal: into the FOV diameter range stored with it; per-dataset models: their training diameter, shrink only) and map back; "
                    "a model that stores a contrast floor (universal) also stretches a flatter photograph up to it (m2unet.data.contrast).")
-@click.option("--search-diameter", is_flag=True,
+@click.option("--search-diameter/--no-search-diameter", default=None,
               help="Universal model: try FOV diameters across its stored range, and above it up to the photograph's own, and keep each photograph's "
-                   "most self-consistent map, instead of clamping its FOV diameter into the range (3–14× the time, results/scale/latency.md; for cameras whose vessels are "
-                   "wider or finer than their FOV diameter suggests; results/scale/consistency_diameter.md, results/scale/loo.md).")
+                   "most self-consistent map, instead of clamping its FOV diameter into the range (2–8× the time; results/scale/latency.md; for cameras whose vessels are "
+                   "wider or finer than their FOV diameter suggests; results/scale/consistency_diameter.md, results/scale/loo.md) "
+                   "[default: with --model auto, not with a model named or --weights].")
 @click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
               help="local: this process; ray: Ray Data (an actor pool, one model per actor; each actor reads, segments and writes batches of paths), docs/engine.md.")
 @click.option("--address", default=None, help="--engine ray: the Ray cluster (auto, ray://HOST:10001 or HOST:6379); default: start a local Ray.")
@@ -82,19 +84,20 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
     Examples:
       m2unet segment photo.jpg -o out/ --overlay
       m2unet segment photo.jpg -o out/ --tta          # flip test-time augmentation: 4× the time, higher F1
-      m2unet segment photos/ -o out/ --search-diameter   # a camera unlike DRIVE's, CHASE_DB1's and HRF's: 3–14× the time
+      m2unet segment photos/ -o out/ --model universal   # auto without the diameter search: 2–8× faster (results/scale/latency.md)
       m2unet segment ../shared/datasets/HRF/images -o hrf-out/ --model hrf --backend openvino --precision int8
       m2unet segment photos/ -o out/ --device cuda --precision fp16   # on a GPU
       m2unet segment manifest.csv -o out/ --engine ray                # Ray Data on this machine (rerun to resume)
       m2unet segment photos/ -o out/ --engine ray --address auto      # on a running Ray cluster
     """
-    from ..weights import calibration_for, resolve_weights
+    from ..weights import calibration_for, resolve_weights, searches_diameter
     from .backends import backend_name
     from .batch import Options, summary_line
     from .collection import run_collection
     from .pipeline import default_runtime, get_segmenter
 
     backend = backend_name(runtime or default_runtime(device, weights), precision, device, weights)
+    search_diameter = searches_diameter(model_name, weights, search_diameter)
     if device == "cuda" and engine == "local":  # with ray the GPUs are on the workers, not necessarily here
         from .backends import require_cuda
 

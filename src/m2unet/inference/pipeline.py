@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import M2UNetError
-from ..weights import calibration_for, resolve_weights
+from ..weights import calibration_for, resolve_weights, searches_diameter
 from .tiling import MAX_TILE, MULTIPLE, TILE_OVERLAP, flip_average, predict_tiled
 
 
@@ -142,7 +142,7 @@ def get_segmenter(weights: str | os.PathLike, backend: str, **options) -> Segmen
 def segment(image, model: str = "auto", *, weights: str | os.PathLike | None = None, backend: str | None = None,
             precision: str = "auto", device: str = "cpu", fov_mask: bool | np.ndarray = True, max_tile: int = MAX_TILE,
             overlap: int = TILE_OVERLAP, tta: bool = False, rescale: bool = True, restore_contrast: bool = True,
-            search_diameter: bool = False) -> np.ndarray:
+            search_diameter: bool | None = None) -> np.ndarray:
     """Vessel probability map (float32 H×W in [0, 1]) of a fundus photograph.
 
     Args:
@@ -164,8 +164,9 @@ def segment(image, model: str = "auto", *, weights: str | os.PathLike | None = N
         restore_contrast: False keeps a flat photograph's contrast while still scaling it (for comparisons).
         search_diameter: instead of clamping the FOV diameter into the universal model's stored range, try diameters
             across it (and above it, up to the photograph's own) and keep the map that is most self-consistent
-            (:class:`m2unet.data.scale.DiameterSearch`; 3–14× the time): for cameras whose vessels are wider or
-            narrower than their FOV diameter suggests.
+            (:class:`m2unet.data.scale.DiameterSearch`; 2–8× the time): for cameras whose vessels are wider or
+            narrower than their FOV diameter suggests. Default (None): with ``model="auto"`` only
+            (:func:`m2unet.weights.searches_diameter`).
     """
     rgb, mask = _photograph_and_mask(image, fov_mask)
     segmenter = _cached_segmenter(model, weights, backend, precision, device, max_tile=max_tile, overlap=overlap, tta=tta,
@@ -208,6 +209,7 @@ def _cached_segmenter(model: str, weights, backend: str | None, precision: str, 
 
     path = resolve_weights(model, weights)
     name = named_backend(backend or default_runtime(device, weights), precision, device, weights)
+    run_options["search_diameter"] = searches_diameter(model, weights, run_options.get("search_diameter"))  # auto: searched
     return get_segmenter(path, name, calibration=calibration_for(path), **run_options)
 
 

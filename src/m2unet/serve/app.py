@@ -234,8 +234,8 @@ def _add_api(app: FastAPI, settings: Settings, pool: Pool, models: Models) -> No
                       model: str = Form(settings.model, description="auto (the universal model), universal, or drive, chase_db1, hrf."),
                       threshold: float | None = Form(None, ge=0.0, le=1.0, description="Binary threshold; default: the one stored with the model."),
                       tta: bool = Form(False, description="Flip test-time augmentation (4× the time)."),
-                      search_diameter: bool = Form(False, description="Universal model: search the FOV diameter it runs at per photograph, "
-                                                   "for a camera unlike DRIVE's, CHASE_DB1's and HRF's (3–14× the time)."),
+                      search_diameter: bool | None = Form(None, description="Universal model: search the FOV diameter it runs at per photograph, "
+                                                          "for a camera unlike DRIVE's, CHASE_DB1's and HRF's (2–8× the time); default: with auto only."),
                       overlay: bool = Form(False, description="Also return the overlay picture (overlay_png)."),
                       format: str = Query("json", pattern="^(json|png)$", description="png: answer with the binary map as a PNG.")):
         return await segment_request(pool, models, settings, image, model, threshold, tta, overlay, format, search_diameter)
@@ -270,8 +270,11 @@ def check_model(model: str) -> None:
 
 
 async def segment_request(pool: Pool, models: Models, settings: Settings, image: UploadFile, model, threshold, tta, overlay, format,
-                          search_diameter: bool = False):
+                          search_diameter: bool | None = None):
+    from ..weights import searches_diameter
+
     check_model(model)
+    search_diameter = searches_diameter(model, None, search_diameter)
     data = await image.read()
     job = functools.partial(segment_upload, data, display_name(image.filename), models, model, threshold, tta, settings.max_pixels,
                             search_diameter)

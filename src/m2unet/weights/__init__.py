@@ -20,7 +20,16 @@ from .files import (
     threshold_of,
 )
 from .load import load_weights, read_metadata
-from .resolve import AUTO_MODEL, CLOSEST_MODEL_LARGEST, CLOSEST_MODEL_LIMITS, calibration_for, closest_dataset_model, resolve_weights
+from .resolve import (
+    AUTO_MODEL,
+    AUTO_SEARCHES_DIAMETER,
+    CLOSEST_MODEL_LARGEST,
+    CLOSEST_MODEL_LIMITS,
+    calibration_for,
+    closest_dataset_model,
+    resolve_weights,
+    searches_diameter,
+)
 from .shipped import PRETRAINED_DIR, PRETRAINED_NAMES, load_pretrained, pretrained_path, shipped_onnx
 
 _TORCH_NAMES = {"build_model", "load_imagenet_encoder", "fold_imagenet_normalisation"}
@@ -33,10 +42,10 @@ def __getattr__(name):
 
 
 __all__ = [
-    "AUTHORS_FILES", "AUTO_MODEL", "CLOSEST_MODEL_LARGEST", "CLOSEST_MODEL_LIMITS", "DEFAULT_THRESHOLD", "EXPORTED_SUFFIXES", "METADATA_KEY",
+    "AUTHORS_FILES", "AUTO_MODEL", "AUTO_SEARCHES_DIAMETER", "CLOSEST_MODEL_LARGEST", "CLOSEST_MODEL_LIMITS", "DEFAULT_THRESHOLD", "EXPORTED_SUFFIXES", "METADATA_KEY",
     "PRETRAINED_DIR", "PRETRAINED_NAMES", "authors_weights_dir", "closest_dataset_model", "build_model", "calibration_for",
     "file_digest", "fold_imagenet_normalisation", "git_commit", "load_authors_checkpoint", "load_imagenet_encoder",
     "load_pretrained", "load_weights", "map_authors_state_dict", "pretrained_path", "read_exported_metadata",
-    "read_metadata", "read_safetensors_metadata", "read_state_dict", "resolve_weights", "save_ir", "save_weights", "shipped_onnx", "stamp_metadata",
+    "read_metadata", "read_safetensors_metadata", "read_state_dict", "resolve_weights", "save_ir", "searches_diameter", "save_weights", "shipped_onnx", "stamp_metadata",
     "threshold_of",
 ]

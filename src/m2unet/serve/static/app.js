@@ -242,7 +242,7 @@ async function segmentFile(file) {
     form.append("image", file, file.name);
     form.append("model", $("#model").value);
     form.append("tta", $("#tta").checked ? "true" : "false");
-    form.append("search_diameter", $("#search-diameter").checked ? "true" : "false");
+    form.append("search_diameter", $("#search-diameter").checked && $("#model").value === "auto" ? "true" : "false");  // per-dataset models run as they are
     form.append("overlay", "true");
     const answer = await (await api("v1/segment", { method: "POST", body: form })).json();
     await show(section, file, answer);
