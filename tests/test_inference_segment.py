@@ -14,13 +14,16 @@ import m2unet
 from m2unet.cli import main
 from m2unet.data import estimate_fov_mask, read_binary, read_image
 from m2unet.inference.pipeline import fov_width
-from m2unet.weights import closest_dataset_model, pretrained_path, resolve_weights
+from m2unet.weights import closest_dataset_model, pretrained_path, resolve_weights, searches_diameter
 
 
 def test_auto_model_rule():
-    # --model auto is the universal model (results/scale/loo.md); the per-dataset rule it replaced stays as the baseline:
-    # native FOV widths (results/fov_iou.md): DRIVE 540, CHASE_DB1 922, HRF 3262
+    # --model auto is the universal model with its diameter searched (results/scale/loo.md); the per-dataset rule it
+    # replaced stays as the baseline: native FOV widths (results/fov_iou.md): DRIVE 540, CHASE_DB1 922, HRF 3262
     assert resolve_weights("auto") == pretrained_path("universal")
+    assert searches_diameter("auto") and not searches_diameter("universal") and not searches_diameter("drive")
+    assert not searches_diameter("auto", "my.safetensors")  # a weights file runs as asked, whatever --model says
+    assert not searches_diameter("auto", asked=False) and searches_diameter("universal", asked=True)
     assert closest_dataset_model(540) == "drive"
     assert closest_dataset_model(700) == "drive"
     assert closest_dataset_model(701) == "chase_db1"
