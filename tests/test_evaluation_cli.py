@@ -38,7 +38,9 @@ def test_drive_reproduces_the_paper_best_threshold_f1(datasets_root, authors_dir
     assert observer["pooled"]["fov"]["accuracy"] == pytest.approx(paper.RESULTS["drive"]["second_observer"]["accuracy"], abs=5e-4)
     committed = REPO / "results" / "authors" / "drive" / "metrics.json"
     if committed.is_file():
-        assert json.loads(committed.read_text())["pooled"]["crop"]["best"]["f1"] == pytest.approx(best["f1"], abs=1e-9)
+        # the same command reproduces the committed record; a CPU without AVX-512 sums the convolutions in another order,
+        # which moves F1 by ~1e-6 (seen on a 2-core EPYC: 0.8090955 against 0.8090965)
+        assert json.loads(committed.read_text())["pooled"]["crop"]["best"]["f1"] == pytest.approx(best["f1"], abs=1e-5)
     rows = list(csv.DictReader((out / "per_image.csv").open()))
     assert len({r["image"] for r in rows}) == 20
     assert {r["rater"] for r in rows} == {"model", "second_observer"}
