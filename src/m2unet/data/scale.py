@@ -230,7 +230,7 @@ class DiameterSearch:
     photographs, and a camera with finer vessels needs more pixels than they did (a model trained without HRF stores
     1024 px and runs HRF, 3250 px across, far too small). Above its own diameter a photograph would only be
     enlarged, so that is where the search stops. Such a photograph's tries are scored on the central square of its
-    FOV (:func:`window_frame`, a quarter of the FOV box's pixels) and only the chosen diameter runs on the whole: each
+    FOV (:func:`window_frame`, a quarter of the FOV's bounding square) and only the chosen diameter runs whole: each
     try at its size would cost up to 3× a run at the range's upper end. A photograph within the range is scored on its
     whole FOV (a few runs at ≤ 1792 px): on DRIVE's, the central square prefers 1536 px where the whole FOV prefers
     1280, and F1 is 0.004 lower (results/ours/universal-search, README).
@@ -297,7 +297,7 @@ def scale_record(scale: tuple[int, int] | WidthRule | DiameterSearch | None) -> 
     settings, or None."""
     if isinstance(scale, DiameterSearch):
         return {"search": list(scale.candidates), "start": list(scale.start), "above_range": True,  # unlike records before 005859c
-                "window": PROBE_WINDOW, "ratio_above_range": SEARCH_RATIO}  # unlike records before this pair of constants
+                "window": PROBE_WINDOW, "ratio_above_range": SEARCH_RATIO}  # unlike records before 62de4bc
     if isinstance(scale, WidthRule):
         return {"probe": scale.probe, "map_width": scale.map_width, "limits": list(scale.limits)}
     return None if scale is None else list(scale)
