@@ -92,8 +92,9 @@ def search_rows() -> list[str]:
     for path in sorted((REPO / "results" / "ours" / "loo").glob("*-search/metrics.json")):
         run = path.parent.name.removesuffix("-search")
         held_out, _, variant = run.partition("-")
-        if held_out in DATASETS and a_priori_f1(run) is not None:
-            pairs[held_out, variant or "first run"] = (a_priori_f1(run), a_priori_f1(path.parent.name))
+        plain = a_priori_f1(run)
+        if held_out in DATASETS and plain is not None:
+            pairs[held_out, variant or "first run"] = (plain, a_priori_f1(path.parent.name))
     if not pairs:
         return []
     rows = [f"| {held_out} | {run} | {plain:.4f} | {searched:.4f} |" for (held_out, run), (plain, searched) in sorted(pairs.items())]

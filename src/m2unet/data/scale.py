@@ -146,9 +146,13 @@ def scale_frame(mask: np.ndarray, diameter: int, tolerance: float = SCALE_TOLERA
     margin = int(round(MARGIN * max(height, width)))
     bottom, right = min(shape[0], top + height + margin), min(shape[1], left + width + margin)
     top, left = max(0, top - margin), max(0, left - margin)
-    box = (top, left, bottom - top, right - left)
-    size = (max(16, int(round(box[2] * scale))), max(16, int(round(box[3] * scale))))
-    return ScaleFrame(shape, box, size, scale)
+    return scaled_box(shape, (top, left, bottom - top, right - left), scale)
+
+
+def scaled_box(shape: tuple[int, int], box: tuple[int, int, int, int], scale: float) -> ScaleFrame:
+    """The frame that crops ``box`` = (top, left, height, width) of a photograph of ``shape`` and resizes it by ``scale``
+    (at least 16 px a side)."""
+    return ScaleFrame(shape, box, (max(16, int(round(box[2] * scale))), max(16, int(round(box[3] * scale)))), scale)
 
 
 def mean_vessel_width(binary: np.ndarray) -> float:
@@ -201,11 +205,11 @@ def window_frame(mask: np.ndarray, diameter: int, fraction: float = PROBE_WINDOW
     shape = tuple(int(s) for s in mask.shape[:2])
     fov = max(fov_diameter(mask), 1)
     top, left, height, width = fov_box(mask)
-    side_y, side_x = min(shape[0], int(round(fraction * fov))), min(shape[1], int(round(fraction * fov)))
+    side = int(round(fraction * fov))
+    side_y, side_x = min(shape[0], side), min(shape[1], side)
     y = min(max(0, top + height // 2 - side_y // 2), shape[0] - side_y)
     x = min(max(0, left + width // 2 - side_x // 2), shape[1] - side_x)
-    scale = diameter / fov
-    return ScaleFrame(shape, (y, x, side_y, side_x), (max(16, int(round(side_y * scale))), max(16, int(round(side_x * scale)))), scale)
+    return scaled_box(shape, (y, x, side_y, side_x), diameter / fov)
 
 
 def self_consistency(probability: np.ndarray, threshold: float) -> float:

@@ -92,7 +92,7 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
     """
     from ..data import load_dataset
     from ..system import peak_rss_mb
-    from ..weights import AUTO_MODEL, pretrained_path, searches_diameter
+    from ..weights import resolve_weights, searches_diameter
     from .evaluate import a_priori_threshold, default_model, format_table
     from .evaluate import evaluate as run_evaluation
     from .predictor import model_predictor, weights_info
@@ -107,9 +107,7 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
         model_name = default_model(dataset_name)
         click.echo(f"no --weights or --model given: using the pretrained '{model_name}' model", err=True)
     search_diameter = searches_diameter(model_name, weights, search_diameter)
-    path = Path(weights) if weights else pretrained_path(AUTO_MODEL if model_name == "auto" else model_name)
-    if not path.is_file():
-        raise M2UNetError(f"{path}: no such weights file")
+    path = resolve_weights(model_name, weights)  # auto: the universal model; a missing file is one line
     predictor, metadata, backend = model_predictor(path, runtime, precision, device, rescale, progress=lambda message: click.echo(message, err=True),
                                                    search_diameter=search_diameter)
     dataset = load_dataset(dataset_name, split, root=datasets_root)

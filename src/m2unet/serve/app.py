@@ -235,7 +235,7 @@ def _add_api(app: FastAPI, settings: Settings, pool: Pool, models: Models) -> No
                       threshold: float | None = Form(None, ge=0.0, le=1.0, description="Binary threshold; default: the one stored with the model."),
                       tta: bool = Form(False, description="Flip test-time augmentation (4× the time)."),
                       search_diameter: bool | None = Form(None, description="Universal model: search the FOV diameter it runs at per photograph, "
-                                                          "for a camera unlike DRIVE's, CHASE_DB1's and HRF's (2–8× the time); default: with auto only."),
+                                                          "for a camera unlike DRIVE's, CHASE_DB1's and HRF's (3.6–9× the time); default: with auto only."),
                       overlay: bool = Form(False, description="Also return the overlay picture (overlay_png)."),
                       format: str = Query("json", pattern="^(json|png)$", description="png: answer with the binary map as a PNG.")):
         return await segment_request(pool, models, settings, image, model, threshold, tta, overlay, format, search_diameter)
@@ -290,6 +290,8 @@ async def segment_request(pool: Pool, models: Models, settings: Settings, image:
 
 
 async def measure_request(pool: Pool, models: Models, settings: Settings, image, vessels, fov, model, threshold, pixel_size_um):
+    from ..weights import searches_diameter
+
     check_model(model)
     function = measure_function()
     if isinstance(function, str):
@@ -300,7 +302,7 @@ async def measure_request(pool: Pool, models: Models, settings: Settings, image,
         data, name = await image.read(), display_name(image.filename)
 
         def from_photo():
-            result = segment_upload(data, name, models, model, threshold, False, settings.max_pixels)
+            result = segment_upload(data, name, models, model, threshold, False, settings.max_pixels, searches_diameter(model))
             answer = measure_maps(result.vessels, result.mask, pixel_size_um, result.name)
             return dict(answer, image=result.name, model=result.model, threshold=round(result.threshold, 6))
 

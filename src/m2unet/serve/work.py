@@ -167,11 +167,11 @@ class Segmentation:
 
 
 def segment_upload(data: bytes, name: str, models: Models, model: str, threshold: float | None, tta: bool, max_pixels: int,
-                   search_diameter: bool | None = None) -> Segmentation:
+                   search_diameter: bool = False) -> Segmentation:
     """Decode, estimate the FOV, choose the model (``auto``: the universal model) and segment one uploaded photograph
-    (``search_diameter``: as ``segment --search-diameter``; None: searched with ``auto`` only)."""
+    (``search_diameter``: as ``segment --search-diameter``; the request decides it, m2unet.weights.searches_diameter)."""
     from ..data.fov import estimate_fov_mask
-    from ..weights import AUTO_MODEL, searches_diameter, threshold_of
+    from ..weights import AUTO_MODEL, threshold_of
 
     started = time.perf_counter()
     image = decode(data, name, max_pixels)
@@ -182,7 +182,7 @@ def segment_upload(data: bytes, name: str, models: Models, model: str, threshold
     segmenter, turn = models.get(chosen)  # loaded and compiled by the first request that needs it
     loaded = time.perf_counter()
     with turn or contextlib.nullcontext():
-        segmented = segmenter.run(image, mask, tta=tta, search_diameter=searches_diameter(model, None, search_diameter))  # one compiled model for all settings
+        segmented = segmenter.run(image, mask, tta=tta, search_diameter=search_diameter)  # one compiled model for all settings
     done = time.perf_counter()
     cut = threshold if threshold is not None else threshold_of(segmenter.metadata)
     timings = {"decode": decoded - started, "fov": masked - decoded, "model": loaded - masked, "segment": done - loaded}

@@ -22,7 +22,6 @@ from .files import (
 from .load import load_weights, read_metadata
 from .resolve import (
     AUTO_MODEL,
-    AUTO_SEARCHES_DIAMETER,
     CLOSEST_MODEL_LARGEST,
     CLOSEST_MODEL_LIMITS,
     calibration_for,
@@ -42,7 +41,7 @@ def __getattr__(name):
 
 
 __all__ = [
-    "AUTHORS_FILES", "AUTO_MODEL", "AUTO_SEARCHES_DIAMETER", "CLOSEST_MODEL_LARGEST", "CLOSEST_MODEL_LIMITS", "DEFAULT_THRESHOLD", "EXPORTED_SUFFIXES", "METADATA_KEY",
+    "AUTHORS_FILES", "AUTO_MODEL", "CLOSEST_MODEL_LARGEST", "CLOSEST_MODEL_LIMITS", "DEFAULT_THRESHOLD", "EXPORTED_SUFFIXES", "METADATA_KEY",
     "PRETRAINED_DIR", "PRETRAINED_NAMES", "authors_weights_dir", "closest_dataset_model", "build_model", "calibration_for",
     "file_digest", "fold_imagenet_normalisation", "git_commit", "load_authors_checkpoint", "load_imagenet_encoder",
     "load_pretrained", "load_weights", "map_authors_state_dict", "pretrained_path", "read_exported_metadata",

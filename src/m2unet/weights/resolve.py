@@ -31,10 +31,6 @@ def _closest_model_limits() -> tuple[tuple[int, str], ...]:
 # `--model auto`: the universal model. Left out of training, a camera is segmented better by one model trained on the
 # other two datasets (mean F1 0.7344) than by the closest per-dataset model (0.7207; results/scale/loo.md).
 AUTO_MODEL = "universal"
-# ... with each photograph's FOV diameter searched (m2unet.data.scale.DiameterSearch): on cameras left out of training the
-# search does as well or better than the stored range, most on the high-resolution one (results/scale/loo.md), and in
-# domain too (README); `--model universal` runs the stored range alone, at a fraction of the time.
-AUTO_SEARCHES_DIAMETER = True
 CLOSEST_MODEL_LIMITS = _closest_model_limits()  # ((700, "drive"), (1500, "chase_db1"))
 CLOSEST_MODEL_LARGEST = max(DATASETS.values(), key=lambda spec: spec.fov_diameter).name  # "hrf"
 
@@ -55,10 +51,13 @@ def closest_dataset_model(fov_width: int) -> str:
 
 def searches_diameter(model: str = "auto", weights: str | os.PathLike | None = None, asked: bool | None = None) -> bool:
     """Whether a run searches each photograph's FOV diameter: as ``asked`` (``--search-diameter`` /
-    ``--no-search-diameter``), else only with ``--model auto`` and no weights file (:data:`AUTO_SEARCHES_DIAMETER`)."""
+    ``--no-search-diameter``), else only with ``--model auto`` and no weights file: on cameras left out of training the
+    search (m2unet.data.scale.DiameterSearch) does as well as the stored range or better, most on the high-resolution
+    one (results/scale/loo.md), and in domain too (README); ``--model universal`` runs the stored range alone, 3.6–9×
+    faster (results/scale/latency.md)."""
     if asked is not None:
         return asked
-    return weights is None and model == "auto" and AUTO_SEARCHES_DIAMETER
+    return weights is None and model == "auto"
 
 
 def resolve_weights(model: str = "auto", weights: str | os.PathLike | None = None) -> Path:
