@@ -40,7 +40,11 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
                       "are below these runs' upper ends, so the search before it went above the range gave the same)",
             "rerun": "the first recipe trained again on a 2-core AMD EPYC (the first run's weights were not kept): how far a "
                      "second run of the same recipe moves the held-out F1",
-            "rerun-search": "no new training: the rerun's weights run with `--search-diameter` (as in variant search)"}
+            "rerun-search": "no new training: the rerun's weights run with `--search-diameter` (as in variant search)",
+            "run3": "the first recipe trained a third time (the rerun's weights were not kept either), to measure the diameter "
+                    "search of 4783feb on held-out HRF",
+            "run3-search": "no new training: the third run's weights run with `--search-diameter` as it is since 4783feb "
+                           "(central-square scoring, 1.25× steps above the range)"}
 # variants that evaluate another run's weights another way (contrast restoration, the diameter search): no run of their own
 EVALUATED_ONLY = ("-contrast", "-search")
 BOB = {"drive": (0.771, 0.775), "chase_db1": (0.776, 0.779), "hrf": (0.735, 0.746)}
