@@ -80,12 +80,12 @@ def test_shipped_drive_model_reaches_its_stated_f1(datasets_root):
     assert f1 >= 0.809  # the paper's best-threshold F1, reached at the a-priori threshold
 
 
-def test_segment_without_weights_picks_the_shipped_model(datasets_root, tmp_path):
+def test_segment_without_weights_picks_the_shipped_model(datasets_root, tmp_path, export_cache):  # as a user runs it: default backend
     drive_image = datasets_root / "DRIVE" / "test" / "images" / "01_test.tif"
     chase_image = REPO / "examples" / "chase_db1_Image_11L.jpg"
     hrf_image = datasets_root / "HRF" / "images" / "06_h.jpg"  # a test image of the HRF model
     result = subprocess.run(
-        [sys.executable, "-m", "m2unet", "segment", str(drive_image), str(chase_image), str(hrf_image), "-o", str(tmp_path), "--backend", "torch"],
+        [sys.executable, "-m", "m2unet", "segment", str(drive_image), str(chase_image), str(hrf_image), "-o", str(tmp_path)],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr
