@@ -185,3 +185,33 @@ def test_ddp_over_two_processes_trains_and_resumes_each_ranks_stream(tmp_path):
     assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
+
+
+def test_weight_average_is_what_validation_scores_and_resumes_exactly(tiny_folder, tmp_path):
+    """--ema-half-life: best.safetensors holds the moving average (not the last step's weights), and a kill + --resume
+    continues the average as if nothing had happened."""
+    args = ("--epochs", "2", "--val-every", "5", "--ema-half-life", "1")  # validated once, after the last epoch
+    straight = tmp_path / "ema"
+    result = train(tiny_folder, straight, *args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    state = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=True)
+    average = {k.removeprefix("module."): v for k, v in state["average"].items() if k.startswith("module.")}
+    assert int(state["average"]["n_averaged"]) == 2  # 2 images, batch 2: one step per epoch
+    best, meta = load_weights(straight / "best.safetensors")
+    assert meta["ema_half_life"] == 1.0 and meta["best_epoch"] == 2
+    for key, value in best.state_dict().items():
+        assert torch.equal(value, average[key]), key
+    moved = [k for k, v in state["model"].items() if v.is_floating_point() and not torch.equal(v, average[k])]
+    assert moved, "the average equals the last weights: nothing was averaged"
+
+    killed = tmp_path / "ema-killed"
+    assert train(tiny_folder, killed, *args, env_extra={KILL_AFTER_EPOCH_ENV: "1"}).returncode == -signal.SIGKILL
+    other = train(tiny_folder, killed, "--epochs", "2", "--val-every", "5", "--resume")  # the average is part of the recipe
+    assert other.returncode == 1 and "ema_half_life" in other.stderr and "Traceback" not in other.stderr
+    resumed = train(tiny_folder, killed, *args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    again = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)["average"]
+    for key, value in state["average"].items():
+        assert torch.equal(value, again[key]), key
+    bad = train(tiny_folder, tmp_path / "bad", "--epochs", "2", "--ema-half-life", "0")
+    assert bad.returncode == 1 and "--ema-half-life" in bad.stderr and "Traceback" not in bad.stderr

@@ -3,7 +3,7 @@
 A plain dict of tensors and primitives (read with ``torch.load(weights_only=True)``, nothing is unpickled):
 ``format``, ``config``, ``epoch`` (completed epochs), ``model``, ``optimizer``, ``rng`` (this process's random
 generator states), ``rng_ranks`` (every DDP rank's, when there are several), ``history`` (the metrics rows),
-``best`` (epoch, val_dice, threshold) and ``elapsed_seconds``.
+``best`` (epoch, val_dice, threshold), ``elapsed_seconds`` and, for a run with a weight average, ``average`` (its state).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from ..errors import M2UNetError
 CHECKPOINT_FORMAT = "m2unet-train-checkpoint-v1"
 # Settings that must not change when a run is resumed (epochs may grow).
 FROZEN_KEYS = ("model", "dataset", "lr", "lr_schedule", "weight_decay", "jaccard", "jaccard_weight", "batch_size", "crop", "seed", "val_seed", "val_copies",
-               "augment", "datasets", "fov_diameter", "vessel_width", "holdout", "balanced")
+               "augment", "datasets", "fov_diameter", "vessel_width", "holdout", "balanced", "ema_half_life")
 # values of keys added after the first checkpoints were written, for resuming those
-KEY_DEFAULTS = {"lr_schedule": "constant", "vessel_width": None}
+KEY_DEFAULTS = {"lr_schedule": "constant", "vessel_width": None, "ema_half_life": None}
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -42,11 +42,12 @@ def check_resumable(state: dict, config: dict, path: Path) -> None:
 
 
 def save_checkpoint(path: Path, config: dict, epoch: int, model, optimizer, rng: dict, history: list[dict], best: dict,
-                    elapsed_seconds: float, rng_ranks: list[dict] | None = None) -> None:
+                    elapsed_seconds: float, rng_ranks: list[dict] | None = None, average: torch.nn.Module | None = None) -> None:
     """Write the checkpoint after ``epoch`` completed epochs, atomically (a kill leaves the previous one whole)."""
     checkpoint = {"format": CHECKPOINT_FORMAT, "config": config, "epoch": epoch, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                   "optimizer": optimizer.state_dict(), "rng": rng, "history": history, "best": best,
-                  "elapsed_seconds": elapsed_seconds, **({"rng_ranks": rng_ranks} if rng_ranks else {})}
+                  "elapsed_seconds": elapsed_seconds, **({"rng_ranks": rng_ranks} if rng_ranks else {}),
+                  **({"average": {k: v.detach().cpu() for k, v in average.state_dict().items()}} if average is not None else {})}
     write_atomic(path, lambda tmp: torch.save(checkpoint, tmp))
 
 

@@ -25,6 +25,9 @@ from ..errors import M2UNetError, one_line_errors
 @click.option("--lr", type=float, default=None, help="AdamW learning rate (preset: 1e-3).")
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default=None,
               help="constant (the paper; preset) or cosine annealing to 0 over the epochs (a variant beyond the paper).")
+@click.option("--ema-half-life", type=float, default=None, metavar="EPOCHS",
+              help="Validate and keep an exponential moving average of the weights whose memory halves in this many epochs "
+                   "(a variant beyond the paper; preset: off).")
 @click.option("--seed", type=int, default=None, help="Random seed (preset: 42); same seed on CPU → same weights.")
 @click.option("--val-every", type=int, default=None, help="Validate every N epochs (preset: 5 for DRIVE/CHASE_DB1, 10 for HRF).")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None, help="Folder holding DRIVE/, CHASE_DB1/, HRF/ (default ../shared/datasets).")
@@ -40,7 +43,7 @@ from ..errors import M2UNetError, one_line_errors
               help="Minutes: stop after the last epoch that fits (validated, checkpointed); --resume continues. For batch-scheduler slots.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @one_line_errors
-def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, crop, vessel_width, augment_settings, lr, lr_schedule, seed, val_every, data_root, accelerator, devices, num_nodes, precision,
+def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, crop, vessel_width, augment_settings, lr, lr_schedule, ema_half_life, seed, val_every, data_root, accelerator, devices, num_nodes, precision,
           channels_last, test, threads, time_limit, quiet):
     """Train M2U-Net with the paper's recipe (AdamW 1e-3, BCE + 0.3·(1 − Jaccard), 300 epochs, ImageNet encoder).
 
@@ -60,6 +63,7 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
       m2unet train --dataset chase_db1,hrf --out runs/loo-drive            # leave DRIVE out, test on it
       m2unet train --dataset drive,chase_db1,hrf --vessel-width 6 --out runs/universal-w6  # each dataset at one vessel width
       m2unet train --dataset drive,chase_db1,hrf --augment jpeg_quality_min=15 --augment jpeg_p=0.4  # harsher JPEG
+      m2unet train --dataset chase_db1,hrf --ema-half-life 5 --out runs/loo-drive-ema  # keep a moving average of the weights
       torchrun --nproc_per_node 4 -m m2unet train --dataset chase_db1 --accelerator gpu --devices 4
     """
     import torch
@@ -82,7 +86,7 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
             raise M2UNetError(f"--vessel-width must be between 1 and 32 px, got {vessel_width}")
         config["vessel_width"] = vessel_width
     config["augment"] = augment_with(config["augment"], augment_settings)
-    overrides = {"epochs": epochs, "batch_size": batch_size, "jaccard": jaccard, "crop": crop, "lr": lr, "lr_schedule": lr_schedule, "seed": seed,
+    overrides = {"epochs": epochs, "batch_size": batch_size, "jaccard": jaccard, "crop": crop, "lr": lr, "lr_schedule": lr_schedule, "ema_half_life": ema_half_life, "seed": seed,
                  "val_every": val_every}
     for key, value in overrides.items():
         if value is not None:
@@ -92,6 +96,8 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
             raise M2UNetError(f"--{key.replace('_', '-')} must be at least 1, got {config[key]}")
     if config["crop"] is not None and config["crop"] < INPUT_MULTIPLE:
         raise M2UNetError(f"--crop must be at least {INPUT_MULTIPLE}, got {config['crop']}")
+    if ema_half_life is not None and not 0 < ema_half_life <= config["epochs"]:
+        raise M2UNetError(f"--ema-half-life must be more than 0 and at most --epochs ({config['epochs']}), got {ema_half_life}")
     if threads is not None:
         if threads < 1:
             raise M2UNetError(f"--threads must be at least 1, got {threads}")

@@ -10,7 +10,8 @@ Choices the paper leaves open, made here:
 - validation: ``val_copies`` augmented copies of every training image, drawn once with ``val_seed``
   (the paper has no separate validation images); evaluated every ``val_every`` epochs and at the end.
 - AdamW's weight decay: PyTorch's default 0.01; constant learning rate (the paper names no schedule;
-  ``--lr-schedule cosine`` anneals it to 0 over the epochs, a variant beyond the paper).
+  ``--lr-schedule cosine`` anneals it to 0 over the epochs, a variant beyond the paper; ``--ema-half-life H`` keeps
+  an exponential moving average of the weights, another).
 - ``crop``: random crops of this size during training (None: the whole image). HRF on CPU: ``--crop 1024``
   is offered as a documented deviation (memory and time); validation always uses whole images.
 
@@ -41,6 +42,7 @@ COMMON = {
     "optimizer": "adamw",
     "lr": 1e-3,
     "lr_schedule": "constant",
+    "ema_half_life": None,
     "weight_decay": 0.01,
     "jaccard": "global",
     "jaccard_weight": 0.3,

@@ -73,7 +73,7 @@ def weights_metadata(config: dict, run_info: dict, best: dict, epochs_done: int,
     return {**scaled, "model": config["model"], "dataset": config["dataset"], "recipe": f"m2unet train preset {config['dataset']} (paper: AdamW 1e-3, BCE+0.3(1-J))",
             "jaccard": config["jaccard"], "epochs": int(config["epochs"]), "epochs_trained": epochs_done, "best_epoch": best["epoch"],
             "val_dice": round(float(best["val_dice"]), 6), "threshold": best["threshold"], "batch_size": config["batch_size"], "lr": config["lr"],
-            "lr_schedule": config.get("lr_schedule", "constant"),
+            "lr_schedule": config.get("lr_schedule", "constant"), **({"ema_half_life": float(config["ema_half_life"])} if config.get("ema_half_life") else {}),
             "seed": config["seed"], "precision": run_info["precision"], "git_commit": run_info["git_commit"], "training_seconds": round(seconds, 1),
             "hardware": run_info["hardware"]}
 
