@@ -45,7 +45,10 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
                     "search of 4783feb on held-out HRF; started at 115e018, resumed after epoch 19 at 675f7eb, the training code "
                     "the same",
             "run3-search": "no new training: the third run's weights run with `--search-diameter` as it is since 4783feb "
-                           "(central-square scoring, 1.25× steps above the range)"}
+                           "(central-square scoring, 1.25× steps above the range)",
+            "ema": "the first recipe with a moving average of the weights (`--ema-half-life 5`: validated, kept and saved "
+                   "instead of the last step's weights; each step's weight halves in 5 epochs)",
+            "ema-search": "no new training: the ema run's weights run with `--search-diameter` (as in variant run3-search)"}
 # variants that evaluate another run's weights another way (contrast restoration, the diameter search): no run of their own
 EVALUATED_ONLY = ("-contrast", "-search")
 RUN_ORDER = ("run3", "rerun", "first run")  # newest first: the latest run of a held-out dataset reflects the current search
