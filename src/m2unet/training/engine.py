@@ -293,7 +293,7 @@ class Trainer:
         every step with the decay that halves a step's weight in H epochs; it is what validation scores and
         ``best.safetensors`` holds. Why: under the paper's constant learning rate the weights of consecutive epochs
         differ enough that the validation Dice and its best threshold jump from one validation to the next (the
-        universal run's thresholds ranged 0.48–0.80 over its last 50 epochs), and an average of nearby weights is
+        universal run's thresholds ranged 0.48–0.79 over its last 50 epochs), and an average of nearby weights is
         a flatter minimum, which is said to carry better to unseen domains (Cha et al. 2021, SWAD). None: off.
         """
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
