@@ -44,11 +44,16 @@ def check_resumable(state: dict, config: dict, path: Path) -> None:
 def save_checkpoint(path: Path, config: dict, epoch: int, model, optimizer, rng: dict, history: list[dict], best: dict,
                     elapsed_seconds: float, rng_ranks: list[dict] | None = None, average: torch.nn.Module | None = None) -> None:
     """Write the checkpoint after ``epoch`` completed epochs, atomically (a kill leaves the previous one whole)."""
-    checkpoint = {"format": CHECKPOINT_FORMAT, "config": config, "epoch": epoch, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    checkpoint = {"format": CHECKPOINT_FORMAT, "config": config, "epoch": epoch, "model": cpu_state(model),
                   "optimizer": optimizer.state_dict(), "rng": rng, "history": history, "best": best,
                   "elapsed_seconds": elapsed_seconds, **({"rng_ranks": rng_ranks} if rng_ranks else {}),
-                  **({"average": {k: v.detach().cpu() for k, v in average.state_dict().items()}} if average is not None else {})}
+                  **({"average": cpu_state(average)} if average is not None else {})}
     write_atomic(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+def cpu_state(module: torch.nn.Module) -> dict:
+    """A module's state_dict as detached CPU tensors (what the checkpoint stores)."""
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
 
 def rng_state(device: torch.device) -> dict:
