@@ -3,7 +3,8 @@
 # two (`m2unet train --dataset A,B`, the MULTI preset: FOV 1024 px, 150 epochs, threshold chosen on held-out training
 # images of A and B), evaluate it on the held-out dataset's test split, then regenerate results/scale/loo.md.
 # About 50 min per run on a quiet 2-core CPU. A killed run continues where it stopped (rerun the script: it resumes from
-# checkpoints/last.ckpt, skips finished runs and reevaluates only what is missing).
+# checkpoints/last.ckpt, skips finished runs and reevaluates only what is missing). TRAIN_ARGS may hold a --time-limit:
+# a run it stops is left unevaluated until a later call finishes it.
 #
 #   scripts/train_loo.sh                 # all three, in the order given below
 #   scripts/train_loo.sh hrf drive       # only these held-out datasets
@@ -18,16 +19,25 @@ M2UNET=${M2UNET:-m2unet}
 suffix=${VARIANT:+-$VARIANT}
 read -r -a train_args <<< "${TRAIN_ARGS:-}"
 declare -A NAME=([drive]=DRIVE [chase_db1]=CHASE_DB1 [hrf]=HRF)
+# A run is finished when its summary says so: one stopped by --time-limit writes a summary too.
+finished() {
+  [ -f "$1/summary.json" ] && python -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["stopped_by_time_limit"])' "$1/summary.json"
+}
 held_outs=("$@")
 [ ${#held_outs[@]} -eq 0 ] && held_outs=(hrf drive chase_db1)
 for held_out in "${held_outs[@]}"; do
   others=()
   for d in drive chase_db1 hrf; do [ "$d" != "$held_out" ] && others+=("$d"); done
   run="$RUNS/loo-$held_out$suffix"
-  if [ ! -f "$run/summary.json" ]; then
+  if ! finished "$run"; then
     resume=()
     [ -f "$run/checkpoints/last.ckpt" ] && resume=(--resume)
     "$M2UNET" train --dataset "${others[0]},${others[1]}" --out "$run" "${train_args[@]}" "${resume[@]}"
+    if ! finished "$run"; then
+      # stopped by a --time-limit in TRAIN_ARGS: its best weights are not the run's, so nothing is evaluated yet
+      echo "$run stopped before its last epoch; rerun the script to continue it" >&2
+      continue
+    fi
   fi
   records="results/train/loo-$held_out$suffix"
   mkdir -p "$records"
