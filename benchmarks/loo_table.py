@@ -32,7 +32,7 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
             "contrast": "no new training: the first run's weights with contrast restoration (m2unet.data.contrast; the floor measured on "
                         "its two training datasets by scripts/add_contrast_floor.py)",
             "w6-contrast": "no new training: the w6 run's weights with contrast restoration (as above)",
-            "cam2": "harsher camera ranges, as the shipped `universal` (`--augment jpeg_quality_min=15 --augment blur_sigma_max=3`: "
+            "cam2": "harsher camera ranges, as the `universal` models since 723e923 (`--augment jpeg_quality_min=15 --augment blur_sigma_max=3`: "
                     "JPEG down to quality 15, blur up to σ 3 px)",
             "search": "no new training: the first run's weights run with `--search-diameter` (each photograph's FOV diameter searched "
                       "for the most self-consistent map within the run's stored range, and above it up to the photograph's own FOV "
@@ -48,7 +48,10 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
                            "(central-square scoring, 1.25× steps above the range)",
             "ema": "the first recipe with a moving average of the weights (`--ema-half-life 5`: validated, kept and saved "
                    "instead of the last step's weights; each step's weight halves in 5 epochs)",
-            "ema-search": "no new training: the ema run's weights run with `--search-diameter` (as in variant run3-search)"}
+            "ema-search": "no new training: the ema run's weights run with `--search-diameter` (as in variant run3-search)",
+            "ema300": "the shipped `universal` model's recipe: harsher camera ranges (as cam2), a moving average of the weights (as "
+                      "ema) and the paper's 300 epochs (`--epochs 300`)",
+            "ema300-search": "no new training: the ema300 run's weights run with `--search-diameter` (as in variant run3-search)"}
 # variants that evaluate another run's weights another way (contrast restoration, the diameter search): no run of their own
 EVALUATED_ONLY = ("-contrast", "-search")
 RUN_ORDER = ("run3", "rerun", "first run")  # newest first: the latest run of a held-out dataset reflects the current search

@@ -41,38 +41,52 @@ def row(label: str, metrics: dict | None, note: str = "") -> str:
     )
 
 
-def universal_rows() -> list[tuple[str, str, str]]:
-    """(folder under results/ours, row label, note) of the shipped universal model, its TTA run and the former one.
+# the universal models shipped before, newest first: (folder under results/ours, what it was)
+FORMER_UNIVERSAL = (
+    ("universal-cam2", "harsher blur and JPEG, 150 epochs; replaced by the 300-epoch run with a weight average"),
+    ("universal", "the preset's camera ranges, 150 epochs; replaced by the run with harsher blur and JPEG"),
+)
 
-    The shipped model's folder is where its own metadata says it was evaluated (scripts/ship_pretrained.py); the first
-    universal model (results/ours/universal, the MULTI preset as it is) stays as the former row when it is not shipped.
+
+def universal_rows() -> list[tuple[str, str, str]]:
+    """(folder under results/ours, row label, note) of the shipped universal model (as it runs, with TTA, with its
+    diameter searched), of the ones shipped before it and of runs measured and not shipped.
+
+    The shipped model's folder is where its own metadata says it was evaluated (scripts/ship_pretrained.py).
     """
     path = PRETRAINED_DIR / "universal.safetensors"
     evaluations = (read_metadata(path).get("test_evaluations") or {}) if path.is_file() else {}
     shipped = Path(next(iter(evaluations.values()))).parent.parent.name if evaluations else "universal"
     rows = [(shipped, "ours: `universal` (all three datasets in one model)", "one model for any camera"),
-            (f"{shipped}-tta", "ours: `universal` + flip TTA", "4× the inference time; `--tta`")]
-    if shipped != "universal":
-        rows += [("universal", "ours: former `universal` (the preset's camera augmentation)",
-                  "replaced by the run with harsher blur and JPEG: results/scale/camera_shift.md"),
-                 ("universal-tta", "ours: former `universal` + flip TTA", "")]
+            (f"{shipped}-tta", "ours: `universal` + flip TTA", "4× the inference time; `--tta`"),
+            (f"{shipped}-search", "ours: `universal`, diameter searched (`--model auto`)", "`--search-diameter`")]
+    rows += [(folder, f"ours: former `universal` ({folder})", note) for folder, note in FORMER_UNIVERSAL if folder != shipped]
     listed = {folder for folder, _, _ in rows}
-    others = sorted(p.name for p in OURS.glob("universal-*") if p.is_dir() and p.name not in listed) if OURS.is_dir() else []
+    others = sorted(p.name for p in OURS.glob("universal-*") if p.is_dir() and p.name not in listed
+                    and not p.name.endswith(("-tta", "-search"))) if OURS.is_dir() else []
     return rows + [(name, f"ours: {name} (trained on all three, not shipped)", "see results/train/" + name) for name in others]
 
 
+# recipe settings a run may change from its preset, and the `m2unet train` option that changes each
+TRAIN_OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "lr_schedule": "--lr-schedule",
+                 "ema_half_life": "--ema-half-life", "vessel_width": "--vessel-width", "seed": "--seed"}
+
+
 def training_command(metadata: dict) -> str:
-    """The `m2unet train` command of the shipped universal model: its datasets and each augmentation setting its run
-    (results/train/<run>/config.json, committed) changed from the preset's with --augment."""
+    """The `m2unet train` command of the shipped universal model: its datasets, each recipe setting and each augmentation
+    setting its run (results/train/<run>/config.json, committed) changed from the preset's."""
     from m2unet.training.augment import AugmentConfig
     from m2unet.training.presets import preset_for
 
     datasets = ",".join(metadata["datasets"])
     record = REPO / "results" / "train" / Path(metadata.get("trained_from", "")).parent.name / "config.json"
-    run = load(record) if metadata.get("trained_from") else None
-    preset = {**vars(AugmentConfig()), **preset_for(datasets).get("augment", {})}
-    changed = {k: v for k, v in (run or {}).get("config", {}).get("augment", {}).items() if k in preset and v != preset[k]}
-    return f"m2unet train --dataset {datasets}" + "".join(f" --augment {k}={v:g}" for k, v in changed.items())
+    config = (load(record) if metadata.get("trained_from") else {}).get("config", {})
+    preset = preset_for(datasets)
+    augment_preset = {**vars(AugmentConfig()), **preset.get("augment", {})}
+    options = "".join(f" {flag} {config[key]:g}" if isinstance(config[key], float) else f" {flag} {config[key]}"
+                      for key, flag in TRAIN_OPTIONS.items() if key in config and config[key] != preset.get(key))
+    augment = {k: v for k, v in config.get("augment", {}).items() if k in augment_preset and v != augment_preset[k]}
+    return f"m2unet train --dataset {datasets}" + options + "".join(f" --augment {k}={v:g}" for k, v in augment.items())
 
 
 def how_it_was_scaled(metadata: dict) -> str:
