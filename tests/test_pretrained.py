@@ -166,3 +166,27 @@ def test_int8_calibration_of_the_universal_model_uses_its_datasets_at_its_scale(
     assert len(scaled) == 2 and scaled[1].shape == (1, 3, 1024, 1024)  # HRF at 1792 px: ~1280 px tall, centre crop
     at_1024 = calibration_images("hrf", limit=1, root=datasets_root, scale=(1024, 1024))
     assert at_1024[0].shape[2] < 1024 == at_1024[0].shape[3]  # shrunk to 1024 px: its FOV is cut top and bottom
+
+
+def test_model_card_names_every_setting_the_shipped_universal_run_changed():
+    """The model card's training command for `universal` is read from the run's committed config: every recipe and
+    augmentation setting it changed from the MULTI preset appears as an option, so the command retrains that model."""
+    import importlib.util
+
+    from m2unet.training.augment import AugmentConfig
+    from m2unet.training.presets import preset_for
+
+    spec = importlib.util.spec_from_file_location("model_card", REPO / "scripts" / "model_card.py")
+    card = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(card)
+    meta = read_metadata(PRETRAINED_DIR / "universal.safetensors")
+    command = card.training_command(meta)
+    config = json.loads((REPO / "results" / "train" / Path(meta["trained_from"]).parent.name / "config.json").read_text())["config"]
+    preset = preset_for(",".join(meta["datasets"]))
+    assert command.startswith("m2unet train --dataset drive,chase_db1,hrf")
+    for key, flag in card.TRAIN_OPTIONS.items():
+        assert (flag in command) == (key in config and config[key] != preset.get(key)), flag
+    augment_preset = {**vars(AugmentConfig()), **preset["augment"]}
+    for key, value in config["augment"].items():
+        assert (f"--augment {key}=" in command) == (value != augment_preset[key]), key
+    assert f"`{command}`" in (REPO / "results" / "model_card.md").read_text()  # the committed card is current
