@@ -67,9 +67,12 @@ def universal_rows() -> list[tuple[str, str, str]]:
     return rows + [(name, f"ours: {name} (trained on all three, not shipped)", "see results/train/" + name) for name in others]
 
 
-# recipe settings a run may change from its preset, and the `m2unet train` option that changes each
-TRAIN_OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "lr_schedule": "--lr-schedule",
-                 "ema_half_life": "--ema-half-life", "vessel_width": "--vessel-width", "seed": "--seed"}
+def train_options(config: dict) -> dict[str, str]:
+    """{recipe setting: the `m2unet train` option that sets it} for the settings of a run's config that the command has
+    an option of (its click parameters named as the config's keys; the datasets and augmentations are named apart)."""
+    from m2unet.cli import main as cli
+
+    return {p.name: p.opts[0] for p in cli.commands["train"].params if p.name in config and p.name != "dataset"}
 
 
 def training_command(metadata: dict) -> str:
@@ -80,11 +83,11 @@ def training_command(metadata: dict) -> str:
 
     datasets = ",".join(metadata["datasets"])
     record = REPO / "results" / "train" / Path(metadata.get("trained_from", "")).parent.name / "config.json"
-    config = (load(record) if metadata.get("trained_from") else {}).get("config", {})
+    config = ((load(record) or {}) if metadata.get("trained_from") else {}).get("config", {})
     preset = preset_for(datasets)
     augment_preset = {**vars(AugmentConfig()), **preset.get("augment", {})}
     options = "".join(f" {flag} {config[key]:g}" if isinstance(config[key], float) else f" {flag} {config[key]}"
-                      for key, flag in TRAIN_OPTIONS.items() if key in config and config[key] != preset.get(key))
+                      for key, flag in train_options(config).items() if config[key] != preset.get(key))
     augment = {k: v for k, v in config.get("augment", {}).items() if k in augment_preset and v != augment_preset[k]}
     return f"m2unet train --dataset {datasets}" + options + "".join(f" --augment {k}={v:g}" for k, v in augment.items())
 

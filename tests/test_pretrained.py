@@ -17,6 +17,11 @@ from m2unet.inference.predict import predict_probability
 from m2unet.weights import PRETRAINED_DIR, load_pretrained, pretrained_path, read_metadata
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def training_record(meta: dict, name: str) -> dict:
+    """A file of the committed records of the run shipped weights came from (results/train/<run>/, their trained_from)."""
+    return json.loads((REPO / "results" / "train" / Path(meta["trained_from"]).parent.name / name).read_text())
 SHIPPED = ("drive", "chase_db1", "hrf")
 REQUIRED_METADATA = ("model", "dataset", "recipe", "epochs", "best_epoch", "val_dice", "threshold", "git_commit", "jaccard", "test")
 
@@ -105,11 +110,10 @@ def test_universal_model_is_shipped_with_its_scale_and_quotes_each_evaluation():
     assert meta["datasets"] == ["drive", "chase_db1", "hrf"] and 0.0 < meta["threshold"] < 1.0
     assert meta["epochs_trained"] == meta["epochs"] >= 150  # trained to its last epoch, at least the MULTI preset's
     if meta.get("trained_from"):  # its committed training record says the same
-        config = json.loads((REPO / "results" / "train" / Path(meta["trained_from"]).parent.name / "config.json").read_text())
+        config = training_record(meta, "config.json")
         assert config["config"]["epochs"] == meta["epochs"] and config["config"].get("ema_half_life") == meta.get("ema_half_life")
     if isinstance(scale, WidthRule):  # trained at one vessel width: each dataset at its own FOV diameter
-        run = Path(meta["trained_from"]).parent.name  # its training records are committed under results/train/<run>
-        record = json.loads((REPO / "results" / "train" / run / "summary.json").read_text())
+        record = training_record(meta, "summary.json")
         assert record["run_vessel_width"] == scale_record(scale) and record["threshold"] == pytest.approx(meta["threshold"])
         diameters = meta["run_vessel_width_choice"]["dataset_fov_diameters"]
         assert diameters["drive"] < 1024 < diameters["hrf"] and 4 < scale.map_width < 16  # HRF's thin vessels: a larger FOV
@@ -181,11 +185,13 @@ def test_model_card_names_every_setting_the_shipped_universal_run_changed():
     spec.loader.exec_module(card)
     meta = read_metadata(PRETRAINED_DIR / "universal.safetensors")
     command = card.training_command(meta)
-    config = json.loads((REPO / "results" / "train" / Path(meta["trained_from"]).parent.name / "config.json").read_text())["config"]
+    config = training_record(meta, "config.json")["config"]
     preset = preset_for(",".join(meta["datasets"]))
     assert command.startswith("m2unet train --dataset drive,chase_db1,hrf")
-    for key, flag in card.TRAIN_OPTIONS.items():
-        assert (flag in command) == (key in config and config[key] != preset.get(key)), flag
+    options = card.train_options(config)
+    assert {"epochs", "ema_half_life", "lr", "seed"} <= set(options) and "dataset" not in options
+    for key, flag in options.items():
+        assert (f"{flag} " in command) == (config[key] != preset.get(key)), flag
     augment_preset = {**vars(AugmentConfig()), **preset["augment"]}
     for key, value in config["augment"].items():
         assert (f"--augment {key}=" in command) == (value != augment_preset[key]), key
