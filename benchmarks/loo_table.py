@@ -156,7 +156,7 @@ def shipped_rows(cross: dict) -> list[str]:
     mean = [sum(values) / 3 for values in zip(*means, strict=True)]
     bob = [sum(values) / 3 for values in zip(*BOB.values(), strict=True)]
     return ["## The shipped recipe", "",
-            f"Variant {SHIPPED} below: `m2unet train --dataset A,B` with the shipped `universal` model's recipe ({VARIANTS[SHIPPED]}),",
+            f"Variant {SHIPPED} below, `m2unet train --dataset A,B` with {VARIANTS[SHIPPED]};",
             "evaluated as stored (`m2unet evaluate`) and with each photograph's diameter searched (`--search-diameter`, what",
             "`--model auto` runs).", "",
             "| held out | (a) one model trained on the other two, as stored | (a) diameter searched (what `auto` runs) | (a) searched, at the held-out set's best threshold (optimistic) | (b) `auto` among the other two per-dataset models, rescaled | bob.ip.binseg M2U-Net / U-Net | target |",
