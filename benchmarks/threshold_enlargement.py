@@ -32,7 +32,7 @@ from m2unet.evaluation import metrics as M
 from m2unet.evaluation.camera_shift import resized_to
 from m2unet.evaluation.predictor import ScaledPredictor, model_predictor
 from m2unet.system import cpu_model
-from m2unet.weights import pretrained_path, read_metadata
+from m2unet.weights import pretrained_path
 
 REPO = Path(__file__).resolve().parents[1]
 SIMULATED = (1400, 960, 720, 540)  # FOV diameters of the simulated lower-resolution cameras, px
@@ -40,12 +40,11 @@ RUN_FACTORS = (1.0, 1.25, 1.5, 1.75)  # fixed run diameters, × the training FOV
 
 
 def photographs(dataset: str, split: str):
-    """(dataset, photograph name, FOV diameter, sample) of the held-out training images ("val") or a test split."""
+    """(photograph name, sample) of the held-out training images ("val") or a test split."""
     data = load_dataset(dataset, "train" if split == "val" else split)
     for index, item in enumerate(data.items):
         if split != "val" or item.name in DATASETS[dataset].holdout:
-            sample = data[index]
-            yield dataset, item.name, fov_diameter(sample.mask), sample
+            yield item.name, data[index]
 
 
 def scored(predict, image, label, mask) -> tuple[float, dict]:
@@ -60,13 +59,14 @@ def rows_for(name: str, weights: Path) -> list[list[str]]:
     predict, metadata, _ = model_predictor(weights, None, "fp32", "cpu")
     at = {diameter: ScaledPredictor(predict.predict, (diameter, diameter), predict.contrast_floor)
           for diameter in (round(factor * metadata["fov_diameter"]) for factor in RUN_FACTORS)}
-    stored = float(read_metadata(weights)["threshold"])
+    stored = float(metadata["threshold"])
     trained_on = metadata.get("datasets") or [metadata["dataset"]]
     groups: dict[tuple, list] = {}
     tested = [d for d in DATASETS if d not in trained_on] or list(DATASETS)  # a held-out model: only the camera it never saw
     for split, datasets in (("val", trained_on), ("test", tested)):
         for dataset in datasets:
-            for _, photo, native, sample in photographs(dataset, split):
+            for photo, sample in photographs(dataset, split):
+                native = fov_diameter(sample.mask)
                 sizes = [None] + ([d for d in SIMULATED if d < 0.95 * native] if split == "val" else [])
                 for size in sizes:
                     image, label, mask = (sample.image, sample.label, sample.mask) if size is None else resized_to(size)(sample.image, sample.label, sample.mask)

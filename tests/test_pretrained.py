@@ -18,12 +18,13 @@ from m2unet.weights import PRETRAINED_DIR, load_pretrained, pretrained_path, rea
 
 REPO = Path(__file__).resolve().parents[1]
 
+SHIPPED = ("drive", "chase_db1", "hrf")
+REQUIRED_METADATA = ("model", "dataset", "recipe", "epochs", "best_epoch", "val_dice", "threshold", "git_commit", "jaccard", "test")
+
 
 def training_record(meta: dict, name: str) -> dict:
     """A file of the committed records of the run shipped weights came from (results/train/<run>/, their trained_from)."""
     return json.loads((REPO / "results" / "train" / Path(meta["trained_from"]).parent.name / name).read_text())
-SHIPPED = ("drive", "chase_db1", "hrf")
-REQUIRED_METADATA = ("model", "dataset", "recipe", "epochs", "best_epoch", "val_dice", "threshold", "git_commit", "jaccard", "test")
 
 
 @pytest.mark.parametrize("name", SHIPPED)
