@@ -51,7 +51,11 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
             "ema-search": "no new training: the ema run's weights run with `--search-diameter` (as in variant run3-search)",
             "ema300": "the shipped `universal` model's recipe: harsher camera ranges (as cam2), a moving average of the weights (as "
                       "ema) and the paper's 300 epochs (`--epochs 300`)",
-            "ema300-search": "no new training: the ema300 run's weights run with `--search-diameter` (as in variant run3-search)"}
+            "ema300-search": "no new training: the ema300 run's weights run with `--search-diameter` (as in variant run3-search)",
+            "zoom15": "the shipped recipe (as ema300) with zooms up to 1.5× instead of 1.2×, on 70 % of the crops instead of 50 % "
+                      "(`--augment scale_high=1.5 --augment scale_p=0.7`): a 30° camera such as CHASE_DB1's draws vessels 1.5× as "
+                      "wide as the 45° cameras of DRIVE and HRF at the same FOV diameter; trained at 576520c with the `scale_high` setting "
+                      "that the commit recording the run adds"}
 # variants that evaluate another run's weights another way (contrast restoration, the diameter search): no run of their own
 EVALUATED_ONLY = ("-contrast", "-search")
 RUN_ORDER = ("ema300", "run3", "rerun", "first run")  # newest first: the latest run of a held-out dataset reflects the current search

@@ -134,6 +134,15 @@ def test_camera_scale_zooms_image_and_label_together():
     assert ((out[:, 0] > 0.5) == (out[:, 3] > 0.5))[inside].float().mean().item() > 0.97
 
 
+def test_zoom_upper_end_is_a_setting():
+    batch = synthetic_batch(n=8)
+    torch.manual_seed(5)
+    out = Augmenter(AugmentConfig(**CAMERA_ONLY, scale=0.0, scale_high=1.5, scale_p=1.0))(batch)
+    fov_growth = out[:, 4].mean(dim=(1, 2)) / batch[:, 4].mean(dim=(1, 2))  # zooming in only: the FOV disc grows
+    assert fov_growth.min().item() >= 0.99 and fov_growth.max().item() > 1.3
+    assert AugmentConfig(scale=0.2, scale_high=1.5).zoom_range == (0.8, 1.5) and AugmentConfig(scale=0.2).zoom_range == (0.8, 1.2)
+
+
 def test_the_ranges_of_low_contrast_and_jpeg_are_settings():
     batch = synthetic_batch(n=2, size=64)
     torch.manual_seed(6)
@@ -160,6 +169,6 @@ def test_augmentation_settings_out_of_range_fail_at_once():
     from m2unet.training.cli import augment_with
 
     assert augment_with({"jpeg_p": 0.3}, ("jpeg_quality_min=15", "jpeg_p=0.4")) == {"jpeg_p": 0.4, "jpeg_quality_min": 15}
-    for bad in ("jpeg_p=1.5", "jpeg_quality_min=0", "low_contrast_min=0", "blur_sigma_max=20", "jpeg_quality_min=high", "no_such=1", "jpeg_p"):
-        with pytest.raises(M2UNetError, match="jpeg|contrast|blur|NAME=VALUE"):
+    for bad in ("jpeg_p=1.5", "jpeg_quality_min=0", "low_contrast_min=0", "blur_sigma_max=20", "scale_high=0.5", "jpeg_quality_min=high", "no_such=1", "jpeg_p"):
+        with pytest.raises(M2UNetError, match="jpeg|contrast|blur|scale|NAME=VALUE"):
             augment_with({}, (bad,))

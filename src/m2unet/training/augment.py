@@ -18,7 +18,8 @@ Random numbers come from torch's global generator (seeded, and saved in checkpoi
 
 Camera variation (beyond the paper; off unless a preset turns it on, as the ``universal`` one does): photographs of
 other cameras differ in scale, colour, focus, noise, compression and illumination. ``scale`` zooms by up to ±20 %
-(all five channels, with the geometric transforms); then, each with its own probability and on RGB only: gamma
+(all five channels, with the geometric transforms; ``scale_high`` moves the upper end, e.g. to 1.5: a 30° camera draws
+vessels 1.5× as wide as a 45° one at the same FOV diameter); then, each with its own probability and on RGB only: gamma
 (0.6–1.6), colour temperature (kornia's Planckian jitter, black-body), Gaussian blur (σ 0.1–``blur_sigma_max`` px, 1.5 by default: defocus),
 low contrast (blend towards the image mean, factor ``low_contrast_min``–1, 0.5 by default), vignetting (brightness falling off with the distance
 from the centre by up to 50 % at the corners), Gaussian noise (σ 0.01–0.03) and JPEG compression (quality ``jpeg_quality_min``–90, 30 by default;
@@ -53,6 +54,7 @@ class AugmentConfig:
     jitter_p: float = 0.5
     # camera variation (0 = off: the paper's recipe); probabilities per sample
     scale: float = 0.0  # zoom by a factor in [1 - scale, 1 + scale]
+    scale_high: float = 0.0  # if > 0, the zoom's upper end instead of 1 + scale (a narrower field angle draws wider vessels)
     scale_p: float = 0.0
     gamma_p: float = 0.0
     temperature_p: float = 0.0
@@ -75,8 +77,15 @@ class AugmentConfig:
             raise M2UNetError(f"augmentation blur_sigma_max must be in 0.1..8 px, got {self.blur_sigma_max}")
         if not 0.0 < self.low_contrast_min <= 1.0:
             raise M2UNetError(f"augmentation low_contrast_min must be in (0, 1], got {self.low_contrast_min}")
+        if self.scale_high and not 1.0 - self.scale < self.scale_high <= 3.0:
+            raise M2UNetError(f"augmentation scale_high must be above 1 - scale and at most 3, got {self.scale_high}")
         if not 1 <= self.jpeg_quality_min <= 90:
             raise M2UNetError(f"augmentation jpeg_quality_min must be in 1..90, got {self.jpeg_quality_min}")
+
+    @property
+    def zoom_range(self) -> tuple[float, float]:
+        """(smallest, largest) zoom factor of the ``scale`` transform."""
+        return 1.0 - self.scale, self.scale_high or 1.0 + self.scale
 
 
 def grid_distortion(batch: torch.Tensor, grid: tuple[int, int] = (8, 8), magnitude: int = 1, p: float = 1.0) -> torch.Tensor:
@@ -109,8 +118,8 @@ class Augmenter(nn.Module):
             K.RandomVerticalFlip(p=c.vflip),
             K.RandomRotation(degrees=c.rotation_degrees, p=c.rotation_p, resample="bilinear"),
         )
-        if c.scale > 0 and c.scale_p > 0:
-            self.geometric.append(K.RandomAffine(degrees=0.0, scale=(1.0 - c.scale, 1.0 + c.scale), p=c.scale_p, resample="bilinear"))
+        if c.zoom_range != (1.0, 1.0) and c.scale_p > 0:
+            self.geometric.append(K.RandomAffine(degrees=0.0, scale=c.zoom_range, p=c.scale_p, resample="bilinear"))
         self.colour = K.ColorJitter(brightness=c.brightness, contrast=c.contrast, saturation=c.saturation, hue=c.hue, p=c.jitter_p)
         self.camera = CameraAugment(c)
 
