@@ -54,8 +54,9 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
             "ema300-search": "no new training: the ema300 run's weights run with `--search-diameter` (as in variant run3-search)",
             "zoom15": "the shipped recipe (as ema300) with zooms up to 1.5× instead of 1.2×, on 70 % of the crops instead of 50 % "
                       "(`--augment scale_high=1.5 --augment scale_p=0.7`): a 30° camera such as CHASE_DB1's draws vessels 1.5× as "
-                      "wide as the 45° cameras of DRIVE and HRF at the same FOV diameter; trained at 576520c with the `scale_high` setting "
-                      "that the commit recording the run adds"}
+                      "wide as the 45° cameras of DRIVE and HRF at the same FOV diameter (the CHASE_DB1 run trained at 576520c with the "
+                      "`scale_high` setting that 0f8c3ab commits)",
+            "zoom15-search": "no new training: the zoom15 run's weights run with `--search-diameter` (as in variant run3-search)"}
 # variants that evaluate another run's weights another way (contrast restoration, the diameter search): no run of their own
 EVALUATED_ONLY = ("-contrast", "-search")
 RUN_ORDER = ("ema300", "run3", "rerun", "first run")  # newest first: the latest run of a held-out dataset reflects the current search
