@@ -53,7 +53,7 @@ class AugmentConfig:
     hue: float = 0.02
     jitter_p: float = 0.5
     # camera variation (0 = off: the paper's recipe); probabilities per sample
-    scale: float = 0.0  # zoom by a factor in [1 - scale, 1 + scale]
+    scale: float = 0.0  # zoom by a factor in zoom_range: [1 - scale, 1 + scale] unless scale_high moves the upper end
     scale_high: float = 0.0  # if > 0, the zoom's upper end instead of 1 + scale (a narrower field angle draws wider vessels)
     scale_p: float = 0.0
     gamma_p: float = 0.0
