@@ -17,6 +17,7 @@ from m2unet.data.scale import (
     scale_frame,
     scale_record,
     self_consistency,
+    shrink_by_max,
     window_frame,
 )
 
@@ -89,6 +90,35 @@ def test_shrinking_is_antialiased_so_a_thin_line_fades_instead_of_vanishing():
     small = resize_plane(plane, (100, 100))
     assert small.sum() == pytest.approx(plane.sum() / 16, rel=0.05)  # the mass of the line is kept (area mean)
     assert 0.15 < small.max() < 0.4
+
+
+def test_shrinking_by_max_keeps_a_line_thinner_than_the_new_pixels_at_full_strength():
+    plane = np.zeros((190, 190), np.float32)
+    plane[:, 77] = 0.9  # one model pixel wide; 1.9 model pixels per new pixel
+    small = shrink_by_max(plane, (100, 100))
+    assert small.shape == (100, 100)
+    assert small.max() == pytest.approx(0.9) and np.count_nonzero(small.max(axis=0)) == 1  # one column, not widened
+    assert resize_plane(plane, (100, 100)).max() < 0.6  # the mean dilutes it
+    ramp = np.arange(7 * 10, dtype=np.float32).reshape(7, 10)
+    assert shrink_by_max(ramp, (3, 4)).tolist() == [[11, 14, 16, 19], [41, 44, 46, 49], [61, 64, 66, 69]]  # centres owned once
+    with pytest.raises(ValueError, match="shrinks"):
+        shrink_by_max(plane, (200, 100))
+
+
+@pytest.mark.parametrize("diameter,by_max", [(1024, True), (640, False)])
+def test_a_map_comes_back_by_max_from_an_enlargement_of_one_and_a_half(diameter, by_max):
+    from m2unet.data.scale import MAX_BACK_ENLARGEMENT
+
+    mask = disc((560, 560), (280, 280), 269)  # diameter 539: enlarged 1.9× to 1024 px, 1.19× to 640
+    frame = scale_frame(mask, diameter)
+    assert (frame.scale >= MAX_BACK_ENLARGEMENT) == by_max
+    vessel = np.zeros(frame.size, np.float32)
+    vessel[:, frame.size[1] // 2] = 1.0  # a vessel one model pixel wide
+    back = frame.to_image(vessel)
+    if by_max:  # at full strength, one photograph pixel wide
+        assert back.max() == pytest.approx(1.0) and np.count_nonzero(back.max(axis=0)) == 1
+    else:  # the mean, as everywhere else: a vessel thinner than the photograph's pixel fades
+        assert 0.3 < back.max() < 0.95
 
 
 def test_the_scale_a_model_runs_at_comes_from_its_metadata():
