@@ -16,6 +16,7 @@ import json
 import time
 from pathlib import Path
 
+from m2unet.data.scale import back_max_from
 from m2unet.evaluation.evaluate import torch_predictor
 from m2unet.system import cpu_model
 from m2unet.training.run_diameter import (
@@ -39,7 +40,8 @@ def study(run: Path, stamp: bool, margin: float) -> tuple[list[str], str]:
     model, metadata = load_weights(run / "best.safetensors")
     holdout = json.loads((run / "config.json").read_text())["config"]["holdout"]
     diameter, threshold = int(metadata["fov_diameter"]), float(metadata["threshold"])
-    scored = score_held_out(torch_predictor(model.eval()), held_out_samples(holdout), candidate_rules(diameter), progress=True)
+    scored = score_held_out(torch_predictor(model.eval()), held_out_samples(holdout), candidate_rules(diameter), progress=True,
+                            max_from=back_max_from(metadata))
     by_factor = {f: rule_f1(scored, (round(f * diameter),) * 2, threshold) for f in FACTORS}
     rows = []
     for dataset in holdout:

@@ -57,7 +57,7 @@ def rows_for(name: str, weights: Path) -> list[list[str]]:
     """Per (split, dataset, simulated FOV or fixed run diameter): the model's pooled best threshold and F1 there, and
     F1 at its stored threshold."""
     predict, metadata, _ = model_predictor(weights, None, "fp32", "cpu")
-    at = {diameter: ScaledPredictor(predict.predict, (diameter, diameter), predict.contrast_floor)
+    at = {diameter: ScaledPredictor(predict.predict, (diameter, diameter), predict.contrast_floor, predict.max_from)
           for diameter in (round(factor * metadata["fov_diameter"]) for factor in RUN_FACTORS)}
     stored = float(metadata["threshold"])
     trained_on = metadata.get("datasets") or [metadata["dataset"]]

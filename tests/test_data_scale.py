@@ -105,20 +105,28 @@ def test_shrinking_by_max_keeps_a_line_thinner_than_the_new_pixels_at_full_stren
         shrink_by_max(plane, (200, 100))
 
 
-@pytest.mark.parametrize("diameter,by_max", [(1024, True), (640, False)])
-def test_a_map_comes_back_by_max_from_an_enlargement_of_one_and_a_half(diameter, by_max):
-    from m2unet.data.scale import MAX_BACK_ENLARGEMENT
-
+@pytest.mark.parametrize("diameter,max_from,by_max", [(1024, 1.5, True), (640, 1.5, False), (1024, 2.85, False)])
+def test_a_map_comes_back_by_max_from_the_models_enlargement_on(diameter, max_from, by_max):
     mask = disc((560, 560), (280, 280), 269)  # diameter 539: enlarged 1.9× to 1024 px, 1.19× to 640
     frame = scale_frame(mask, diameter)
-    assert (frame.scale >= MAX_BACK_ENLARGEMENT) == by_max
     vessel = np.zeros(frame.size, np.float32)
     vessel[:, frame.size[1] // 2] = 1.0  # a vessel one model pixel wide
-    back = frame.to_image(vessel)
+    back = frame.to_image(vessel, max_from)
     if by_max:  # at full strength, one photograph pixel wide
         assert back.max() == pytest.approx(1.0) and np.count_nonzero(back.max(axis=0)) == 1
     else:  # the mean, as everywhere else: a vessel thinner than the photograph's pixel fades
         assert 0.3 < back.max() < 0.95
+
+
+def test_the_maximum_starts_beyond_the_coarsest_labels_a_model_learnt():
+    from m2unet.data.datasets import FOV_DIAMETER
+    from m2unet.data.scale import MAX_BACK_ENLARGEMENT, back_max_from
+
+    universal = back_max_from({"fov_diameter": 1024, "datasets": ["drive", "chase_db1", "hrf"]})
+    assert universal == pytest.approx(MAX_BACK_ENLARGEMENT * 1024 / FOV_DIAMETER["drive"])  # ~2.86: DRIVE-size runs by the mean
+    without_drive = back_max_from({"fov_diameter": 1024, "datasets": ["chase_db1", "hrf"]})
+    assert without_drive < 1024 / FOV_DIAMETER["drive"] < universal  # DRIVE's photographs come back by the maximum
+    assert back_max_from({"dataset": "drive"}) == back_max_from({}) == MAX_BACK_ENLARGEMENT  # no scale stored
 
 
 def test_the_scale_a_model_runs_at_comes_from_its_metadata():
@@ -303,7 +311,7 @@ def test_evaluate_tta_flips_the_scaled_view_so_a_search_runs_one_diameter_per_im
 
     image, mask = striped_photograph()
     views = []
-    flipped = ScaledPredictor(stripe_model(1536, views), DiameterSearch.within((1024, 1792), 0.5), None).with_flips()
+    flipped = ScaledPredictor(stripe_model(1536, views), DiameterSearch.within((1024, 1792), 0.5), None, 1.5).with_flips()
     probability = flipped(image)
     assert flipped.ran_at == 1536 and probability.shape == mask.shape
     assert len(views) == 4 * 4 and len(set(views[:4])) == 1  # 1024, 1280, 1536, 1792 tried, each as four flips of one view

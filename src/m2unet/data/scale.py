@@ -13,12 +13,15 @@ the frame, so its width (3250 px) is the diameter, not its height (2336 px). Whe
 visible arcs gives it (:func:`fitted_diameter`).
 Resizing: Pillow's ``resize`` on float32 planes, bilinear with its built-in antialiasing when shrinking (the
 filter support grows with the reduction, i.e. an area-weighted mean), so thin vessels fade into grey instead of
-aliasing into dashes. One exception: the map of a photograph that was enlarged at least :data:`MAX_BACK_ENLARGEMENT`×
-to run comes back by the maximum over each photograph pixel's model pixels (:func:`shrink_by_max`), not their mean.
-Whoever drew a low-resolution camera's labels marked every pixel a vessel crosses, however much thinner than the
-pixel the vessel is (DRIVE's labels cover 12.7 % of the FOV, CHASE_DB1's and HRF's 9.6 % and 9.3 %), while the mean
-dilutes such a vessel below the threshold: the model trained without DRIVE scores 0.740 on DRIVE's test split with the
-mean and 0.785 with the maximum (results/scale/back_resize_loo_drive.md).
+aliasing into dashes. One exception: the map of a photograph enlarged to run far more than any photograph whose labels
+the model learnt from comes back by the maximum over each photograph pixel's model pixels (:func:`shrink_by_max`), not
+their mean (:func:`back_max_from`). Whoever drew a low-resolution camera's labels marked every pixel a vessel crosses,
+however much thinner than the pixel the vessel is (DRIVE's labels cover 12.7 % of the FOV, CHASE_DB1's and HRF's
+9.6 % and 9.3 %), and the mean dilutes such a vessel below the threshold: the model trained without DRIVE (its labels
+drawn at most 1.07× coarser than its 1024-px grid) scores 0.741 on DRIVE's test split (1.9×) with the mean and 0.786
+with the maximum (results/scale/back_resize_loo_drive.md). A model that learnt DRIVE's labels draws its vessels as
+widened already, and the maximum would widen them twice (the shipped universal model on DRIVE's held-out training
+images, and on CHASE_DB1 photographs shrunk to half: results/scale/back_resize.md, tests/test_pretrained.py).
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ from PIL import Image
 # so in-domain results are those of the unscaled model.
 SCALE_TOLERANCE = 0.05
 MARGIN = 0.02  # of the FOV diameter, kept around the FOV box so that the FOV border is not at the crop edge
-# From this enlargement up a map comes back by the maximum over each photograph pixel's model pixels. Below it a
-# photograph pixel holds one model pixel in most rows and columns and two in the rest, and a maximum would only widen
-# vessels where they cross those (CHASE_DB1 at 1.07-1.39×: 0.003-0.004 lower; results/scale/back_resize*.md).
+# A map comes back by the maximum where its photograph was enlarged this many times more than the coarsest labels the
+# model learnt from (:func:`back_max_from`). Below it a photograph pixel holds one model pixel in most rows and columns
+# and two in the rest, and a maximum would only widen vessels where they cross those (CHASE_DB1 run by `universal` at
+# 1.11-1.39×: 0.004 lower; results/scale/back_resize*.md).
 MAX_BACK_ENLARGEMENT = 1.5
 
 
@@ -146,16 +150,28 @@ class ScaleFrame:
         """The photograph's boolean FOV ``mask`` in the frame :meth:`to_model` makes (resized as a float plane)."""
         return self.to_model(mask.astype(np.float32)) >= 0.5
 
-    def to_image(self, probability: np.ndarray) -> np.ndarray:
+    def to_image(self, probability: np.ndarray, max_from: float = MAX_BACK_ENLARGEMENT) -> np.ndarray:
         """A map computed on :meth:`to_model`'s output, back on the whole photograph (0 outside the box); from an
-        enlargement of :data:`MAX_BACK_ENLARGEMENT` up by the maximum over each photograph pixel, else by the mean."""
+        enlargement of ``max_from`` up (:func:`back_max_from`) by the maximum over each photograph pixel, else by the mean."""
         if self.identity:
             return probability
         top, left, height, width = self.box
-        back = shrink_by_max if self.scale >= MAX_BACK_ENLARGEMENT else resize_plane  # why: the module docstring
+        back = shrink_by_max if self.scale >= max_from else resize_plane  # why: the module docstring
         full = np.zeros(self.image_shape, dtype=np.float32)
         full[top : top + height, left : left + width] = back(probability, (height, width))
         return full
+
+
+def back_max_from(metadata: dict) -> float:
+    """The enlargement from which a model's maps come back by the maximum over each photograph pixel: :data:`MAX_BACK_ENLARGEMENT`
+    times the most its training photographs were enlarged (its FOV diameter over each training dataset's, at least 1),
+    since its maps reproduce the widening of labels drawn that coarse already (module docstring)."""
+    from .datasets import FOV_DIAMETER
+
+    trained_at = metadata.get("fov_diameter")
+    datasets = [d for d in metadata.get("datasets") or [metadata.get("dataset")] if d in FOV_DIAMETER]
+    enlarged = max([float(trained_at) / FOV_DIAMETER[d] for d in datasets] if trained_at else [], default=1.0)
+    return MAX_BACK_ENLARGEMENT * max(enlarged, 1.0)
 
 
 def scale_frame(mask: np.ndarray, diameter: int, tolerance: float = SCALE_TOLERANCE) -> ScaleFrame:
@@ -296,8 +312,8 @@ class DiameterSearch:
                 return candidates[here]
             here = best
 
-    def run(self, predict, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int]:
-        """(probability on the whole photograph, FOV diameter it ran at)."""
+    def run(self, predict, image: np.ndarray, mask: np.ndarray, max_from: float = MAX_BACK_ENLARGEMENT) -> tuple[np.ndarray, int]:
+        """(probability on the whole photograph, FOV diameter it ran at); ``max_from``: :meth:`ScaleFrame.to_image`."""
         fov = fov_diameter(mask)
         windowed = fov > self.candidates[-1]  # tries up to its own diameter: scored on the central square (class docstring)
         scores: dict[int, float] = {}
@@ -316,9 +332,9 @@ class DiameterSearch:
         diameter = self.choose(fov, score)
         if windowed:
             frame = scale_frame(mask, diameter)
-            return frame.to_image(predict(frame.to_model(image))), diameter
+            return frame.to_image(predict(frame.to_model(image)), max_from), diameter
         _, frame, probability = surest  # the climb moves only to a strictly surer map, so it stops at this one
-        return frame.to_image(probability), diameter
+        return frame.to_image(probability, max_from), diameter
 
 
 def scale_record(scale: tuple[int, int] | WidthRule | DiameterSearch | None) -> list | dict | None:
@@ -377,28 +393,30 @@ def run_frame(mask: np.ndarray, scale: tuple[int, int]) -> ScaleFrame:
     return scale_frame(mask, run_at(fov_diameter(mask), scale))
 
 
-def predict_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | WidthRule | DiameterSearch | None) -> np.ndarray:
+def predict_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | WidthRule | DiameterSearch | None,
+                   max_from: float = MAX_BACK_ENLARGEMENT) -> np.ndarray:
     """``predict`` (H×W×3 image → H×W probability) run at a model's scale (:func:`model_scale`), mapped back."""
-    return run_scaled(predict, image, mask, scale)[0]
+    return run_scaled(predict, image, mask, scale, max_from)[0]
 
 
-def run_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | WidthRule | DiameterSearch | None) -> tuple[np.ndarray, int | None]:
+def run_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | WidthRule | DiameterSearch | None,
+               max_from: float = MAX_BACK_ENLARGEMENT) -> tuple[np.ndarray, int | None]:
     """(probability, FOV diameter in px the photograph ran at; None: as it is) of ``predict`` run at ``scale``.
 
     ``mask``: the photograph's FOV (given or estimated; its box and diameter set the frame); without one, or
     without a scale, ``predict`` runs on the photograph as it is. A :class:`WidthRule` runs it twice, unless the
     second diameter is within :data:`SCALE_TOLERANCE` of the first (then the first map is the answer); a
-    :class:`DiameterSearch` runs it at each diameter it tries.
+    :class:`DiameterSearch` runs it at each diameter it tries. ``max_from``: the model's :func:`back_max_from`.
     """
     if scale is None or mask is None or not mask.any():
         return predict(image), None
     if isinstance(scale, DiameterSearch):
-        return scale.run(predict, image, mask)
+        return scale.run(predict, image, mask, max_from)
     if isinstance(scale, WidthRule):
         width, measured_at, frame, probability = scale.probe_map(predict, image, mask)
         target = scale.diameter_for(width, measured_at)
         if abs(target / measured_at - 1.0) <= SCALE_TOLERANCE:
-            return frame.to_image(probability), int(round(measured_at))
+            return frame.to_image(probability, max_from), int(round(measured_at))
         scale = (target, target)
     frame = run_frame(mask, scale)
-    return frame.to_image(predict(frame.to_model(image))), int(round(fov_diameter(mask) * frame.scale))
+    return frame.to_image(predict(frame.to_model(image)), max_from), int(round(fov_diameter(mask) * frame.scale))

@@ -37,26 +37,28 @@ def model_predictor(path: Path, runtime: str | None, precision: str, device: str
     """
     predict, metadata, name = _unscaled_predictor(path, runtime, precision, device, progress)
     from ..data.contrast import model_contrast_floor
-    from ..data.scale import model_scale, scale_record
+    from ..data.scale import back_max_from, model_scale, scale_record
 
     scale = model_scale(metadata, search=search_diameter) if rescale else None
     floor = model_contrast_floor(metadata) if rescale else None
-    return _scaled(predict, scale, floor), {**metadata, "run_at_fov_diameter": scale_record(scale), "run_at_contrast_floor": floor}, name
+    return _scaled(predict, scale, floor, back_max_from(metadata)), {**metadata, "run_at_fov_diameter": scale_record(scale), "run_at_contrast_floor": floor}, name
 
 
 class ScaledPredictor:
     """``image → probability`` of ``predict`` run at ``scale`` and ``contrast_floor`` on each image's estimated FOV (as
-    ``segment`` does); :attr:`ran_at` is the FOV diameter the last image ran at (a search picks it per image)."""
+    ``segment`` does); :attr:`ran_at` is the FOV diameter the last image ran at (a search picks it per image);
+    ``max_from``: the model's :func:`m2unet.data.scale.back_max_from`."""
 
-    def __init__(self, predict, scale, contrast_floor):
-        self.predict, self.scale, self.contrast_floor = predict, scale, contrast_floor
+    def __init__(self, predict, scale, contrast_floor, max_from: float):
+        self.predict, self.scale, self.contrast_floor, self.max_from = predict, scale, contrast_floor, max_from
         self.ran_at: int | None = None
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         from ..data.contrast import run_as_trained
         from ..data.fov import estimate_fov_mask
 
-        probability, self.ran_at, _ = run_as_trained(self.predict, image, estimate_fov_mask(image), self.scale, self.contrast_floor)
+        probability, self.ran_at, _ = run_as_trained(self.predict, image, estimate_fov_mask(image), self.scale, self.contrast_floor,
+                                                    self.max_from)
         return probability
 
     def with_flips(self) -> ScaledPredictor:
@@ -64,12 +66,12 @@ class ScaledPredictor:
         diameter per image (a search would otherwise pick one per flip)."""
         from ..inference.tiling import flip_average
 
-        return ScaledPredictor(lambda view: flip_average(self.predict, view), self.scale, self.contrast_floor)
+        return ScaledPredictor(lambda view: flip_average(self.predict, view), self.scale, self.contrast_floor, self.max_from)
 
 
-def _scaled(predict, scale, contrast_floor):
+def _scaled(predict, scale, contrast_floor, max_from: float):
     """A :class:`ScaledPredictor`, or ``predict`` itself when there is neither scale nor contrast floor."""
-    return predict if scale is None and contrast_floor is None else ScaledPredictor(predict, scale, contrast_floor)
+    return predict if scale is None and contrast_floor is None else ScaledPredictor(predict, scale, contrast_floor, max_from)
 
 
 def _unscaled_predictor(path: Path, runtime: str | None, precision: str, device: str, progress=None):

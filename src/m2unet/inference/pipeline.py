@@ -71,7 +71,7 @@ class Segmenter:
                  max_tile: int = MAX_TILE, overlap: int = TILE_OVERLAP, progress=None, tta: bool = False, rescale: bool = True,
                  threads: int | None = None, restore_contrast: bool = True, search_diameter: bool = False, compiled=None):
         from ..data.contrast import model_contrast_floor
-        from ..data.scale import model_scale
+        from ..data.scale import back_max_from, model_scale
         from ..weights import read_metadata
         from .backends import create_backend
 
@@ -84,6 +84,7 @@ class Segmenter:
         self.rescale = rescale
         self.scale = model_scale(self.metadata, search=search_diameter) if rescale else None
         self.contrast_floor = model_contrast_floor(self.metadata) if rescale and restore_contrast else None
+        self.max_from = back_max_from(self.metadata)  # how far enlarged a photograph's map comes back by the maximum
 
     def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         return self.run(image, mask)[0]
@@ -111,7 +112,7 @@ class Segmenter:
         # without a mask (--no-fov-mask) the scale and the contrast still need the FOV: estimated, used for them only
         needs_fov = scale is not None or self.contrast_floor is not None
         frame_mask = mask if mask is not None or not needs_fov else estimate_fov_mask(image)
-        probability, diameter, gain = run_as_trained(predict_view, image, frame_mask, scale, self.contrast_floor)
+        probability, diameter, gain = run_as_trained(predict_view, image, frame_mask, scale, self.contrast_floor, self.max_from)
         if mask is not None:
             probability[~mask] = 0.0
         return Segmented(probability, diameter, gain)

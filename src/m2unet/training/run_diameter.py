@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..data.scale import MAX_BACK_ENLARGEMENT
+
 FACTORS = (1.0, 1.125, 1.25, 1.375, 1.5, 1.75, 2.0)
 MARGIN = 0.002  # mean held-out F1 within which rules count as equal (the nearest to the training diameter wins)
 
@@ -40,8 +42,10 @@ def candidate_rules(diameter: int) -> list[tuple[int, int]]:
     return [(round(a * diameter), round(b * diameter)) for a in FACTORS for b in FACTORS if b >= a]
 
 
-def score_held_out(predict, samples, rules: list[tuple[int, int]], progress: bool = False) -> list[HeldOutImage]:
-    """Each ``(dataset, sample)`` run at every diameter some rule gives it, scored against its label inside its FOV."""
+def score_held_out(predict, samples, rules: list[tuple[int, int]], progress: bool = False,
+                   max_from: float = MAX_BACK_ENLARGEMENT) -> list[HeldOutImage]:
+    """Each ``(dataset, sample)`` run at every diameter some rule gives it, scored against its label inside its FOV;
+    ``max_from``: the model's :func:`m2unet.data.scale.back_max_from`."""
     from tqdm import tqdm
 
     from ..data.fov import estimate_fov_mask
@@ -53,7 +57,7 @@ def score_held_out(predict, samples, rules: list[tuple[int, int]], progress: boo
         mask = estimate_fov_mask(sample.image)
         image = HeldOutImage(dataset, fov_diameter(mask))
         for target in sorted({run_at(image.fov, rule) for rule in rules}):
-            probability = predict_scaled(predict, sample.image, mask, (target, target))
+            probability = predict_scaled(predict, sample.image, mask, (target, target), max_from)
             image.counts[target] = threshold_counts(probability, sample.label, sample.mask)
         scored.append(image)
     return scored
@@ -91,7 +95,11 @@ def held_out_samples(holdout: dict[str, list[str]], root=None) -> list[tuple[str
 def run_diameter_metadata(predict, holdout: dict[str, list[str]], diameter: int, threshold: float, root=None,
                           progress: bool = False) -> dict:
     """The metadata a scale-normalised model's weights carry about the diameters it runs at (chosen as above)."""
-    return choice_metadata(score_held_out(predict, held_out_samples(holdout, root), candidate_rules(diameter), progress), diameter, threshold)
+    from ..data.scale import back_max_from
+
+    max_from = back_max_from({"fov_diameter": diameter, "datasets": list(holdout)})  # the model's own: it trained on these
+    scored = score_held_out(predict, held_out_samples(holdout, root), candidate_rules(diameter), progress, max_from)
+    return choice_metadata(scored, diameter, threshold)
 
 
 def choice_metadata(scored: list[HeldOutImage], diameter: int, threshold: float, margin: float = MARGIN) -> dict:
