@@ -56,7 +56,7 @@ def every_way(predictor, image: np.ndarray, tta: bool) -> tuple[float, list[np.n
     model's scale, or at the diameter its search stops at."""
     from m2unet.data.contrast import restoring
     from m2unet.data.fov import estimate_fov_mask
-    from m2unet.data.scale import DiameterSearch, resize_plane, run_frame, scale_frame, shrink_by_max
+    from m2unet.data.scale import DiameterSearch, run_frame, scale_frame
     from m2unet.inference.tiling import flip_average
 
     mask = estimate_fov_mask(image)
@@ -70,12 +70,10 @@ def every_way(predictor, image: np.ndarray, tta: bool) -> tuple[float, list[np.n
     if frame.identity or frame.scale <= 1:
         return frame.scale, [frame.to_image(probability)] * len(WAYS)
     top, left, height, width = frame.box
-    maps = []
-    for back in (resize_plane, sample_at_centres, shrink_by_max):
-        full = np.zeros(frame.image_shape, dtype=np.float32)
-        full[top : top + height, left : left + width] = back(probability, (height, width))
-        maps.append(full)
-    return frame.scale, maps
+    sampled = np.zeros(frame.image_shape, dtype=np.float32)
+    sampled[top : top + height, left : left + width] = sample_at_centres(probability, (height, width))
+    # the mean (max_from None) and the maximum (from any enlargement) as ScaleFrame.to_image brings them back
+    return frame.scale, [frame.to_image(probability), sampled, frame.to_image(probability, max_from=0.0)]
 
 
 def score(predictor, dataset: str, split: str, threshold: float, tta: bool) -> list[dict]:

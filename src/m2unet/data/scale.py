@@ -150,13 +150,14 @@ class ScaleFrame:
         """The photograph's boolean FOV ``mask`` in the frame :meth:`to_model` makes (resized as a float plane)."""
         return self.to_model(mask.astype(np.float32)) >= 0.5
 
-    def to_image(self, probability: np.ndarray, max_from: float = MAX_BACK_ENLARGEMENT) -> np.ndarray:
+    def to_image(self, probability: np.ndarray, max_from: float | None = None) -> np.ndarray:
         """A map computed on :meth:`to_model`'s output, back on the whole photograph (0 outside the box); from an
-        enlargement of ``max_from`` up (:func:`back_max_from`) by the maximum over each photograph pixel, else by the mean."""
+        enlargement of ``max_from`` up (the model's :func:`back_max_from`) by the maximum over each photograph pixel,
+        else (and always when None: a caller that does not know the model) by the mean."""
         if self.identity:
             return probability
         top, left, height, width = self.box
-        back = shrink_by_max if self.scale >= max_from else resize_plane  # why: the module docstring
+        back = shrink_by_max if max_from is not None and self.scale >= max_from else resize_plane  # why: the module docstring
         full = np.zeros(self.image_shape, dtype=np.float32)
         full[top : top + height, left : left + width] = back(probability, (height, width))
         return full
@@ -312,7 +313,7 @@ class DiameterSearch:
                 return candidates[here]
             here = best
 
-    def run(self, predict, image: np.ndarray, mask: np.ndarray, max_from: float = MAX_BACK_ENLARGEMENT) -> tuple[np.ndarray, int]:
+    def run(self, predict, image: np.ndarray, mask: np.ndarray, max_from: float | None = None) -> tuple[np.ndarray, int]:
         """(probability on the whole photograph, FOV diameter it ran at); ``max_from``: :meth:`ScaleFrame.to_image`."""
         fov = fov_diameter(mask)
         windowed = fov > self.candidates[-1]  # tries up to its own diameter: scored on the central square (class docstring)
@@ -394,13 +395,13 @@ def run_frame(mask: np.ndarray, scale: tuple[int, int]) -> ScaleFrame:
 
 
 def predict_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | WidthRule | DiameterSearch | None,
-                   max_from: float = MAX_BACK_ENLARGEMENT) -> np.ndarray:
+                   max_from: float | None = None) -> np.ndarray:
     """``predict`` (H×W×3 image → H×W probability) run at a model's scale (:func:`model_scale`), mapped back."""
     return run_scaled(predict, image, mask, scale, max_from)[0]
 
 
 def run_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | WidthRule | DiameterSearch | None,
-               max_from: float = MAX_BACK_ENLARGEMENT) -> tuple[np.ndarray, int | None]:
+               max_from: float | None = None) -> tuple[np.ndarray, int | None]:
     """(probability, FOV diameter in px the photograph ran at; None: as it is) of ``predict`` run at ``scale``.
 
     ``mask``: the photograph's FOV (given or estimated; its box and diameter set the frame); without one, or

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.scale import MAX_BACK_ENLARGEMENT
-
 FACTORS = (1.0, 1.125, 1.25, 1.375, 1.5, 1.75, 2.0)
 MARGIN = 0.002  # mean held-out F1 within which rules count as equal (the nearest to the training diameter wins)
 
@@ -43,7 +41,7 @@ def candidate_rules(diameter: int) -> list[tuple[int, int]]:
 
 
 def score_held_out(predict, samples, rules: list[tuple[int, int]], progress: bool = False,
-                   max_from: float = MAX_BACK_ENLARGEMENT) -> list[HeldOutImage]:
+                   max_from: float | None = None) -> list[HeldOutImage]:
     """Each ``(dataset, sample)`` run at every diameter some rule gives it, scored against its label inside its FOV;
     ``max_from``: the model's :func:`m2unet.data.scale.back_max_from`."""
     from tqdm import tqdm
