@@ -163,15 +163,31 @@ class ScaleFrame:
         return full
 
 
+def label_pool(diameter: float, dataset_diameter: float) -> int:
+    """The side k of the max-pool by which a run with coarse labels pooled (``m2unet train --pool-coarse-labels``) compares
+    its map with the labels of a dataset whose FOV (``dataset_diameter`` px) it enlarges to ``diameter``: the enlargement
+    rounded where it is at least :data:`MAX_BACK_ENLARGEMENT`, else 1 (compared pixel by pixel). Each k×k block of the
+    map then answers for one pixel of the label as its annotator drew it, as :func:`shrink_by_max` brings maps back."""
+    enlarged = float(diameter) / max(float(dataset_diameter), 1.0)
+    return max(1, int(round(enlarged))) if enlarged >= MAX_BACK_ENLARGEMENT else 1
+
+
 def back_max_from(metadata: dict) -> float:
     """The enlargement from which a model's maps come back by the maximum over each photograph pixel: :data:`MAX_BACK_ENLARGEMENT`
     times the most its training photographs were enlarged (its FOV diameter over each training dataset's, at least 1),
-    since its maps reproduce the widening of labels drawn that coarse already (module docstring)."""
+    since its maps reproduce the widening of labels drawn that coarse already (module docstring). A run that pooled coarse
+    labels (``pool_coarse_labels``) learnt each such dataset's labels at the k-times coarser grid of :func:`label_pool`."""
     from .datasets import FOV_DIAMETER
 
     trained_at = metadata.get("fov_diameter")
     datasets = [d for d in metadata.get("datasets") or [metadata.get("dataset")] if d in FOV_DIAMETER]
-    enlarged = max([float(trained_at) / FOV_DIAMETER[d] for d in datasets] if trained_at else [], default=1.0)
+    pooled = bool(metadata.get("pool_coarse_labels"))
+
+    def coarseness(dataset: str) -> float:
+        enlarged = float(trained_at) / FOV_DIAMETER[dataset]
+        return enlarged / label_pool(trained_at, FOV_DIAMETER[dataset]) if pooled else enlarged
+
+    enlarged = max([coarseness(d) for d in datasets] if trained_at else [], default=1.0)
     return MAX_BACK_ENLARGEMENT * max(enlarged, 1.0)
 
 

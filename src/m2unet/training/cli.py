@@ -20,6 +20,9 @@ from ..errors import M2UNetError, one_line_errors
 @click.option("--crop", type=int, default=None, help="Random square training crops of this size (e.g. 1024 for HRF on CPU; a deviation from the paper).")
 @click.option("--vessel-width", type=float, default=None,
               help="Several datasets: scale each so that its labels' mean vessel width is this many px (e.g. 6), instead of one FOV diameter.")
+@click.option("--pool-coarse-labels", is_flag=True,
+              help="Several datasets: compare the map with the labels of a dataset enlarged 1.5x or more (DRIVE at 1024 px) as max-pooled blocks "
+                   "of the enlargement's side, so that the model learns vessels as thin as they are, not as wide as a coarse camera's annotator drew them.")
 @click.option("--augment", "augment_settings", multiple=True, metavar="NAME=VALUE",
               help="Change one augmentation setting of the preset (m2unet.training.augment.AugmentConfig), e.g. jpeg_quality_min=15; repeatable.")
 @click.option("--lr", type=float, default=None, help="AdamW learning rate (preset: 1e-3).")
@@ -43,7 +46,7 @@ from ..errors import M2UNetError, one_line_errors
               help="Minutes: stop after the last epoch that fits (validated, checkpointed); --resume continues. For batch-scheduler slots.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @one_line_errors
-def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, crop, vessel_width, augment_settings, lr, lr_schedule, ema_half_life, seed, val_every, data_root, accelerator, devices, num_nodes, precision,
+def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, crop, vessel_width, pool_coarse_labels, augment_settings, lr, lr_schedule, ema_half_life, seed, val_every, data_root, accelerator, devices, num_nodes, precision,
           channels_last, test, threads, time_limit, quiet):
     """Train M2U-Net with the paper's recipe (AdamW 1e-3, BCE + 0.3·(1 − Jaccard), 300 epochs, ImageNet encoder).
 
@@ -64,6 +67,7 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
       m2unet train --dataset drive,chase_db1,hrf --vessel-width 6 --out runs/universal-w6  # each dataset at one vessel width
       m2unet train --dataset drive,chase_db1,hrf --augment jpeg_quality_min=15 --augment jpeg_p=0.4  # harsher JPEG
       m2unet train --dataset chase_db1,hrf --ema-half-life 5 --out runs/loo-drive-ema  # keep a moving average of the weights
+      m2unet train --dataset drive,chase_db1 --pool-coarse-labels --out runs/loo-hrf-pool  # DRIVE's labels as 2x2 blocks
       torchrun --nproc_per_node 4 -m m2unet train --dataset chase_db1 --accelerator gpu --devices 4
     """
     import torch
@@ -85,6 +89,10 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
         if not 1 <= vessel_width <= 32:
             raise M2UNetError(f"--vessel-width must be between 1 and 32 px, got {vessel_width}")
         config["vessel_width"] = vessel_width
+    if pool_coarse_labels:
+        if not config.get("datasets"):
+            raise M2UNetError("--pool-coarse-labels needs several datasets (--dataset drive,chase_db1,hrf)")
+        config["pool_coarse_labels"] = True
     config["augment"] = augment_with(config["augment"], augment_settings)
     overrides = {"epochs": epochs, "batch_size": batch_size, "jaccard": jaccard, "crop": crop, "lr": lr, "lr_schedule": lr_schedule, "ema_half_life": ema_half_life, "seed": seed,
                  "val_every": val_every}

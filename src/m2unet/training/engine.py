@@ -37,13 +37,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.datasets import DATASETS
+from ..data.datasets import DATASETS, FOV_DIAMETER
+from ..data.scale import label_pool
 from ..data.io import write_atomic
 from ..errors import M2UNetError
 from .augment import AugmentConfig, Augmenter, save_augmentation_grid
 from .checkpoint import CHECKPOINT_FORMAT, check_resumable, load_checkpoint, restore_rng, rng_state, save_checkpoint
 from .data import balanced_order, dataset_diameters, load_scaled_training_sets, load_training_tensor, random_crop, to_float
-from .losses import BCEJaccardLoss
+from .losses import BCEJaccardLoss, max_pooled, pooled_loss
 from .report import (
     curves_title,
     evaluate_test_split,
@@ -128,8 +129,10 @@ def epoch_length(groups: torch.Tensor | None, count: int) -> int:
     return count if groups is None else int(torch.bincount(groups).max()) * len(torch.unique(groups))
 
 
-def pooled_counts(model, val: torch.Tensor, batch_size: int, fabric, channels_last: bool, rank: int, world: int) -> dict:
-    """Confusion counts over thresholds, pooled over this rank's share of the validation images (and all-reduced).
+def pooled_counts(model, val: torch.Tensor, batch_size: int, fabric, channels_last: bool, rank: int, world: int,
+                  pools: list[int] | None = None) -> dict:
+    """Confusion counts over thresholds, pooled over this rank's share of the validation images (and all-reduced);
+    image i's map, label and mask compared as ``pools[i]``-side max-pooled blocks (:func:`.losses.pooled_loss`).
 
     The counting runs on the training device: on a GPU, HRF's 8-megapixel maps never go back to the host.
     """
@@ -143,7 +146,9 @@ def pooled_counts(model, val: torch.Tensor, batch_size: int, fabric, channels_la
             batch = to_float(val[indices[start : start + batch_size]].to(fabric.device))
             images = batch[:, :3].contiguous(memory_format=torch.channels_last) if channels_last else batch[:, :3]
             probability = torch.sigmoid(model(images).float())
-            per_image += [threshold_counts_torch(p, y, m) for p, y, m in zip(probability[:, 0], batch[:, 3] > 0.5, batch[:, 4] > 0.5, strict=True)]
+            for i, planes in zip(indices[start : start + batch_size], torch.cat([probability[:, :1], batch[:, 3:5]], dim=1), strict=True):
+                p, y, m = max_pooled(planes[None], pools[i] if pools else 1)[0]
+                per_image.append(threshold_counts_torch(p, y > 0.5, m > 0.5))
     model.train()
     if not per_image:  # a rank without validation images (more ranks than images) adds zeros to the all-reduce
         per_image = [threshold_counts_torch(torch.zeros(0), torch.zeros(0, dtype=torch.bool))]
@@ -169,6 +174,8 @@ class TrainingData:
     validation: str  # how the run validates, in words (config.json)
     val: torch.Tensor | None = None  # validation images; None: augmented copies of the training images (made in set-up)
     groups: torch.Tensor | None = None  # each training image's dataset (balanced epochs); None: one dataset
+    pools: torch.Tensor | None = None  # each training image's label max-pool side (--pool-coarse-labels); None: all 1
+    val_pools: list[int] | None = None  # the same for each validation image
 
 
 class Trainer:
@@ -377,7 +384,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         order, batch_size = self.epoch_indices(), self.config["batch_size"]
-        losses = [self.training_step(self.make_batch(order[step * batch_size : (step + 1) * batch_size])) for step in range(self.steps_per_epoch)]
+        steps = [order[step * batch_size : (step + 1) * batch_size] for step in range(self.steps_per_epoch)]
+        losses = [self.training_step(self.make_batch(index), None if self.data.pools is None else self.data.pools[index]) for index in steps]
         self.train_loss = float(torch.stack(losses).mean())
         if self.world > 1:
             self.train_loss = float(self.fabric.all_reduce(torch.tensor(self.train_loss, device=self.device), reduce_op="mean"))
@@ -394,11 +402,12 @@ class Trainer:
         """Float N×5×H×W on the device: the images at ``index``, randomly cropped (``crop``) and augmented."""
         return self.augment(random_crop(to_float(self.data.stack[index].to(self.device)), self.config["crop"]))
 
-    def training_step(self, batch: torch.Tensor) -> torch.Tensor:
+    def training_step(self, batch: torch.Tensor, pools: torch.Tensor | None = None) -> torch.Tensor:
+        """One optimiser step on ``batch``; ``pools``: each sample's label max-pool side (:func:`.losses.pooled_loss`)."""
         images, labels = batch[:, :3], batch[:, 3:4]
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        loss = self.criterion(self.model(images), labels)
+        loss = pooled_loss(self.criterion, self.model(images), labels, pools)
         self.optimizer.zero_grad(set_to_none=True)
         self.fabric.backward(loss)
         self.optimizer.step()
@@ -421,7 +430,8 @@ class Trainer:
         from ..evaluation.metrics import best_threshold, f1_at
 
         with self.fabric.autocast():  # the average is no Fabric module: the same precision as the training model's forward
-            counts = pooled_counts(self.scored_model(), self.data.val, self.config["batch_size"], self.fabric, self.channels_last, self.rank, self.world)
+            counts = pooled_counts(self.scored_model(), self.data.val, self.config["batch_size"], self.fabric, self.channels_last, self.rank, self.world,
+                                   self.data.val_pools)
         threshold, dice = best_threshold(counts)
         row.update(val_dice=round(dice, 6), val_threshold=threshold, **{"val_dice_at_0.5": round(f1_at(counts, 0.5), 6)})
         if dice > self.best["val_dice"]:
@@ -532,8 +542,15 @@ class MultiDatasetTrainer(Trainer):
         stack, groups, names, val, val_names = load_scaled_training_sets(config["datasets"], self.diameters, config["holdout"], self.root,
                                                                         self.progress and self.main_process)
         at = ", ".join(f"{name} {diameter}" for name, diameter in self.diameters.items())
-        return TrainingData(stack, names, f"held-out training images at FOV diameters ({at} px), not augmented: {', '.join(val_names)}",
+        data = TrainingData(stack, names, f"held-out training images at FOV diameters ({at} px), not augmented: {', '.join(val_names)}",
                             val=val, groups=groups)
+        if config.get("pool_coarse_labels"):
+            side = {name: label_pool(self.diameters[name], FOV_DIAMETER[name]) for name in config["datasets"]}
+            data.pools = torch.tensor([side[name] for name in config["datasets"]])[groups]
+            data.val_pools = [side[name.split("/")[0]] for name in val_names]
+            pooled = ", ".join(f"{name} {k}×{k}" for name, k in side.items() if k > 1) or "none"
+            data.validation += f"; labels compared as max-pooled blocks ({pooled})"
+        return data
 
     def after_training(self, model: torch.nn.Module) -> dict:
         """How the best model runs photographs, chosen on the held-out images (:mod:`.run_diameter`): the FOV diameters,
@@ -552,7 +569,8 @@ class MultiDatasetTrainer(Trainer):
                                         self.progress)
             self.say(f"runs photographs where its map's vessels are {found['run_vessel_width']['map_width']:.2f} px wide (calibrated on the held-out images)")
             return {**contrast, **found}
-        found = run_diameter_metadata(predict, self.config["holdout"], self.config["fov_diameter"], self.best["threshold"], self.root, self.progress)
+        found = run_diameter_metadata(predict, self.config["holdout"], self.config["fov_diameter"], self.best["threshold"], self.root, self.progress,
+                                      bool(self.config.get("pool_coarse_labels")))
         self.say(f"runs photographs at FOV diameters {found['run_fov_diameter']} (chosen on the held-out images)")
         return {**contrast, **found}
 

@@ -45,3 +45,23 @@ class BCEJaccardLoss(nn.Module):
         logits, target = logits.float(), target.float()
         bce = F.binary_cross_entropy_with_logits(logits, target)
         return bce + self.weight * (1.0 - soft_jaccard(torch.sigmoid(logits), target, self.form))
+
+
+def max_pooled(plane: torch.Tensor, side: int) -> torch.Tensor:
+    """B×C×H×W ``plane`` reduced by the maximum over each ``side``×``side`` block (a partial block at the edge too)."""
+    return plane if side == 1 else F.max_pool2d(plane, side, ceil_mode=True)
+
+
+def pooled_loss(criterion: nn.Module, logits: torch.Tensor, target: torch.Tensor, pools: torch.Tensor | None) -> torch.Tensor:
+    """``criterion`` over a batch whose sample i is compared as ``pools[i]``×``pools[i]`` max-pooled map and label
+    (``m2unet train --pool-coarse-labels``): a block is a vessel where any of its pixels is, as an annotator of a coarse
+    camera marked every pixel a vessel crosses, so the model may draw the vessel as thin as it is inside the block. The
+    maximum of the logits is the logit of the maximum probability. Samples of each side are averaged by their share."""
+    if pools is None or bool((pools == 1).all()):
+        return criterion(logits, target)
+    total = logits.new_zeros((), dtype=torch.float32)
+    for side in torch.unique(pools).tolist():
+        chosen = torch.nonzero(pools == side).flatten().to(logits.device)
+        share = chosen.numel() / pools.numel()
+        total = total + share * criterion(max_pooled(logits[chosen], side), max_pooled(target[chosen], side))
+    return total

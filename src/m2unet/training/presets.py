@@ -62,7 +62,7 @@ COMMON = {
 CAMERA_AUGMENT = {"scale": 0.2, "scale_p": 0.5, "gamma_p": 0.3, "temperature_p": 0.3, "blur_p": 0.3, "low_contrast_p": 0.3,
                   "vignette_p": 0.3, "noise_p": 0.3, "jpeg_p": 0.3}
 HOLDOUT = {name: list(spec.holdout) for name, spec in DATASETS.items()}
-MULTI = {**COMMON, "batch_size": 4, "crop": 512, "fov_diameter": 1024, "vessel_width": None, "epochs": 150, "val_every": 5, "balanced": True,
+MULTI = {**COMMON, "batch_size": 4, "crop": 512, "fov_diameter": 1024, "vessel_width": None, "pool_coarse_labels": False, "epochs": 150, "val_every": 5, "balanced": True,
          "augment": {**COMMON["augment"], **CAMERA_AUGMENT}}
 
 PRESETS = {

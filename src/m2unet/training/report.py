@@ -70,6 +70,8 @@ def weights_metadata(config: dict, run_info: dict, best: dict, epochs_done: int,
     scaled = {"fov_diameter": int(config["fov_diameter"]), "datasets": list(config["datasets"])} if config.get("fov_diameter") else {}
     if config.get("vessel_width"):
         scaled["vessel_width"] = float(config["vessel_width"])
+    if config.get("pool_coarse_labels"):
+        scaled["pool_coarse_labels"] = True  # m2unet.data.scale.back_max_from reads it
     return {**scaled, "model": config["model"], "dataset": config["dataset"], "recipe": f"m2unet train preset {config['dataset']} (paper: AdamW 1e-3, BCE+0.3(1-J))",
             "jaccard": config["jaccard"], "epochs": int(config["epochs"]), "epochs_trained": epochs_done, "best_epoch": best["epoch"],
             "val_dice": round(float(best["val_dice"]), 6), "threshold": best["threshold"], "batch_size": config["batch_size"], "lr": config["lr"],

@@ -91,11 +91,12 @@ def held_out_samples(holdout: dict[str, list[str]], root=None) -> list[tuple[str
 
 
 def run_diameter_metadata(predict, holdout: dict[str, list[str]], diameter: int, threshold: float, root=None,
-                          progress: bool = False) -> dict:
+                          progress: bool = False, pool_coarse_labels: bool = False) -> dict:
     """The metadata a scale-normalised model's weights carry about the diameters it runs at (chosen as above)."""
     from ..data.scale import back_max_from
 
-    max_from = back_max_from({"fov_diameter": diameter, "datasets": list(holdout)})  # the model's own: it trained on these
+    # the model's own rule: it trained on these datasets at this diameter
+    max_from = back_max_from({"fov_diameter": diameter, "datasets": list(holdout), "pool_coarse_labels": pool_coarse_labels})
     scored = score_held_out(predict, held_out_samples(holdout, root), candidate_rules(diameter), progress, max_from)
     return choice_metadata(scored, diameter, threshold)
 
