@@ -127,6 +127,17 @@ def test_the_maximum_starts_beyond_the_coarsest_labels_a_model_learnt():
     without_drive = back_max_from({"fov_diameter": 1024, "datasets": ["chase_db1", "hrf"]})
     assert without_drive < 1024 / FOV_DIAMETER["drive"] < universal  # DRIVE's photographs come back by the maximum
     assert back_max_from({"dataset": "drive"}) == back_max_from({}) == MAX_BACK_ENLARGEMENT  # no scale stored
+    # a run that compared DRIVE's labels as 2×2 blocks learnt them at 1024 / 2 px: CHASE_DB1's are the coarsest then
+    pooled = back_max_from({"fov_diameter": 1024, "datasets": ["drive", "chase_db1", "hrf"], "pool_coarse_labels": True})
+    assert pooled == pytest.approx(MAX_BACK_ENLARGEMENT * 1024 / FOV_DIAMETER["chase_db1"]) == without_drive
+
+
+def test_label_pool_is_the_rounded_enlargement_from_the_maximums_limit():
+    from m2unet.data.scale import label_pool
+
+    assert label_pool(1024, 538) == 2 and label_pool(1024, 340) == 3  # DRIVE at 1024 px: 1.9x
+    assert label_pool(1024, 921) == 1 and label_pool(1024, 3263) == 1  # CHASE_DB1 1.11x, HRF shrunk
+    assert label_pool(1024, 690) == 1 and label_pool(1024, 680) == 2  # 1.48x and 1.51x either side of the limit
 
 
 def test_the_scale_a_model_runs_at_comes_from_its_metadata():

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from m2unet.training.losses import BCEJaccardLoss, soft_jaccard
+from m2unet.training.losses import BCEJaccardLoss, max_pooled, pooled_loss, soft_jaccard
 
 # sigmoid(logits) = 0.5, 0.75, 0.25, 0.8 ; labels 1, 1, 0, 0
 LOGITS = torch.tensor([0.0, math.log(3.0), -math.log(3.0), math.log(4.0)]).view(1, 1, 2, 2)
@@ -55,3 +55,25 @@ def test_loss_is_float32_under_bf16_logits_and_has_gradients():
 def test_unknown_form_is_rejected():
     with pytest.raises(ValueError, match="unknown Jaccard form"):
         BCEJaccardLoss("dice")
+
+
+def test_pooled_loss_compares_max_pooled_blocks_and_only_for_the_samples_that_ask():
+    criterion = BCEJaccardLoss("global")
+    label = torch.zeros(1, 1, 8, 8)
+    label[..., 2:4, :] = 1.0  # a vessel two pixels wide, as a coarse camera's annotator marks it at twice the grid
+    thin = torch.full((1, 1, 8, 8), -8.0)
+    thin[..., 2, :] = 8.0  # the model draws it one pixel wide
+    logits, target = torch.cat([thin, thin]), torch.cat([label, label])
+    assert pooled_loss(criterion, logits, target, None) == pooled_loss(criterion, logits, target, torch.tensor([1, 1])) == criterion(logits, target)
+    pooled = pooled_loss(criterion, logits, target, torch.tensor([2, 2]))
+    assert pooled == pytest.approx(criterion(max_pooled(thin, 2), max_pooled(label, 2)).item(), rel=1e-6)
+    assert pooled.item() < 0.01 < criterion(thin, label).item()  # the thin vessel fills every labelled block
+    mixed = pooled_loss(criterion, logits, target, torch.tensor([2, 1]))
+    assert mixed.item() == pytest.approx((pooled.item() + criterion(thin, label).item()) / 2, rel=1e-5)
+
+
+def test_max_pooled_keeps_a_partial_block_at_the_edge():
+    plane = torch.zeros(1, 1, 5, 5)
+    plane[..., 4, 4] = 1.0
+    assert max_pooled(plane, 2).shape[-2:] == (3, 3) and max_pooled(plane, 2)[0, 0, 2, 2] == 1.0
+    assert max_pooled(plane, 1) is plane

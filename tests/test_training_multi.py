@@ -71,6 +71,40 @@ def test_a_short_multi_dataset_run_stores_its_scale_in_the_weights(datasets_root
     assert 0.0 <= metadata["threshold"] <= 1.0 and metadata["val_dice"] > 0.0 and metadata["epochs_trained"] == 1
 
 
+def test_a_run_with_coarse_labels_pooled_compares_them_as_blocks(datasets_root, tmp_path, monkeypatch):
+    import m2unet.training.engine as engine
+    from m2unet.weights import read_metadata
+
+    # at 128 px the test images are not enlarged; as if DRIVE's FOV were 64 px, it is enlarged 2x and pooled 2x2
+    monkeypatch.setattr(engine, "FOV_DIAMETER", {"drive": 64, "chase_db1": 128})
+    config = preset_for("drive,chase_db1")
+    config.update(fov_diameter=128, crop=64, epochs=1, encoder_weights=None, pool_coarse_labels=True)
+    summary = engine.train(config, tmp_path / "run", progress=False, root=datasets_root, test=False, precision="32-true")
+    assert summary["validation"].endswith("labels compared as max-pooled blocks (drive 2×2)")
+    metadata = read_metadata(tmp_path / "run" / "best.safetensors")
+    assert metadata["pool_coarse_labels"] is True and 0.0 < metadata["val_dice"] <= 1.0
+
+
+def test_pooled_validation_counts_blocks_of_the_images_that_ask():
+    from types import SimpleNamespace
+
+    from m2unet.training.engine import pooled_counts
+
+    class Echo(torch.nn.Module):  # "predicts" the first channel of the image, as logits
+        def forward(self, images):
+            return torch.where(images[:, :1] > 0.5, 10.0, -10.0)
+
+    val = torch.zeros(2, 5, 8, 8, dtype=torch.uint8)
+    val[:, 4] = 1  # all in the FOV
+    val[:, 3, 2:4, :] = 1  # the label: two pixels wide
+    val[:, 0, 2, :] = 255  # the map: one pixel wide
+    fabric = SimpleNamespace(device=torch.device("cpu"))
+    as_drawn = pooled_counts(Echo(), val, 2, fabric, False, 0, 1)
+    as_blocks = pooled_counts(Echo(), val, 2, fabric, False, 0, 1, pools=[2, 2])
+    at_half = int(len(as_drawn["tp"]) // 2)
+    assert as_drawn["fn"][at_half] == 16 and as_blocks["fn"][at_half] == 0 and as_blocks["tp"][at_half] == 8
+
+
 def test_vessel_width_gives_each_dataset_its_own_diameter(datasets_root):
     from m2unet.training.data import dataset_diameters
 

@@ -107,6 +107,11 @@ def test_bad_dataset_is_one_line(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr and "missing" in result.stderr
 
 
+def test_pooling_coarse_labels_needs_several_datasets(tiny_folder, tmp_path):
+    result = train(tiny_folder, tmp_path / "run", "--epochs", "1", "--pool-coarse-labels")
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "--pool-coarse-labels needs several datasets" in result.stderr
+
+
 def test_baseline_trains_with_the_same_command(tiny_folder, tmp_path):
     """The paper's baselines go through the same recipe, from scratch (no ImageNet encoder)."""
     out = tmp_path / "erfnet"

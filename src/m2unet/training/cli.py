@@ -83,16 +83,7 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
     if model_name != config["model"]:
         # only M2U-Net has a pretrained encoder; the paper trains its baselines from scratch
         config.update(model=model_name, encoder_weights=None)
-    if vessel_width is not None:
-        if not config.get("datasets"):
-            raise M2UNetError("--vessel-width needs several datasets (--dataset drive,chase_db1,hrf)")
-        if not 1 <= vessel_width <= 32:
-            raise M2UNetError(f"--vessel-width must be between 1 and 32 px, got {vessel_width}")
-        config["vessel_width"] = vessel_width
-    if pool_coarse_labels:
-        if not config.get("datasets"):
-            raise M2UNetError("--pool-coarse-labels needs several datasets (--dataset drive,chase_db1,hrf)")
-        config["pool_coarse_labels"] = True
+    config.update(multi_dataset_options(config, vessel_width, pool_coarse_labels))
     config["augment"] = augment_with(config["augment"], augment_settings)
     overrides = {"epochs": epochs, "batch_size": batch_size, "jaccard": jaccard, "crop": crop, "lr": lr, "lr_schedule": lr_schedule, "ema_half_life": ema_half_life, "seed": seed,
                  "val_every": val_every}
@@ -128,6 +119,21 @@ def train(dataset, model_name, epochs, batch_size, out_dir, resume, jaccard, cro
     if summary.get("test"):
         t = summary["test"]
         click.echo(f"test F1 {t['f1_at_stored_threshold']:.4f} at the stored threshold, {t['f1_at_best_threshold']:.4f} at the best ({t['best_threshold']:.3f})")
+
+
+def multi_dataset_options(config: dict, vessel_width: float | None, pool_coarse_labels: bool) -> dict:
+    """The config changes of the options that only a run of several datasets has, checked."""
+    changes = {}
+    if vessel_width is not None:
+        if not 1 <= vessel_width <= 32:
+            raise M2UNetError(f"--vessel-width must be between 1 and 32 px, got {vessel_width}")
+        changes["vessel_width"] = vessel_width
+    if pool_coarse_labels:
+        changes["pool_coarse_labels"] = True
+    if changes and not config.get("datasets"):
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in changes)
+        raise M2UNetError(f"{flags} needs several datasets (--dataset drive,chase_db1,hrf)")
+    return changes
 
 
 def augment_with(settings: dict, changes: tuple[str, ...]) -> dict:

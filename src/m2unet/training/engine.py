@@ -38,8 +38,8 @@ import numpy as np
 import torch
 
 from ..data.datasets import DATASETS, FOV_DIAMETER
-from ..data.scale import label_pool
 from ..data.io import write_atomic
+from ..data.scale import label_pool
 from ..errors import M2UNetError
 from .augment import AugmentConfig, Augmenter, save_augmentation_grid
 from .checkpoint import CHECKPOINT_FORMAT, check_resumable, load_checkpoint, restore_rng, rng_state, save_checkpoint

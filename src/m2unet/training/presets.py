@@ -27,6 +27,11 @@ labels keep an F1 ceiling of 0.971 at 1024 px against 0.944 at 768 and 0.879 at 
 width is W px (:func:`m2unet.training.data.dataset_diameters`; W = 6: DRIVE 962, CHASE_DB1 876, HRF 2077 px), and the model then
 runs a photograph where its own map's vessels have that width (:class:`m2unet.data.scale.WidthRule`), which needs no FOV
 diameter of the camera to be right (results/scale/vessel_width.md: one FOV diameter is not one vessel width).
+``pool_coarse_labels`` (``--pool-coarse-labels``): a dataset enlarged 1.5× or more to its diameter (DRIVE at 1024 px: 1.9×) is
+compared with its labels as k×k max-pooled blocks, k the rounded enlargement (:func:`m2unet.data.scale.label_pool`), in
+the loss and in validation, as :func:`m2unet.data.scale.shrink_by_max` brings such maps back: its annotators marked every
+pixel a vessel crosses, so the model learns to draw vessels as thin as CHASE_DB1's and HRF's labels have them, not as
+enlarged DRIVE pixels.
 """
 
 from __future__ import annotations
