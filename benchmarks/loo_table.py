@@ -56,7 +56,11 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
                       "(`--augment scale_high=1.5 --augment scale_p=0.7`): a 30° camera such as CHASE_DB1's draws vessels 1.5× as "
                       "wide as the 45° cameras of DRIVE and HRF at the same FOV diameter (the CHASE_DB1 run trained at 576520c with the "
                       "`scale_high` setting that 0f8c3ab commits)",
-            "zoom15-search": "no new training: the zoom15 run's weights run with `--search-diameter` (as in variant run3-search)"}
+            "zoom15-search": "no new training: the zoom15 run's weights run with `--search-diameter` (as in variant run3-search)",
+            "pool": "zoom15 with DRIVE's labels compared as 2×2 max-pooled blocks (`--pool-coarse-labels`; docs/training.md): the model "
+                    "may draw a vessel inside an enlarged DRIVE label as thin as it is (no change without DRIVE: held-out DRIVE's "
+                    "run would be zoom15's)",
+            "pool-search": "no new training: the pool run's weights run with `--search-diameter` (as in variant run3-search)"}
 # variants that evaluate another run's weights another way (contrast restoration, the diameter search): no run of their own
 EVALUATED_ONLY = ("-contrast", "-search")
 RUN_ORDER = ("ema300", "run3", "rerun", "first run")  # newest first: the latest run of a held-out dataset reflects the current search

@@ -18,9 +18,10 @@ from ..errors import M2UNetError
 CHECKPOINT_FORMAT = "m2unet-train-checkpoint-v1"
 # Settings that must not change when a run is resumed (epochs may grow).
 FROZEN_KEYS = ("model", "dataset", "lr", "lr_schedule", "weight_decay", "jaccard", "jaccard_weight", "batch_size", "crop", "seed", "val_seed", "val_copies",
-               "augment", "datasets", "fov_diameter", "vessel_width", "holdout", "balanced", "ema_half_life")
+               "augment", "datasets", "fov_diameter", "vessel_width", "holdout", "balanced", "ema_half_life",
+               "pool_coarse_labels")
 # values of keys added after the first checkpoints were written, for resuming those
-KEY_DEFAULTS = {"lr_schedule": "constant", "vessel_width": None, "ema_half_life": None}
+KEY_DEFAULTS = {"lr_schedule": "constant", "vessel_width": None, "ema_half_life": None, "pool_coarse_labels": False}
 
 
 def load_checkpoint(path: Path) -> dict:
