@@ -39,7 +39,7 @@ import torch
 
 from ..data.datasets import DATASETS, FOV_DIAMETER
 from ..data.io import write_atomic
-from ..data.scale import label_pool
+from ..data.scale import back_max_from, label_pool
 from ..errors import M2UNetError
 from .augment import AugmentConfig, Augmenter, save_augmentation_grid
 from .checkpoint import CHECKPOINT_FORMAT, check_resumable, load_checkpoint, restore_rng, rng_state, save_checkpoint
@@ -569,8 +569,9 @@ class MultiDatasetTrainer(Trainer):
                                         self.progress)
             self.say(f"runs photographs where its map's vessels are {found['run_vessel_width']['map_width']:.2f} px wide (calibrated on the held-out images)")
             return {**contrast, **found}
+        # the config holds what back_max_from reads from the weights (fov_diameter, datasets, pool_coarse_labels)
         found = run_diameter_metadata(predict, self.config["holdout"], self.config["fov_diameter"], self.best["threshold"], self.root, self.progress,
-                                      bool(self.config.get("pool_coarse_labels")))
+                                      back_max_from(self.config))
         self.say(f"runs photographs at FOV diameters {found['run_fov_diameter']} (chosen on the held-out images)")
         return {**contrast, **found}
 

@@ -91,12 +91,9 @@ def held_out_samples(holdout: dict[str, list[str]], root=None) -> list[tuple[str
 
 
 def run_diameter_metadata(predict, holdout: dict[str, list[str]], diameter: int, threshold: float, root=None,
-                          progress: bool = False, pool_coarse_labels: bool = False) -> dict:
-    """The metadata a scale-normalised model's weights carry about the diameters it runs at (chosen as above)."""
-    from ..data.scale import back_max_from
-
-    # the model's own rule: it trained on these datasets at this diameter
-    max_from = back_max_from({"fov_diameter": diameter, "datasets": list(holdout), "pool_coarse_labels": pool_coarse_labels})
+                          progress: bool = False, max_from: float | None = None) -> dict:
+    """The metadata a scale-normalised model's weights carry about the diameters it runs at (chosen as above);
+    ``max_from``: the model's own :func:`m2unet.data.scale.back_max_from`."""
     scored = score_held_out(predict, held_out_samples(holdout, root), candidate_rules(diameter), progress, max_from)
     return choice_metadata(scored, diameter, threshold)
 
