@@ -12,17 +12,23 @@
 #                                  # then M2U-Net's GPU latency (eager fp32 / fp16 / bf16 CUDA graphs, 3 sizes: 9 cells)
 #   scripts/gpu_session.sh cuda    # only that latency and the `segment --device cuda` check (U-Net's 300 epochs were
 #                                  # trained on the CPU instead: results/train/unet-drive-global); about 3 min
+#   scripts/gpu_session.sh zoom15  # issue #16, five multi-dataset runs of zoom15's recipe sharing the GPU: `universal` on
+#                                  # all three datasets, and seeds 1 (and 2) of the held-out runs, to measure how far the
+#                                  # seed alone moves a held-out F1; held-out CHASE_DB1 evaluated there (its images are small).
+#                                  # The repo had outgrown the lease's 64 MiB: results/ and the shipped .onnx files were moved
+#                                  # out of the working tree for the call (HRF's JPEGs as they are, its labels as 1-bit TIFFs)
 #
 # Environment: DATA_ROOT (folder with DRIVE/ CHASE_DB1/ HRF/; default ../shared/datasets), OUT (where results
 # go; default gpu-out), RUNS (run folders; default runs), HRF_MINUTES / BASELINE_MINUTES (--time-limit of the
 # trainings: a run that does not finish stops after a validated epoch and continues with --resume).
 # Trainings of one part share the GPU (they are small); the benchmark runs alone, after them.
 set -uo pipefail
-part=${1:?usage: scripts/gpu_session.sh hrf|drive|unet|cuda}
+part=${1:?usage: scripts/gpu_session.sh hrf|drive|unet|cuda|zoom15}
 DATA_ROOT=${DATA_ROOT:-../shared/datasets}
 OUT=${OUT:-gpu-out}
 RUNS=${RUNS:-runs}
 HRF_MINUTES=${HRF_MINUTES:-240}
+ZOOM15_MINUTES=${ZOOM15_MINUTES:-240}
 BASELINE_MINUTES=${BASELINE_MINUTES:-60}
 PY=${PYTHON:-python3}
 ACCELERATOR=${ACCELERATOR:-gpu}      # cpu: a smoke test of this script without a GPU
@@ -54,7 +60,47 @@ collect() {  # weights files go back one by one; everything else (logs, curves, 
     stamp "collected: $(ls "$OUT" | tr '\n' ' ')"
 }
 
+collect_each() {  # one archive per run (its weights, records and last checkpoint: about 8 MB), then the logs
+    for name in "$@"; do
+        [ -d "$RUNS/$name" ] && tar czf "$OUT/$name.tgz" -C "$RUNS" "$name"
+    done
+    tar czf "$OUT/logs-$part.tgz" "$LOGS"
+    stamp "collected: $(ls "$OUT" | tr '\n' ' ')"
+}
+
 case "$part" in
+zoom15)
+    # zoom15's recipe (docs/universal.md): the shipped recipe with zooms up to 1.5x on 70 % of the crops
+    recipe="--augment jpeg_quality_min=15 --augment blur_sigma_max=3 --augment scale_high=1.5 --augment scale_p=0.7 --ema-half-life 5 --epochs 300"
+    limit=(--time-limit "$ZOOM15_MINUTES" --no-test --threads 3)
+    stamp "start: five runs of zoom15's recipe (limit ${ZOOM15_MINUTES} min each), same GPU"
+    # shellcheck disable=SC2086
+    {
+        train universal-zoom15 --dataset drive,chase_db1,hrf $recipe "${limit[@]}" &
+        train loo-chase_db1-zoom15-s1 --dataset drive,hrf $recipe --seed 1 "${limit[@]}" &
+        train loo-chase_db1-zoom15-s2 --dataset drive,hrf $recipe --seed 2 "${limit[@]}" &
+        train loo-hrf-zoom15-s1 --dataset drive,chase_db1 $recipe --seed 1 "${limit[@]}" &
+        train loo-drive-zoom15-s1 --dataset chase_db1,hrf $recipe --seed 1 "${limit[@]}" &
+        wait
+    }
+    stamp "trainings done"
+    runs="universal-zoom15 loo-chase_db1-zoom15-s1 loo-chase_db1-zoom15-s2 loo-hrf-zoom15-s1 loo-drive-zoom15-s1"
+    for n in $runs; do tail -n 3 "$LOGS/$n.log"; done
+    # shellcheck disable=SC2086
+    collect_each $runs  # first, so that a lease ending during the evaluations still returns the trainings
+    device=$([ "$ACCELERATOR" = gpu ] && echo cuda || echo cpu)
+    for n in loo-chase_db1-zoom15-s1 loo-chase_db1-zoom15-s2; do  # held-out CHASE_DB1 as `auto` runs it (search, then flip TTA too)
+        [ -f "$RUNS/$n/best.safetensors" ] || continue
+        for tta in "" --tta; do
+            timeout "${EVAL_SECONDS:-90}" $PY -m m2unet evaluate --dataset chase_db1 --weights "$RUNS/$n/best.safetensors" --device "$device" \
+                --datasets-root "$DATA_ROOT" --search-diameter $tta --no-maps --out "$RUNS/eval/$n-search${tta:+-tta}" >"$LOGS/$n-evaluate${tta}.log" 2>&1 &
+        done
+    done
+    wait
+    stamp "evaluations done"
+    [ -d "$RUNS/eval" ] && tar czf "$OUT/eval-$part.tgz" -C "$RUNS" eval
+    tar czf "$OUT/logs-$part.tgz" "$LOGS"
+    ;;
 hrf)
     stamp "start: M2U-Net HRF full resolution (limit ${HRF_MINUTES} min) and ERFNet CHASE_DB1 (limit ${BASELINE_MINUTES} min), same GPU"
     train hrf-global-gpu --dataset hrf --time-limit "$HRF_MINUTES" --no-test &
@@ -102,6 +148,6 @@ print('segment --device cuda vs cpu, max |dp|:', *(f'{p} {float(np.abs(m2unet.se
     fi
     ;;
 *)
-    echo "unknown part $part (hrf, drive, unet or cuda)" >&2; exit 2 ;;
+    echo "unknown part $part (hrf, drive, unet, cuda or zoom15)" >&2; exit 2 ;;
 esac
 stamp "done"
