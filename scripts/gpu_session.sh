@@ -72,15 +72,15 @@ case "$part" in
 zoom15)
     # zoom15's recipe (docs/universal.md): the shipped recipe with zooms up to 1.5x on 70 % of the crops
     recipe="--augment jpeg_quality_min=15 --augment blur_sigma_max=3 --augment scale_high=1.5 --augment scale_p=0.7 --ema-half-life 5 --epochs 300"
-    limit=(--time-limit "$ZOOM15_MINUTES" --no-test --threads 3)
+    run_args=(--time-limit "$ZOOM15_MINUTES" --no-test --threads 3)  # each of the five: 3 of the 16 cores
     stamp "start: five runs of zoom15's recipe (limit ${ZOOM15_MINUTES} min each), same GPU"
     # shellcheck disable=SC2086
     {
-        train universal-zoom15 --dataset drive,chase_db1,hrf $recipe "${limit[@]}" &
-        train loo-chase_db1-zoom15-s1 --dataset drive,hrf $recipe --seed 1 "${limit[@]}" &
-        train loo-chase_db1-zoom15-s2 --dataset drive,hrf $recipe --seed 2 "${limit[@]}" &
-        train loo-hrf-zoom15-s1 --dataset drive,chase_db1 $recipe --seed 1 "${limit[@]}" &
-        train loo-drive-zoom15-s1 --dataset chase_db1,hrf $recipe --seed 1 "${limit[@]}" &
+        train universal-zoom15 --dataset drive,chase_db1,hrf $recipe "${run_args[@]}" &
+        train loo-chase_db1-zoom15-s1 --dataset drive,hrf $recipe --seed 1 "${run_args[@]}" &
+        train loo-chase_db1-zoom15-s2 --dataset drive,hrf $recipe --seed 2 "${run_args[@]}" &
+        train loo-hrf-zoom15-s1 --dataset drive,chase_db1 $recipe --seed 1 "${run_args[@]}" &
+        train loo-drive-zoom15-s1 --dataset chase_db1,hrf $recipe --seed 1 "${run_args[@]}" &
         wait
     }
     stamp "trainings done"
@@ -99,7 +99,7 @@ zoom15)
     wait
     stamp "evaluations done"
     [ -d "$RUNS/eval" ] && tar czf "$OUT/eval-$part.tgz" -C "$RUNS" eval
-    tar czf "$OUT/logs-$part.tgz" "$LOGS"
+    tar czf "$OUT/logs-$part.tgz" "$LOGS"  # again, now with the evaluations' logs (collect_each's copy is the fallback)
     ;;
 hrf)
     stamp "start: M2U-Net HRF full resolution (limit ${HRF_MINUTES} min) and ERFNet CHASE_DB1 (limit ${BASELINE_MINUTES} min), same GPU"
