@@ -51,8 +51,9 @@ def vessels(image: np.ndarray, weights: Path, restore_contrast: bool = True, sea
                           search_diameter=search)
 
 
-def counts_of(models: dict[str, Path | None], dataset: str, images: int) -> dict[str, dict[str, np.ndarray]]:
-    """{change: {model: summed [tp, fp, fn]}} over the first ``images`` test photographs of ``dataset``."""
+def counts_of(models: dict[str, Path | None], dataset: str, images: int, searched: set[str]) -> dict[str, dict[str, np.ndarray]]:
+    """{change: {model: summed [tp, fp, fn]}} over the first ``images`` test photographs of ``dataset``; the models
+    named in ``searched`` run with each photograph's diameter searched."""
     totals = {change: {model: np.zeros(3, dtype=np.int64) for model in models} for change in CAMERA_CHANGES}
     for index, sample in enumerate(load_dataset(dataset, "test")):
         if index == images:
@@ -61,7 +62,7 @@ def counts_of(models: dict[str, Path | None], dataset: str, images: int) -> dict
             image, label, mask = change(sample.image, sample.label, sample.mask)
             for model, weights in models.items():
                 chosen = weights or pretrained_path(closest_dataset_model(fov_width(estimate_fov_mask(image), image.shape[1])))
-                c = binary_counts(vessels(image, chosen, restore_contrast=model != UNRESTORED, search=model == SEARCHED), label, mask)
+                c = binary_counts(vessels(image, chosen, restore_contrast=model != UNRESTORED, search=model in searched), label, mask)
                 totals[change_name][model] += (c["tp"], c["fp"], c["fn"])
         print(f"{dataset} {sample.name}: {len(CAMERA_CHANGES)} changes × {len(models)} models", flush=True)
     return totals
@@ -84,16 +85,21 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=4, help="test photographs per dataset")
     parser.add_argument("--weights", action="append", default=[], metavar="NAME=FILE", help="another model to compare")
     parser.add_argument("--out", type=Path, default=OUT / "camera_shift.md")
-    parser.add_argument("--auto", action="store_true", help="also the universal model with its diameter searched, as --model auto runs it")
+    parser.add_argument("--auto", action="store_true",
+                        help="also the universal model, and each --weights model, with its diameter searched, as --model auto runs it")
     args = parser.parse_args()
     models: dict[str, Path | None] = {CLOSEST: None, "universal": pretrained_path("universal"), UNRESTORED: pretrained_path("universal")}
     if args.auto:
         models[SEARCHED] = pretrained_path("universal")
+    searched = {SEARCHED}
     for item in args.weights:
         name, _, file = item.partition("=")
         models[name] = Path(file)
+        if args.auto:  # the same file searched, as `--model auto` would run it were it the shipped universal model
+            models[f"{name}, {SEARCHED}"] = Path(file)
+            searched.add(f"{name}, {SEARCHED}")
     start = time.perf_counter()
-    per_dataset = {d: counts_of(models, d, args.images) for d in DATASETS}
+    per_dataset = {d: counts_of(models, d, args.images, searched) for d in DATASETS}
     f1 = {c: {d: {m: float(f1_score(*per_dataset[d][c][m])) for m in models} for d in DATASETS} for c in CAMERA_CHANGES}
     names = list(models)
     lines = [
@@ -104,7 +110,8 @@ def main() -> int:
         "dataset, each changed as m2unet.evaluation.camera_shift says (label and FOV changed alike) and run as "
         "`m2unet segment` runs it. Best per row in bold. The closest per-dataset model is chosen per photograph by its FOV "
         f"width (the former `--model auto`); `{UNRESTORED}` is the shipped universal model with contrast restoration turned off"
-        + (f"; `{SEARCHED}` is the shipped universal model with each photograph's FOV diameter searched (`--model auto`)" if args.auto else "")
+        + (f"; `{SEARCHED}` is the shipped universal model with each photograph's FOV diameter searched (`--model auto`), "
+           f"`NAME, {SEARCHED}` another model so" if args.auto else "")
         + ".", "",
         *table(f1, names), "",
         "Models: " + "; ".join(f"`{n}` = {shown(w)}" for n, w in models.items()) + ".",

@@ -43,6 +43,7 @@ def row(label: str, metrics: dict | None, note: str = "") -> str:
 
 # the universal models shipped before, newest first: (folder under results/ours, what it was)
 FORMER_UNIVERSAL = (
+    ("universal-ema300", "zooms up to 1.2× in training; replaced by zoom15's recipe (zooms up to 1.5×), better on every held-out dataset"),
     ("universal-cam2", "harsher blur and JPEG, 150 epochs; replaced by the 300-epoch run with a weight average"),
     ("universal", "the preset's camera ranges, 150 epochs; replaced by the run with harsher blur and JPEG"),
 )

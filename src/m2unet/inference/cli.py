@@ -84,7 +84,7 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
     Examples:
       m2unet segment photo.jpg -o out/ --overlay
       m2unet segment photo.jpg -o out/ --tta          # flip test-time augmentation: 4× the time, higher F1
-      m2unet segment photos/ -o out/ --model universal   # auto without the diameter search: 3.6–9× faster (results/scale/latency.md)
+      m2unet segment photos/ -o out/ --model universal   # auto without the diameter search: 6–8× faster (results/scale/latency.md)
       m2unet segment ../shared/datasets/HRF/images -o hrf-out/ --model hrf --backend openvino --precision int8
       m2unet segment photos/ -o out/ --device cuda --precision fp16   # on a GPU
       m2unet segment manifest.csv -o out/ --engine ray                # Ray Data on this machine (rerun to resume)
