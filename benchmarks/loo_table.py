@@ -156,23 +156,29 @@ def search_rows() -> list[str]:
 SHIPPED = "zoom15"  # the variant trained with the shipped universal model's recipe (its runs over seeds: SEEDS)
 
 
+WAYS = ("", "-search", "-search-tta")  # each held-out run as stored, searched, searched with flip TTA (folder suffixes)
+
+
+def seed_values(held_out: str, way: str, key: str = "a_priori") -> list[float]:
+    """F1 at the a-priori or the best threshold of each run of the shipped recipe (:data:`SEEDS`) evaluated ``way`` on
+    ``held_out``, those that were."""
+    return [fov[key]["f1"] for run in SEEDS if (fov := pooled(f"{held_out}-{run}{way}"))]
+
+
 def seed_rows() -> list[str]:
     """zoom15's recipe trained with several seeds: each held-out run as stored, searched and searched with flip TTA, and
     the mean over the seeds run (a result one seed happened to reach is not the recipe's)."""
-    ways = ("", "-search", "-search-tta")
     rows = []
     for held_out in DATASETS:
-        runs = {run: [a_priori_f1(f"{held_out}-{run}{way}") for way in ways] for run in SEEDS}
+        runs = {run: [a_priori_f1(f"{held_out}-{run}{way}") for way in WAYS] for run in SEEDS}
         runs = {run: values for run, values in runs.items() if values[0] is not None or values[1] is not None}
         if len(runs) < 2:
             continue
         for run, values in runs.items():
             rows.append(f"| {held_out} | {SEEDS[run]} | " + " | ".join("–" if v is None else marked(v) for v in values) + " |")
-        means = []
-        for column in zip(*runs.values(), strict=True):
-            known = [v for v in column if v is not None]
-            means.append(f"{sum(known) / len(known):.4f} (range {max(known) - min(known):.4f}, {len(known)} seeds)" if len(known) > 1 else "–")
-        rows.append(f"| {held_out} | mean | " + " | ".join(means) + " |")
+        columns = [seed_values(held_out, way) for way in WAYS]
+        rows.append(f"| {held_out} | mean | " + " | ".join(
+            f"{sum(c) / len(c):.4f} (range {max(c) - min(c):.4f}, {len(c)} seeds)" if len(c) > 1 else "–" for c in columns) + " |")
     if not rows:
         return []
     return ["", "## zoom15's recipe over seeds", "",
@@ -188,17 +194,15 @@ def marked(f1: float) -> str:
 
 
 def seed_mean(held_out: str, way: str, key: str = "a_priori") -> tuple[float, int] | None:
-    """(mean F1 at the a-priori or the best threshold, seeds) over the runs of the shipped recipe (:data:`SEEDS`)
-    evaluated ``way`` ("", "-search", "-search-tta") on ``held_out``; None when none was."""
-    values = [fov[key]["f1"] for run in SEEDS if (fov := pooled(f"{held_out}-{run}{way}"))]
+    """(mean of :func:`seed_values`, seeds); None when no run was evaluated so."""
+    values = seed_values(held_out, way, key)
     return (sum(values) / len(values), len(values)) if values else None
 
 
 def shipped_rows(cross: dict) -> list[str]:
     """The table for the shipped recipe (variant :data:`SHIPPED`): each cell the mean over the seeds it was run with
     (one seed's result is not the recipe's), as stored, searched and searched with flip TTA, once all three have run."""
-    ways = ("", "-search", "-search-tta")
-    runs = {d: [seed_mean(d, way) for way in ways] + [seed_mean(d, "-search", "best")] for d in DATASETS}
+    runs = {d: [seed_mean(d, way) for way in WAYS] + [seed_mean(d, "-search", "best")] for d in DATASETS}
     if not all(cells[0] and cells[1] for cells in runs.values()):
         return []
 
