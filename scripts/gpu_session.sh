@@ -17,13 +17,15 @@
 #                                  # seed alone moves a held-out F1; held-out CHASE_DB1 evaluated there (its images are small).
 #                                  # The repo had outgrown the lease's 64 MiB: results/ and the shipped .onnx files were moved
 #                                  # out of the working tree for the call (HRF's JPEGs as they are, its labels as 1-bit TIFFs)
+#   VARIANT=zoom20 VARIANT_ARGS="--augment scale_high=2.0" scripts/gpu_session.sh variant
+#                                  # the same five runs with a change on top of zoom15's recipe, named after it
 #
 # Environment: DATA_ROOT (folder with DRIVE/ CHASE_DB1/ HRF/; default ../shared/datasets), OUT (where results
 # go; default gpu-out), RUNS (run folders; default runs), HRF_MINUTES / BASELINE_MINUTES (--time-limit of the
 # trainings: a run that does not finish stops after a validated epoch and continues with --resume).
 # Trainings of one part share the GPU (they are small); the benchmark runs alone, after them.
 set -uo pipefail
-part=${1:?usage: scripts/gpu_session.sh hrf|drive|unet|cuda|zoom15}
+part=${1:?usage: scripts/gpu_session.sh hrf|drive|unet|cuda|zoom15|variant}
 DATA_ROOT=${DATA_ROOT:-../shared/datasets}
 OUT=${OUT:-gpu-out}
 RUNS=${RUNS:-runs}
@@ -69,27 +71,35 @@ collect_each() {  # one archive per run (its weights, records and last checkpoin
 }
 
 case "$part" in
-zoom15)
-    # zoom15's recipe (docs/universal.md): the shipped recipe with zooms up to 1.5x on 70 % of the crops
+zoom15 | variant)
+    # zoom15's recipe (docs/universal.md): the shipped recipe with zooms up to 1.5x on 70 % of the crops.
+    # variant: the same five runs with VARIANT_ARGS on top of it, named after VARIANT (e.g. VARIANT=zoom20
+    # VARIANT_ARGS="--augment scale_high=2.0"): a change to the recipe measured on all three held-out cameras and in
+    # domain in one lease, seeds 1 (and 2 for CHASE_DB1, the split the change aims at) as zoom15's were.
     recipe="--augment jpeg_quality_min=15 --augment blur_sigma_max=3 --augment scale_high=1.5 --augment scale_p=0.7 --ema-half-life 5 --epochs 300"
+    name=zoom15
+    if [ "$part" = variant ]; then
+        name=${VARIANT:?VARIANT=<name> for part variant}
+        recipe="$recipe ${VARIANT_ARGS:?VARIANT_ARGS=<m2unet train arguments> for part variant}"
+    fi
     run_args=(--time-limit "$ZOOM15_MINUTES" --no-test --threads 3)  # each of the five: 3 of the 16 cores
-    stamp "start: five runs of zoom15's recipe (limit ${ZOOM15_MINUTES} min each), same GPU"
+    stamp "start: five runs of $name's recipe (limit ${ZOOM15_MINUTES} min each), same GPU: $recipe"
     # shellcheck disable=SC2086
     {
-        train universal-zoom15 --dataset drive,chase_db1,hrf $recipe "${run_args[@]}" &
-        train loo-chase_db1-zoom15-s1 --dataset drive,hrf $recipe --seed 1 "${run_args[@]}" &
-        train loo-chase_db1-zoom15-s2 --dataset drive,hrf $recipe --seed 2 "${run_args[@]}" &
-        train loo-hrf-zoom15-s1 --dataset drive,chase_db1 $recipe --seed 1 "${run_args[@]}" &
-        train loo-drive-zoom15-s1 --dataset chase_db1,hrf $recipe --seed 1 "${run_args[@]}" &
+        train universal-$name --dataset drive,chase_db1,hrf $recipe "${run_args[@]}" &
+        train loo-chase_db1-$name-s1 --dataset drive,hrf $recipe --seed 1 "${run_args[@]}" &
+        train loo-chase_db1-$name-s2 --dataset drive,hrf $recipe --seed 2 "${run_args[@]}" &
+        train loo-hrf-$name-s1 --dataset drive,chase_db1 $recipe --seed 1 "${run_args[@]}" &
+        train loo-drive-$name-s1 --dataset chase_db1,hrf $recipe --seed 1 "${run_args[@]}" &
         wait
     }
     stamp "trainings done"
-    runs="universal-zoom15 loo-chase_db1-zoom15-s1 loo-chase_db1-zoom15-s2 loo-hrf-zoom15-s1 loo-drive-zoom15-s1"
+    runs="universal-$name loo-chase_db1-$name-s1 loo-chase_db1-$name-s2 loo-hrf-$name-s1 loo-drive-$name-s1"
     for n in $runs; do tail -n 3 "$LOGS/$n.log"; done
     # shellcheck disable=SC2086
     collect_each $runs  # first, so that a lease ending during the evaluations still returns the trainings
     device=$([ "$ACCELERATOR" = gpu ] && echo cuda || echo cpu)
-    for n in loo-chase_db1-zoom15-s1 loo-chase_db1-zoom15-s2; do  # held-out CHASE_DB1 as `auto` runs it (search, then flip TTA too)
+    for n in loo-chase_db1-$name-s1 loo-chase_db1-$name-s2; do  # held-out CHASE_DB1 as `auto` runs it (search, then flip TTA too)
         [ -f "$RUNS/$n/best.safetensors" ] || continue
         for tta in "" --tta; do
             timeout "${EVAL_SECONDS:-90}" $PY -m m2unet evaluate --dataset chase_db1 --weights "$RUNS/$n/best.safetensors" --device "$device" \
