@@ -65,8 +65,12 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
                                   "scripts/gpu_session.sh zoom15): how far the seed alone moves a held-out F1" for seed in (1, 2)},
             **{f"zoom15-s{seed}-search": f"no new training: the zoom15-s{seed} run's weights run with `--search-diameter`"
                for seed in (1, 2)},
+            "zoom20-s1": "zoom15's recipe with zooms up to 2.0× (`--augment scale_high=2.0`), seed 1, trained on this project's 2-core "
+                         "AMD EPYC (fp32; zoom15-s1 trained on the H200 in bf16): do zooms past a 30° camera's 1.5× lift held-out "
+                         "CHASE_DB1 further? One seed, one split: `scripts/gpu_session.sh variant` measures it on all three",
+            "zoom20-s1-search": "no new training: the zoom20-s1 run's weights run with `--search-diameter`",
             **{f"{run}-search-tta": f"no new training: the {run} run's weights run with `--search-diameter --tta` (the search, then "
-                                    "the mean over the chosen view and its 3 flips: `segment --tta`)" for run in ("ema300", "zoom15", "zoom15-s1", "zoom15-s2")}}
+                                    "the mean over the chosen view and its 3 flips: `segment --tta`)" for run in ("ema300", "zoom15", "zoom15-s1", "zoom15-s2", "zoom20-s1")}}
 SEEDS = {"zoom15": 42, "zoom15-s1": 1, "zoom15-s2": 2}  # runs of one recipe that differ only in --seed
 # variants that evaluate another run's weights another way (contrast restoration, the diameter search): no run of their own
 EVALUATED_ONLY = ("-tta", "-contrast", "-search")  # in this order: "-search-tta" names the run without both
