@@ -247,7 +247,8 @@ def shipped_rows(cross: dict) -> list[str]:
             "that split (section \"zoom15's recipe over seeds\"); seed 42's runs chose the recipe among the variants on these",
             "test splits, seeds 1 and 2 carry none of that choice. The second human observer's labels (DRIVE's and CHASE_DB1's",
             "test splits; HRF has none) scored against the first like a model's binary map: how far two people who drew the",
-            "same photographs agree, a ceiling for a model that never saw how a dataset's first observer draws.", "",
+            "same photographs agree: a reference for a model that never saw how a dataset's first observer draws, not a bound",
+            "(held-out DRIVE's runs pass theirs).", "",
             "| " + " | ".join(header) + " |", "|" + "---|" * len(header), *rows, "| " + " | ".join(mean_row) + " |", "",
             "## The first recipe", "", "The preset's camera ranges, 150 epochs, no weight average (the first run of each).", ""]
 
