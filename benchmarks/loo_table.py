@@ -63,12 +63,11 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
             "pool-search": "no new training: the pool run's weights run with `--search-diameter` (as in variant run3-search)",
             **{f"zoom15-s{seed}": f"zoom15's recipe with `--seed {seed}` instead of 42 (trained on one NVIDIA H200, "
                                   "scripts/gpu_session.sh zoom15): how far the seed alone moves a held-out F1" for seed in (1, 2)},
-            **{f"zoom15-s{seed}-search": f"no new training: the zoom15-s{seed} run's weights run with `--search-diameter`"
-               for seed in (1, 2)},
             "zoom20-s1": "zoom15's recipe with zooms up to 2.0× (`--augment scale_high=2.0`), seed 1, trained on this project's 2-core "
                          "AMD EPYC (fp32; zoom15-s1 trained on the H200 in bf16): do zooms past a 30° camera's 1.5× lift held-out "
                          "CHASE_DB1 further? One seed, one split: `scripts/gpu_session.sh variant` measures it on all three",
-            "zoom20-s1-search": "no new training: the zoom20-s1 run's weights run with `--search-diameter`",
+            **{f"{run}-search": f"no new training: the {run} run's weights run with `--search-diameter`"
+               for run in ("zoom15-s1", "zoom15-s2", "zoom20-s1")},
             **{f"{run}-search-tta": f"no new training: the {run} run's weights run with `--search-diameter --tta` (the search, then "
                                     "the mean over the chosen view and its 3 flips: `segment --tta`)" for run in ("ema300", "zoom15", "zoom15-s1", "zoom15-s2", "zoom20-s1")}}
 SEEDS = {"zoom15": 42, "zoom15-s1": 1, "zoom15-s2": 2}  # runs of one recipe that differ only in --seed
@@ -112,10 +111,16 @@ def variant_rows() -> list[str]:
             "| held out | variant | first run | variant |", "|---|---|---|---|", *rows]
 
 
+def loo_metrics(name: str) -> dict | None:
+    """results/ours/loo/<name>/metrics.json (None: not evaluated)."""
+    path = REPO / "results" / "ours" / "loo" / name / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def pooled(name: str) -> dict | None:
     """results/ours/loo/<name>/metrics.json's pooled counts inside the FOV (None: not evaluated)."""
-    path = REPO / "results" / "ours" / "loo" / name / "metrics.json"
-    return json.loads(path.read_text())["pooled"]["fov"] if path.is_file() else None
+    metrics = loo_metrics(name)
+    return metrics["pooled"]["fov"] if metrics else None
 
 
 def a_priori_f1(name: str) -> float | None:
@@ -207,9 +212,7 @@ def observer_f1(held_out: str) -> float | None:
     """Pooled F1 inside the FOV of the second human observer against the first on ``held_out``'s test split, as its
     evaluations of the shipped recipe record it (None: the dataset has no second observer, as HRF)."""
     for run in SEEDS:
-        path = REPO / "results" / "ours" / "loo" / f"{held_out}-{run}" / "metrics.json"
-        observer = json.loads(path.read_text()).get("second_observer") if path.is_file() else None
-        if observer:
+        if observer := (loo_metrics(f"{held_out}-{run}") or {}).get("second_observer"):
             return observer["pooled"]["fov"]["f1"]
     return None
 
