@@ -159,7 +159,7 @@ def datasets_check(path, name):
 
 def register_subcommands():
     """Sub-commands that live with their modules."""
-    from .evaluation.cli import compare, evaluate, report
+    from .evaluation.cli import calibrate, compare, evaluate, report
     from .inference.cli import segment
     from .training.cli import train
 
@@ -175,7 +175,7 @@ def register_subcommands():
     from .serve.cli import serve
 
     main.add_command(serve)
-    for command in (evaluate, compare, report):
+    for command in (evaluate, calibrate, compare, report):
         main.add_command(command)
 
 

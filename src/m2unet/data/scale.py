@@ -371,7 +371,9 @@ def describe_scale(scale: tuple[int, int] | WidthRule | DiameterSearch | None) -
         return f"at the FOV diameter among {', '.join(map(str, scale.candidates))} px (and above, up to the photograph's own) where its map is most self-consistent"
     if isinstance(scale, WidthRule):
         return f"where its map's vessels are {scale.map_width:.2f} px wide (first pass at {scale.probe} px, then {scale.limits[0]}–{scale.limits[1]} px)"
-    return "as they are" if scale is None else f"at FOV diameters {scale[0]}–{scale[1]} px"
+    if scale is None:
+        return "as they are"
+    return f"at FOV diameter {scale[0]} px" if scale[0] == scale[1] else f"at FOV diameters {scale[0]}–{scale[1]} px"
 
 
 def model_scale(metadata: dict, search: bool = False) -> tuple[int, int] | WidthRule | DiameterSearch | None:

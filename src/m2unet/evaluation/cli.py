@@ -197,3 +197,54 @@ def report(out_dir, runs, timing_repeats, models):
     path = write_report(Path(out_dir), [Path(r) for r in runs] or None, timing_repeats=timing_repeats, models=list(models) or None,
                         command=_command_line(click.get_current_context()))
     click.echo(f"wrote {path}")
+
+
+@click.command()
+@click.argument("labelled")
+@click.option("-o", "--out", "out_file", required=True, type=click.Path(dir_okay=False), help="The calibrated weights file (.safetensors) to write.")
+@click.option("--model", "model_name", default="universal", show_default=True, type=click.Choice(["drive", "chase_db1", "hrf", "universal"]),
+              help="Pretrained model to calibrate.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Our .safetensors weights file to calibrate instead of --model.")
+@click.option("--split", default="train", show_default=True, help="Split of a built-in dataset, or of a folder with train/ and test/.")
+@click.option("--datasets-root", type=click.Path(file_okay=False), help="Folder with DRIVE/, CHASE_DB1/, HRF/ [default: ../shared/datasets].")
+@click.option("--tta", is_flag=True, help="Calibrate the flip-averaged maps, for segment --tta (4× the time).")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@one_line_errors
+def calibrate(labelled, out_file, model_name, weights, split, datasets_root, tta, overwrite):
+    """Calibrate a model to your camera: run diameter and threshold chosen on a few labelled photographs from it.
+
+    LABELLED is a folder in the images/ labels/ (masks/) layout of your own data (see the README), or drive,
+    chase_db1, hrf (their --split). Every photograph runs at the model's stored scale and at fixed FOV diameters from
+    0.625 to 1.75 times its training diameter (and 2, 2.5, 3 times, up to the widest photograph's own); the diameter and threshold with the best F1 pooled over the photographs
+    (inside the FOV) go into a copy of the weights, with a record of every candidate in its metadata
+    (camera_calibration). Candidates within 0.002 of the best count as equal: the stored scale, then the diameter
+    nearest the training one, wins. Use the file with segment --weights (and evaluate, export, serve). Not int8
+    calibration: that is export's --calibration.
+
+    \b
+    Examples:
+      m2unet calibrate my_camera/ -o universal-my-camera.safetensors       # my_camera/images, my_camera/labels
+      m2unet segment photos/ -o out/ --weights universal-my-camera.safetensors
+      m2unet calibrate chase_db1 --weights runs/loo-chase_db1/best.safetensors -o loo-chase-calibrated.safetensors
+    """
+    from ..data import load_dataset
+    from ..data.scale import describe_scale, model_scale
+    from ..weights import read_metadata, resolve_weights
+    from .calibrate import calibrate as run_calibration
+
+    if weights and model_name != "universal":
+        raise M2UNetError("give either --weights or --model, not both")
+    path = resolve_weights(model_name, weights)
+    dataset = load_dataset(labelled, split, root=datasets_root)
+    record = run_calibration(path, dataset, Path(out_file), tta=tta, overwrite=overwrite)
+    click.echo(f"{record['photographs']} photographs of {dataset.name} ({dataset.split}); pooled F1 inside the FOV at each candidate's best threshold:")
+    for candidate in record["candidates"]:
+        where = "stored: " + str(candidate["run_fov_diameter"]) if candidate["stored"] else f"{candidate['run_fov_diameter'][0]} px"
+        click.echo(f"  {where:<24} threshold {candidate['threshold']:.3f}  F1 {candidate['f1']:.4f}")
+    meta = read_metadata(out_file)
+    click.echo(f"chosen: photographs run {describe_scale(model_scale(meta))}, threshold {meta['threshold']:.3f}; F1 {record['f1_before']:.4f} as "
+               f"{path.name} was stored, {record['f1_after']:.4f} calibrated (on these photographs: score it on others). Wrote {out_file}")
+    for line in record["failures"]:
+        click.echo(f"failed: {line}", err=True)
+    if record["failures"]:
+        sys.exit(1)

@@ -23,14 +23,19 @@ METADATA_KEY = "m2unet"  # safetensors header key, ONNX metadata_props key and O
 
 def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict | None = None) -> Path:
     """Write ``model``'s state_dict as safetensors (atomically) with ``metadata`` as JSON."""
+    meta = dict(metadata or {})
+    meta.setdefault("model", getattr(model, "registry_name", "m2unet"))
+    return save_state(model.state_dict(), path, meta)
+
+
+def save_state(state: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict) -> Path:
+    """Write a state_dict as safetensors (atomically) with ``metadata`` as JSON (a calibrated copy of weights, say)."""
     from safetensors.torch import save_file
 
     from ..data.io import write_atomic
 
-    meta = dict(metadata or {})
-    meta.setdefault("model", getattr(model, "registry_name", "m2unet"))
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    return write_atomic(path, lambda tmp: save_file(state, tmp, metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)}))
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    return write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)}))
 
 
 def read_safetensors_metadata(path: str | os.PathLike) -> dict:
