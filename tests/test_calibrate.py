@@ -107,6 +107,7 @@ def test_calibrate_never_overwrites_and_bad_input_is_one_line(camera, tmp_path):
         ([str(root / "photos"), "--weights", str(weights), "-o", str(tmp_path / "a.onnx")], "a .safetensors file"),
         ([str(root / "photos"), "--weights", str(weights), "-o", str(weights)], "already exists"),
         (["/no/such/folder", "-o", str(tmp_path / "a.safetensors")], "/no/such/folder"),
+        ([str(root / "photos"), "--model", "universal", "--weights", str(weights), "-o", str(tmp_path / "a.safetensors")], "either --weights or --model"),
     ):
         result = runner.invoke(main, ["calibrate", *args])
         assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output, result.output

@@ -79,6 +79,7 @@ def score(predict, metadata: dict, dataset, tta: bool = False, progress: bool = 
     from tqdm import tqdm
 
     from ..data.contrast import model_contrast_floor
+    from ..data.fov import estimate_fov_mask
     from ..data.scale import back_max_from
     from . import metrics as M
     from .predictor import ScaledPredictor
@@ -92,7 +93,8 @@ def score(predict, metadata: dict, dataset, tta: bool = False, progress: bool = 
             sample = dataset[index]
             if sample.label is None:
                 raise M2UNetError(f"{sample.image_path}: no label (calibration needs labels/NAME.* beside images/NAME.*)")
-            counts = [M.threshold_counts(run(sample.image), sample.label, sample.mask) for run in runs]
+            fov = estimate_fov_mask(sample.image)  # once per photograph, as segment estimates it, for every candidate
+            counts = [M.threshold_counts(run(sample.image, fov), sample.label, sample.mask) for run in runs]
         except M2UNetError as error:
             failures.append(str(error))
             continue
@@ -147,7 +149,7 @@ def calibrate(weights: Path, dataset, out: Path, tta: bool = False, overwrite: b
     labels); returns its ``camera_calibration`` record. Photographs that cannot be read are skipped and listed."""
     from ..inference.pipeline import default_runtime
     from ..weights import read_state_dict, save_state
-    from .predictor import _unscaled_predictor
+    from .predictor import unscaled_predictor
 
     if weights.suffix != ".safetensors":
         raise M2UNetError(f"{weights}: calibration needs one of our .safetensors weights files (an export carries no tensors to rewrite)")
@@ -157,7 +159,7 @@ def calibrate(weights: Path, dataset, out: Path, tta: bool = False, overwrite: b
         raise M2UNetError(f"{out}: already exists; choose another name or pass --overwrite")
     if out.resolve() == weights.resolve():
         raise M2UNetError(f"{out}: is the weights file being calibrated; write the calibrated one beside it")
-    predict, metadata, _ = _unscaled_predictor(weights, default_runtime("cpu"), "fp32", "cpu")  # as segment runs, in fp32
+    predict, metadata, _ = unscaled_predictor(weights, default_runtime("cpu"), "fp32", "cpu")  # as segment runs, in fp32
     found, failures, done = score(predict, metadata, dataset, tta, progress)
     if not done:
         raise M2UNetError(f"{dataset.name}: no labelled photograph could be scored" + (f"; first failure: {failures[0]}" if failures else ""))

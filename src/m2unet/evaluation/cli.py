@@ -202,8 +202,8 @@ def report(out_dir, runs, timing_repeats, models):
 @click.command()
 @click.argument("labelled")
 @click.option("-o", "--out", "out_file", required=True, type=click.Path(dir_okay=False), help="The calibrated weights file (.safetensors) to write.")
-@click.option("--model", "model_name", default="universal", show_default=True, type=click.Choice(["drive", "chase_db1", "hrf", "universal"]),
-              help="Pretrained model to calibrate.")
+@click.option("--model", "model_name", type=click.Choice(["drive", "chase_db1", "hrf", "universal"]),
+              help="Pretrained model to calibrate [default: universal].")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Our .safetensors weights file to calibrate instead of --model.")
 @click.option("--split", default="train", show_default=True, help="Split of a built-in dataset, or of a folder with train/ and test/.")
 @click.option("--datasets-root", type=click.Path(file_okay=False), help="Folder with DRIVE/, CHASE_DB1/, HRF/ [default: ../shared/datasets].")
@@ -215,9 +215,9 @@ def calibrate(labelled, out_file, model_name, weights, split, datasets_root, tta
 
     LABELLED is a folder in the images/ labels/ (masks/) layout of your own data (see the README), or drive,
     chase_db1, hrf (their --split). Every photograph runs at the model's stored scale and at fixed FOV diameters from
-    0.625 to 1.75 times its training diameter (and 2, 2.5, 3 times, up to the widest photograph's own); the diameter and threshold with the best F1 pooled over the photographs
-    (inside the FOV) go into a copy of the weights, with a record of every candidate in its metadata
-    (camera_calibration). Candidates within 0.002 of the best count as equal: the stored scale, then the diameter
+    0.625 to 1.75 times its training diameter (and 2, 2.5, 3 times, up to the widest photograph's own); the
+    diameter and threshold with the best F1 pooled over the photographs (inside the FOV) go into a copy of the
+    weights, with a record of every candidate in its metadata (camera_calibration). Candidates within 0.002 of the best count as equal: the stored scale, then the diameter
     nearest the training one, wins. Use the file with segment --weights (and evaluate, export, serve). Not int8
     calibration: that is export's --calibration.
 
@@ -232,9 +232,9 @@ def calibrate(labelled, out_file, model_name, weights, split, datasets_root, tta
     from ..weights import read_metadata, resolve_weights
     from .calibrate import calibrate as run_calibration
 
-    if weights and model_name != "universal":
+    if weights and model_name:
         raise M2UNetError("give either --weights or --model, not both")
-    path = resolve_weights(model_name, weights)
+    path = resolve_weights(model_name or "universal", weights)
     dataset = load_dataset(labelled, split, root=datasets_root)
     record = run_calibration(path, dataset, Path(out_file), tta=tta, overwrite=overwrite)
     click.echo(f"{record['photographs']} photographs of {dataset.name} ({dataset.split}); pooled F1 inside the FOV at each candidate's best threshold:")

@@ -35,7 +35,7 @@ def model_predictor(path: Path, runtime: str | None, precision: str, device: str
     image runs at the model's FOV diameter and contrast floor as ``segment`` runs it (``rescale``; see
     :mod:`m2unet.data.scale` and :mod:`m2unet.data.contrast`); ``search_diameter`` searches each photograph's diameter as ``segment --search-diameter`` does.
     """
-    predict, metadata, name = _unscaled_predictor(path, runtime, precision, device, progress)
+    predict, metadata, name = unscaled_predictor(path, runtime, precision, device, progress)
     from ..data.contrast import model_contrast_floor
     from ..data.scale import back_max_from, model_scale, scale_record
 
@@ -53,12 +53,13 @@ class ScaledPredictor:
         self.predict, self.scale, self.contrast_floor, self.max_from = predict, scale, contrast_floor, max_from
         self.ran_at: int | None = None
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
+    def __call__(self, image: np.ndarray, fov: np.ndarray | None = None) -> np.ndarray:
+        """``fov``: the image's FOV mask when the caller has estimated it already (one photograph run several ways)."""
         from ..data.contrast import run_as_trained
         from ..data.fov import estimate_fov_mask
 
-        probability, self.ran_at, _ = run_as_trained(self.predict, image, estimate_fov_mask(image), self.scale, self.contrast_floor,
-                                                    self.max_from)
+        fov = estimate_fov_mask(image) if fov is None else fov
+        probability, self.ran_at, _ = run_as_trained(self.predict, image, fov, self.scale, self.contrast_floor, self.max_from)
         return probability
 
     def with_flips(self) -> ScaledPredictor:
@@ -74,7 +75,9 @@ def _scaled(predict, scale, contrast_floor, max_from: float):
     return predict if scale is None and contrast_floor is None else ScaledPredictor(predict, scale, contrast_floor, max_from)
 
 
-def _unscaled_predictor(path: Path, runtime: str | None, precision: str, device: str, progress=None):
+def unscaled_predictor(path: Path, runtime: str | None, precision: str, device: str, progress=None):
+    """(image → probability at the image's own size, the weights' metadata, backend name): what :func:`model_predictor`
+    scales."""
     from ..inference.backends import backend_name, create_backend, require_cuda
     from ..inference.pipeline import default_runtime
     from ..weights import EXPORTED_SUFFIXES, calibration_for, load_weights, read_metadata
