@@ -55,3 +55,36 @@ def disk_photograph(light_falloff: float = 0.0):
     image[mask] = ((0.7, 0.35, 0.15) * light)[mask]
     image[label] *= 0.5
     return image, label, mask
+
+
+@pytest.fixture(scope="session")
+def camera(tmp_path_factory):
+    """Two labelled synthetic photographs, and the universal model's tensors stored as if trained at a 128-px FOV (so
+    that the eight candidates run fast)."""
+    from PIL import Image
+
+    from m2unet.weights import pretrained_path, read_metadata, read_state_dict, save_state
+
+    root = tmp_path_factory.mktemp("camera")
+    for folder in ("images", "labels"):
+        (root / "photos" / folder).mkdir(parents=True)
+    for index, falloff in enumerate((0.0, 0.4)):
+        image, label, _ = disk_photograph(falloff)
+        Image.fromarray((image * 255).astype(np.uint8)).save(root / "photos" / "images" / f"eye{index}.png")
+        Image.fromarray(label.astype(np.uint8) * 255).save(root / "photos" / "labels" / f"eye{index}.png")
+    source = pretrained_path("universal")
+    metadata = {**read_metadata(source), "fov_diameter": 128, "run_fov_diameter": [128, 160]}
+    weights = save_state(read_state_dict(source), root / "small.safetensors", metadata)
+    return root, weights
+
+
+@pytest.fixture(scope="session")
+def clinic(camera, tmp_path_factory):
+    """A model calibrated by `m2unet calibrate` on the two labelled synthetic photographs, and one of them."""
+    from m2unet.data import load_dataset
+    from m2unet.evaluation.calibrate import calibrate
+
+    root, weights = camera
+    out = tmp_path_factory.mktemp("clinic") / "clinic.safetensors"
+    calibrate(weights, load_dataset(str(root / "photos"), "train"), out, progress=False)
+    return out, root / "photos" / "images" / "eye1.png"

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import disk_photograph
 from m2unet.cli import main
 from m2unet.evaluation.calibrate import MARGIN, Candidate, candidates, choose
 from m2unet.weights import pretrained_path, read_metadata, read_state_dict
@@ -38,27 +37,6 @@ def test_candidates_are_the_stored_scale_and_fixed_multiples_of_the_training_dia
     drive = candidates(read_metadata(pretrained_path("drive")))
     assert drive[0].scale == (0, 538) and [c.scale[0] for c in drive[1:]] == [336, 404, 471, 538, 672, 807, 942]
     assert [(c.scale, c.stored) for c in candidates({"threshold": 0.5})] == [(None, True)]  # no scale known: threshold only
-
-
-@pytest.fixture(scope="module")
-def camera(tmp_path_factory):
-    """Two labelled synthetic photographs, and the universal model's tensors stored as if trained at a 128-px FOV (so
-    that the eight candidates run fast)."""
-    from PIL import Image
-
-    from m2unet.weights import save_state
-
-    root = tmp_path_factory.mktemp("camera")
-    for folder in ("images", "labels"):
-        (root / "photos" / folder).mkdir(parents=True)
-    for index, falloff in enumerate((0.0, 0.4)):
-        image, label, _ = disk_photograph(falloff)
-        Image.fromarray((image * 255).astype(np.uint8)).save(root / "photos" / "images" / f"eye{index}.png")
-        Image.fromarray(label.astype(np.uint8) * 255).save(root / "photos" / "labels" / f"eye{index}.png")
-    source = pretrained_path("universal")
-    metadata = {**read_metadata(source), "fov_diameter": 128, "run_fov_diameter": [128, 160]}
-    weights = save_state(read_state_dict(source), root / "small.safetensors", metadata)
-    return root, weights
 
 
 def test_calibrate_writes_the_chosen_threshold_and_diameter_and_evaluate_agrees(camera, tmp_path):

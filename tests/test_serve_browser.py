@@ -132,3 +132,28 @@ def test_page_shows_a_bad_file_in_one_line(browser, server, tmp_path):
     browser.find_element(By.ID, "files").send_keys(str(bad))
     WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "section.result.failed"))
     assert browser.find_element(By.CSS_SELECTOR, "section.result.failed .status").text == "notes.jpg: not an image file (unrecognised format)"
+
+
+def test_page_offers_a_served_model_and_uses_it(browser, clinic, export_cache):
+    """`m2unet serve --weights clinic=FILE`: the page lists the calibrated model, chooses it and segments with it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    path, photo = clinic
+    port = free_port()
+    process = start_server(port, "--weights", f"clinic={path}")
+    try:
+        browser.get(f"http://127.0.0.1:{port}/")
+        wait = WebDriverWait(browser, 90)
+        wait.until(lambda d: "default clinic" in d.find_element(By.ID, "server").text)
+        chosen = Select(browser.find_element(By.ID, "model")).first_selected_option
+        assert chosen.get_attribute("value") == "clinic"
+        assert chosen.text == "clinic (clinic.safetensors, calibrated on 2 photographs)"
+        browser.find_element(By.ID, "files").send_keys(str(photo))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "section.result.done"))
+        shown = browser.execute_script(COUNT_JS, "section.result.done")
+        assert shown["pixels"] == 300 * 400 and shown["threshold"] == pytest.approx(read_metadata(path)["threshold"], abs=1e-3)
+        assert "model clinic" in browser.find_element(By.CSS_SELECTOR, "section.result.done .status").text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0

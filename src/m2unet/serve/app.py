@@ -14,6 +14,7 @@ import hmac
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -24,7 +25,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import M2UNetError
 from .work import (
-    MODEL_CHOICES,
     Models,
     RequestError,
     display_name,
@@ -33,6 +33,7 @@ from .work import (
     png_bytes,
     segment_upload,
     segmentation_json,
+    served_description,
 )
 
 STATIC = resources.files("m2unet.serve") / "static"
@@ -48,6 +49,7 @@ class Settings:
     """What ``m2unet serve`` was started with (see its --help)."""
 
     model: str = "auto"
+    weights: dict[str, Path] = field(default_factory=dict)  # models a request may name beyond the pretrained ones
     backend: str = "onnxruntime"
     token: str | None = None
     max_upload_bytes: int = 50 * 1024 * 1024
@@ -144,7 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The application; ``uvicorn.run(create_app(Settings(...)))`` or ``m2unet serve``."""
     settings = settings or Settings()
     pool = Pool(settings.workers, settings.queue)
-    models = Models(settings.backend)
+    models = Models(settings.backend, settings.weights)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -231,7 +233,7 @@ def _add_api(app: FastAPI, settings: Settings, pool: Pool, models: Models) -> No
     @app.post("/v1/segment", dependencies=secured, summary="Segment the vessels of one photograph",
               responses={200: {"content": {"image/png": {}}, "description": "JSON, or with ?format=png the binary map as a PNG"}})
     async def segment(image: UploadFile = File(..., description="The fundus photograph (JPEG, PNG, TIFF 8/16-bit, GIF, BMP, WebP …)."),
-                      model: str = Form(settings.model, description="auto (the universal model), universal, or drive, chase_db1, hrf."),
+                      model: str = Form(settings.model, description=f"auto (the universal model), {', '.join(models.choices[1:])}."),
                       threshold: float | None = Form(None, ge=0.0, le=1.0, description="Binary threshold; default: the one stored with the model."),
                       tta: bool = Form(False, description="Flip test-time augmentation (4× the time)."),
                       search_diameter: bool | None = Form(None, description="Universal model: search the FOV diameter it runs at per photograph, "
@@ -257,6 +259,9 @@ def describe_models(settings: Settings, models: Models) -> dict:
     for name in PRETRAINED_NAMES:
         with contextlib.suppress(M2UNetError):
             listed.append({"name": name, "threshold": threshold_of(read_metadata(pretrained_path(name))), "loaded": name in models.loaded()})
+    for name, path in models.served.items():
+        listed.append({"name": name, "threshold": threshold_of(read_metadata(path)), "loaded": name in models.loaded(),
+                       **served_description(path)})
     auto = [f"every photograph: {AUTO_MODEL} (one model for any camera)"]
     measure = measure_function()
     return {"default": settings.model, "backend": settings.backend, "models": listed, "auto": auto,
@@ -264,17 +269,12 @@ def describe_models(settings: Settings, models: Models) -> dict:
             "limits": {"upload_bytes": settings.max_upload_bytes, "pixels": settings.max_pixels, "workers": settings.workers, "queue": settings.queue}}
 
 
-def check_model(model: str) -> None:
-    if model not in MODEL_CHOICES:
-        raise RequestError(400, f"unknown model {model!r}; choose one of {', '.join(MODEL_CHOICES)}")
-
-
 async def segment_request(pool: Pool, models: Models, settings: Settings, image: UploadFile, model, threshold, tta, overlay, format,
                           search_diameter: bool | None = None):
     from ..weights import searches_diameter
 
-    check_model(model)
-    search_diameter = searches_diameter(model, None, search_diameter)
+    models.check(model)
+    search_diameter = searches_diameter(model, models.weights_of(model), search_diameter)
     data = await image.read()
     job = functools.partial(segment_upload, data, display_name(image.filename), models, model, threshold, tta, settings.max_pixels,
                             search_diameter)
@@ -292,7 +292,7 @@ async def segment_request(pool: Pool, models: Models, settings: Settings, image:
 async def measure_request(pool: Pool, models: Models, settings: Settings, image, vessels, fov, model, threshold, pixel_size_um):
     from ..weights import searches_diameter
 
-    check_model(model)
+    models.check(model)
     function = measure_function()
     if isinstance(function, str):
         raise RequestError(501, function)
@@ -302,7 +302,8 @@ async def measure_request(pool: Pool, models: Models, settings: Settings, image,
         data, name = await image.read(), display_name(image.filename)
 
         def from_photo():
-            result = segment_upload(data, name, models, model, threshold, False, settings.max_pixels, searches_diameter(model))
+            result = segment_upload(data, name, models, model, threshold, False, settings.max_pixels,
+                                    searches_diameter(model, models.weights_of(model)))
             answer = measure_maps(result.vessels, result.mask, pixel_size_um, result.name)
             return dict(answer, image=result.name, model=result.model, threshold=round(result.threshold, 6))
 

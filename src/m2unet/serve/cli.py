@@ -42,8 +42,11 @@ def check_port(host: str, port: int) -> None:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; anything but loopback needs --token.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
-@click.option("--model", "model_name", default="auto", show_default=True, type=click.Choice(["auto", *PRETRAINED_NAMES]),
-              help="Default model of a request (a request may name another); auto: the universal model.")
+@click.option("--weights", "weights", multiple=True, metavar="[NAME=]FILE",
+              help="Also serve this weights file (e.g. from `m2unet calibrate`) as model NAME [default: the file's stem]; "
+                   "repeatable. The first is the default model unless --model says otherwise.")
+@click.option("--model", "model_name", default=None, help="Default model of a request (a request may name another): auto (the "
+              f"universal model), {', '.join(PRETRAINED_NAMES)} or a --weights NAME [default: the first --weights, else auto].")
 @click.option("--backend", "runtime", default=None, type=click.Choice(["torch", "onnxruntime", "openvino"]),
               help="Runtime [default: openvino if installed, else onnxruntime, else torch].")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16", "int8"]),
@@ -56,7 +59,7 @@ def check_port(host: str, port: int) -> None:
 @click.option("--queue", default=16, show_default=True, type=click.IntRange(0, 10_000), help="Requests that may wait for a worker (HTTP 503 beyond).")
 @click.option("--cors", "cors", multiple=True, metavar="ORIGIN", help="Allow browser calls from this origin (repeatable); off by default.")
 @one_line_errors
-def serve(host, port, model_name, runtime, precision, token, max_upload_mb, max_megapixels, workers, queue, cors):
+def serve(host, port, weights, model_name, runtime, precision, token, max_upload_mb, max_megapixels, workers, queue, cors):
     """A web page and an HTTP API for vessel segmentation: the page at /, the API under /v1, its docs at /docs.
 
     The page: drop photographs; for each, the photograph, the overlay, the probability and the binary map side
@@ -71,11 +74,18 @@ def serve(host, port, model_name, runtime, precision, token, max_upload_mb, max_
       m2unet serve                                   # then open http://127.0.0.1:8000/
       curl -F image=@examples/chase_db1_Image_11L.jpg http://127.0.0.1:8000/v1/segment
       curl -F image=@photo.jpg -F threshold=0.5 'http://127.0.0.1:8000/v1/segment?format=png' -o vessels.png
+      m2unet calibrate my_camera/ -o my_camera.safetensors && m2unet serve --weights my_camera.safetensors
       M2UNET_TOKEN=s3cret m2unet serve --host 0.0.0.0 --port 8080 --workers 4
       curl -H 'Authorization: Bearer s3cret' http://HOST:8080/v1/models
     """
     check_exposure(host, token)
     check_port(host, port)
+    from .work import served_weights
+
+    served = served_weights(weights)
+    model_name = model_name or next(iter(served), "auto")
+    if model_name not in ("auto", *PRETRAINED_NAMES, *served):
+        raise M2UNetError(f"--model {model_name}: choose auto, {', '.join(PRETRAINED_NAMES)} or a --weights name")
     try:
         import uvicorn
 
@@ -85,14 +95,18 @@ def serve(host, port, model_name, runtime, precision, token, max_upload_mb, max_
     from ..inference.backends import backend_name
     from ..inference.pipeline import default_runtime
 
-    backend = backend_name(runtime or default_runtime(), precision)
-    settings = Settings(model=model_name, backend=backend, token=token or None, max_upload_bytes=int(max_upload_mb * 2**20),
+    first = next(iter(served.values()), None)  # an OpenVINO IR file is run by openvino
+    backend = backend_name(runtime or default_runtime("cpu", first), precision, "cpu", first)
+    settings = Settings(model=model_name, weights=served, backend=backend, token=token or None, max_upload_bytes=int(max_upload_mb * 2**20),
                         max_pixels=int(max_megapixels * 1e6), workers=workers, queue=queue, cors=tuple(cors))
+    app = create_app(settings)
+    for name in served:  # a file the backend cannot run is one error now, and the first request is not kept waiting
+        app.state.models.get(name)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"m2unet serve: http://{shown}:{port}/ (page), /docs (API); model {model_name}, backend {backend}, "
                f"{workers} workers{', token required' if token else ''}. Ctrl+C or SIGTERM stops it.", err=True)
     stop_quietly_on_sigterm()
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", server_header=False, timeout_graceful_shutdown=30)
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False, timeout_graceful_shutdown=30)
     click.echo("m2unet serve: stopped", err=True)
 
 

@@ -13,6 +13,7 @@ import importlib
 import io
 import math
 import os
+import re
 import tempfile
 import threading
 import time
@@ -25,8 +26,9 @@ from PIL import Image
 from ..errors import InputFileError, M2UNetError
 from ..weights import PRETRAINED_NAMES
 
-MODEL_CHOICES = ("auto", *PRETRAINED_NAMES)  # auto: the universal model, also asked for by name
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
+SERVED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a --weights model's name, as a request names it
+WEIGHTS_SUFFIXES = (".safetensors", ".pth", ".onnx", ".xml")  # what `m2unet segment --weights` runs
 SUFFIX_OF_FORMAT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "WEBP": ".webp", "PPM": ".ppm", "TIFF": ".tif"}
 
 
@@ -117,26 +119,77 @@ def png_bytes(array: np.ndarray, compress_level: int = 3) -> bytes:
     return buffer.getvalue()
 
 
+def served_weights(values) -> dict[str, Path]:
+    """name → file of each ``--weights [NAME=]FILE`` of ``m2unet serve`` (NAME: the file's stem when not given).
+
+    A name must be new (not auto, a pretrained model or an earlier --weights) and plain, since requests send it."""
+    served: dict[str, Path] = {}
+    for value in values:
+        name, given, file = value.partition("=")
+        if not given or Path(value).is_file():  # a file whose own name holds '='
+            name, file = Path(value).stem, value
+        path = Path(file)
+        if not path.is_file():
+            raise M2UNetError(f"--weights {value}: no such file")
+        if path.suffix not in WEIGHTS_SUFFIXES:
+            raise M2UNetError(f"--weights {value}: not a model file (expected {', '.join(WEIGHTS_SUFFIXES)})")
+        if not SERVED_NAME.fullmatch(name):
+            raise M2UNetError(f"--weights {value}: {name!r} cannot name a model (letters, digits, '_', '-', '.'; give NAME=FILE)")
+        if name in ("auto", *PRETRAINED_NAMES, *served):
+            raise M2UNetError(f"--weights {value}: the name {name!r} is taken; give another as NAME=FILE")
+        served[name] = path.resolve()
+    return served
+
+
+def served_description(path: Path) -> dict:
+    """What ``GET /v1/models`` says of a --weights model beyond its threshold: its file and, for a file written by
+    ``m2unet calibrate``, the camera it was fitted to (m2unet.evaluation.calibrate)."""
+    from ..weights import read_metadata
+
+    record = read_metadata(path).get("camera_calibration")
+    calibration = None
+    if isinstance(record, dict):
+        chosen = record.get("candidates", [{}])[record.get("chosen", 0)] if record.get("candidates") else {}
+        calibration = {key: record.get(key) for key in ("photographs", "dataset", "f1_before", "f1_after")}
+        calibration["run_fov_diameter"] = chosen.get("run_fov_diameter")
+    return {"file": path.name, "calibration": calibration}
+
+
 class Models:
     """One compiled model per (weights, backend) for the whole server, shared by the worker threads.
 
+    The models a request may name: ``auto`` (the universal model), the pretrained ones, and the weights files the
+    server was started with (``served``: name → file, e.g. a model calibrated to the clinic's camera).
     ONNX Runtime sessions and PyTorch modules may run from several threads at once; an OpenVINO backend keeps one
     infer request per input shape, so its calls take turns (a lock per model). Decoding, the FOV estimate and PNG
     encoding always run in parallel.
     """
 
-    def __init__(self, backend: str):
+    def __init__(self, backend: str, served: dict[str, Path] | None = None):
         self.backend = backend
+        self.served = dict(served or {})
         self._lock = threading.Lock()
         self._turns: dict[str, threading.Lock | None] = {}
 
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return ("auto", *PRETRAINED_NAMES, *self.served)
+
+    def check(self, name: str) -> None:
+        if name not in self.choices:
+            raise RequestError(400, f"unknown model {name!r}; choose one of {', '.join(self.choices)}")
+
+    def weights_of(self, name: str) -> Path | None:
+        """The weights file a served name stands for (None for auto and the pretrained models)."""
+        return self.served.get(name)
+
     def get(self, name: str):
-        """(segmenter, lock or None) of the pretrained model ``name``, loaded and compiled on first use."""
+        """(segmenter, lock or None) of the model ``name``, loaded and compiled on first use."""
         from ..inference.backend_spec import BackendSpec
         from ..inference.pipeline import get_segmenter
         from ..weights import calibration_for, resolve_weights
 
-        path = resolve_weights(name)
+        path = self.weights_of(name) or resolve_weights(name)
         with self._lock:  # two first requests for one model compile it once
             segmenter = get_segmenter(path, self.backend, calibration=calibration_for(path))
             if name not in self._turns:

@@ -32,11 +32,25 @@ async function loadInfo() {
     $("#server").textContent = `backend ${state.info.backend} · models ${models} · default ${state.info.default} · ` +
       `limits ${(state.info.limits.upload_bytes / 1048576).toFixed(0)} MB, ${(state.info.limits.pixels / 1e6).toFixed(0)} Mpx` +
       (state.info.measure ? " · measurements on" : "");
+    addServedModels(state.info.models);
     $("#model").value = state.info.default;
     say("");
   } catch (error) {
     $("#server").textContent = "";
     say(error.message, true);
+  }
+}
+
+// Models the server was started with (--weights, e.g. calibrated to one camera) join the built-in ones.
+function addServedModels(models) {
+  const select = $("#model");
+  const known = new Set([...select.options].map((option) => option.value));
+  for (const model of models.filter((m) => !known.has(m.name))) {
+    const option = document.createElement("option");
+    const fitted = model.calibration ? `, calibrated on ${model.calibration.photographs} photographs` : "";
+    option.value = model.name;
+    option.textContent = `${model.name} (${model.file}${fitted})`;
+    select.append(option);
   }
 }
 
