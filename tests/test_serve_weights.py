@@ -61,7 +61,7 @@ def test_the_calibrated_model_is_listed_default_and_runs_as_calibrated(clinic, e
         assert served == [{"name": "clinic", "threshold": meta["threshold"], "loaded": False, "file": "clinic.safetensors",
                            "calibration": {"photographs": 2, "dataset": "photos", "f1_before": record["f1_before"],
                                            "f1_after": record["f1_after"],
-                                           "run_fov_diameter": record["candidates"][record["chosen"]]["run_fov_diameter"]}}]
+                                           "run_fov_diameter": meta["run_fov_diameter"]}}]
         assert {m["name"] for m in listed["models"]} >= {"universal", "drive", "clinic"}
 
         answer = client.post("/v1/segment", files={"image": ("eye1.png", photo)}).json()

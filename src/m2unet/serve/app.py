@@ -260,8 +260,7 @@ def describe_models(settings: Settings, models: Models) -> dict:
         with contextlib.suppress(M2UNetError):
             listed.append({"name": name, "threshold": threshold_of(read_metadata(pretrained_path(name))), "loaded": name in models.loaded()})
     for name, path in models.served.items():
-        listed.append({"name": name, "threshold": threshold_of(read_metadata(path)), "loaded": name in models.loaded(),
-                       **served_description(path)})
+        listed.append({"name": name, "loaded": name in models.loaded(), **served_description(path)})
     auto = [f"every photograph: {AUTO_MODEL} (one model for any camera)"]
     measure = measure_function()
     return {"default": settings.model, "backend": settings.backend, "models": listed, "auto": auto,

@@ -142,17 +142,17 @@ def served_weights(values) -> dict[str, Path]:
 
 
 def served_description(path: Path) -> dict:
-    """What ``GET /v1/models`` says of a --weights model beyond its threshold: its file and, for a file written by
+    """What ``GET /v1/models`` says of a --weights model: its stored threshold, its file and, for a file written by
     ``m2unet calibrate``, the camera it was fitted to (m2unet.evaluation.calibrate)."""
-    from ..weights import read_metadata
+    from ..weights import read_metadata, threshold_of
 
-    record = read_metadata(path).get("camera_calibration")
+    metadata = read_metadata(path)
+    record = metadata.get("camera_calibration")
     calibration = None
     if isinstance(record, dict):
-        chosen = record.get("candidates", [{}])[record.get("chosen", 0)] if record.get("candidates") else {}
         calibration = {key: record.get(key) for key in ("photographs", "dataset", "f1_before", "f1_after")}
-        calibration["run_fov_diameter"] = chosen.get("run_fov_diameter")
-    return {"file": path.name, "calibration": calibration}
+        calibration["run_fov_diameter"] = metadata.get("run_fov_diameter")  # what it runs at, as chosen
+    return {"threshold": threshold_of(metadata), "file": path.name, "calibration": calibration}
 
 
 class Models:
