@@ -63,13 +63,15 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
             "pool-search": "no new training: the pool run's weights run with `--search-diameter` (as in variant run3-search)",
             **{f"zoom15-s{seed}": f"zoom15's recipe with `--seed {seed}` instead of 42 (trained on one NVIDIA H200, "
                                   "scripts/gpu_session.sh zoom15): how far the seed alone moves a held-out F1" for seed in (1, 2)},
-            "zoom20-s1": "zoom15's recipe with zooms up to 2.0× (`--augment scale_high=2.0`), seed 1, trained on this project's 2-core "
-                         "AMD EPYC (fp32; zoom15-s1 trained on the H200 in bf16): do zooms past a 30° camera's 1.5× lift held-out "
-                         "CHASE_DB1 further? One seed, one split: `scripts/gpu_session.sh variant` measures it on all three",
+            **{f"zoom20-s{seed}": f"zoom15's recipe with zooms up to 2.0× (`--augment scale_high=2.0`), seed {seed}, trained on this "
+                                  "project's 2-core AMD EPYC (fp32; zoom15-s1 and -s2 trained on the H200 in bf16): do zooms past a 30° "
+                                  "camera's 1.5× lift held-out CHASE_DB1 further? `scripts/gpu_session.sh variant` measures it on all three"
+               for seed in (1, 2)},
             **{f"{run}-search": f"no new training: the {run} run's weights run with `--search-diameter`"
-               for run in ("zoom15-s1", "zoom15-s2", "zoom20-s1")},
+               for run in ("zoom15-s1", "zoom15-s2", "zoom20-s1", "zoom20-s2")},
             **{f"{run}-search-tta": f"no new training: the {run} run's weights run with `--search-diameter --tta` (the search, then "
-                                    "the mean over the chosen view and its 3 flips: `segment --tta`)" for run in ("ema300", "zoom15", "zoom15-s1", "zoom15-s2", "zoom20-s1")}}
+                                    "the mean over the chosen view and its 3 flips: `segment --tta`)"
+               for run in ("ema300", "zoom15", "zoom15-s1", "zoom15-s2", "zoom20-s1", "zoom20-s2")}}
 CALIBRATED = ("-calibrated", "-calibrated-tta")  # a held-out run's weights calibrated on the held-out dataset's training split
 VARIANTS.update({f"{run}{way}": f"no new training: the {run} run's weights calibrated to the held-out camera on its dataset's training split "
                                 f"(`m2unet calibrate HELD-OUT --weights ...{' --tta' if way.endswith('tta') else ''}`; section \"Calibrated to the "

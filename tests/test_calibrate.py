@@ -58,6 +58,7 @@ def test_calibrate_writes_the_chosen_threshold_and_diameter_and_evaluate_agrees(
     ran_at = chosen["run_fov_diameter"]
     assert meta["run_fov_diameter"] == ran_at  # [d, d], or the stored range when that won
     assert "chosen: photographs run at FOV diameter" in result.output and "calibrated" in result.output
+    assert f"m2unet serve --weights {out}" in result.output
 
     # scored again by `evaluate`, on the same runtime, the photographs give the F1 the calibration recorded
     evaluated = tmp_path / "eval"

@@ -244,6 +244,7 @@ def calibrate(labelled, out_file, model_name, weights, split, datasets_root, tta
     meta = read_metadata(out_file)
     click.echo(f"chosen: photographs run {describe_scale(model_scale(meta))}, threshold {meta['threshold']:.3f}; F1 {record['f1_before']:.4f} as "
                f"{path.name} was stored, {record['f1_after']:.4f} calibrated (on these photographs: score it on others). Wrote {out_file}")
+    click.echo(f"use it: m2unet segment PHOTOS --weights {out_file}   or   m2unet serve --weights {out_file}")
     for line in record["failures"]:
         click.echo(f"failed: {line}", err=True)
     if record["failures"]:
