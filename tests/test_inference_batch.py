@@ -14,7 +14,7 @@ from PIL import Image
 from m2unet.cli import main
 from m2unet.data import estimate_fov_mask, read_image
 from m2unet.errors import M2UNetError
-from m2unet.inference.batch import JOURNAL_FILE, RESULTS_FILE, collect_inputs, unique_stems
+from m2unet.inference.batch import JOURNAL_FILE, RESULTS_FILE, collect_inputs, uniform_columns, unique_stems
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +146,36 @@ def test_auto_precision_is_measured_once_per_cpu_model_and_cached(tmp_path, monk
     autoprecision.precision_record.cache_clear()
 
 
+def test_a_second_batch_into_the_same_folder_adds_rows_and_never_replaces_earlier_maps(tmp_path, drive_small, export_cache):
+    for folder, picture in (("first", drive_small), ("second", drive_small[::-1].copy())):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(picture).save(tmp_path / folder / "001.png")
+    Image.fromarray(drive_small[:, ::-1].copy()).save(tmp_path / "second" / "002.png")
+    out = tmp_path / "out"
+    options = ["-o", str(out), "--model", "drive", "--backend", "onnxruntime"]
+    assert CliRunner().invoke(main, ["segment", str(tmp_path / "first"), *options]).exit_code == 0
+    first_map = (out / "001_probability.png").read_bytes()
+
+    # the second batch's 001.png would take the same names: it fails on one line, the first batch's map stays
+    result = CliRunner().invoke(main, ["segment", str(tmp_path / "second"), *options])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert f"001_* hold the maps of {tmp_path / 'first' / '001.png'}" in result.output, result.output
+    assert (out / "001_probability.png").read_bytes() == first_map and (out / "002_vessels.png").is_file()
+    rows = pq.read_table(out / RESULTS_FILE).to_pylist()
+    assert [(os.path.basename(os.path.dirname(row["path"])), row["stem"], row["status"]) for row in rows] == [
+        ("first", "001", "ok"), ("second", "001", "failed"), ("second", "002", "ok")]
+
+    # with the first batch's maps moved away, the rerun segments the second 001.png and its row replaces the first's
+    for name in ("001_probability.png", "001_vessels.png"):
+        (out / name).rename(tmp_path / name)
+    result = CliRunner().invoke(main, ["segment", str(tmp_path / "second"), *options])
+    assert result.exit_code == 0 and "1 already done by an earlier run" in result.output, result.output
+    rows = pq.read_table(out / RESULTS_FILE).to_pylist()
+    assert [(os.path.basename(os.path.dirname(row["path"])), row["stem"], row["status"]) for row in rows] == [
+        ("second", "001", "ok"), ("second", "002", "ok")]
+    assert (out / "001_probability.png").read_bytes() != first_map
+
+
 def test_segment_measure_adds_the_measurements(tmp_path, drive_small, export_cache):
     Image.fromarray(drive_small).save(tmp_path / "eye.png")
     (tmp_path / "list.csv").write_text("path,pixel_size_um\neye.png,12.0\n")
@@ -159,6 +189,19 @@ def test_segment_measure_adds_the_measurements(tmp_path, drive_small, export_cac
     assert header.startswith("image,") and line.startswith("eye,")
     assert len((out / "eye_segments.csv").read_text().splitlines()) == row["segments"] + 1
     assert (out / "eye_junctions.csv").is_file()
+    # a second batch into the folder: both images' measurements (and rows) stay, a manifest column of another kind too
+    Image.fromarray(drive_small[::-1].copy()).save(tmp_path / "eye2.png")
+    (tmp_path / "more.csv").write_text("path,pixel_size_um\neye2.png,\n")
+    result = CliRunner().invoke(main, ["segment", str(tmp_path / "more.csv"), "-o", str(out), "--model", "drive", "--backend", "onnxruntime", "--measure"])
+    assert result.exit_code == 0, result.output
+    assert [line.split(",")[0] for line in (out / "measurements.csv").read_text().splitlines()[1:]] == ["eye", "eye2"]
+    assert [row["pixel_size_um"] for row in pq.read_table(out / RESULTS_FILE).to_pylist()] == [12.0, None]
+
+
+def test_table_columns_of_mixed_kinds_become_text():
+    rows = uniform_columns([{"subject": 7, "age": 61, "eye": None}, {"subject": "P-8", "age": 62.5, "eye": "left"}], ["subject", "age", "eye"])
+    assert [row["subject"] for row in rows] == ["7", "P-8"] and [row["age"] for row in rows] == [61, 62.5]
+    assert [row["eye"] for row in rows] == [None, "left"]
 
 
 def test_without_pyarrow_segment_still_segments_and_keeps_the_journal(tmp_path, drive_small, monkeypatch, export_cache):

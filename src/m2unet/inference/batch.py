@@ -12,7 +12,9 @@ a file found in a folder keeps its sub-folder below that folder (``OUT/sub/NAME_
 path below the manifest's folder. Inputs whose names still clash (compared case-insensitively) keep their suffix
 (``scan.bmp`` and ``scan.webp`` → ``OUT/scan.bmp_*.png``, ``OUT/scan.webp_*.png``); inputs that still clash
 mirror their folders below the deepest folder they share (``left/001.jpg`` and ``right/001.jpg`` →
-``OUT/left/001_*.png``, ``OUT/right/001_*.png``). The same file given twice is segmented once.
+``OUT/left/001_*.png``, ``OUT/right/001_*.png``). The same file given twice is segmented once. Across runs into one
+folder: an input whose names an earlier run gave to another input's maps, still there, fails with a one-line
+reason instead of replacing them; the earlier runs' rows stay in the table, before this run's.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from .tiling import MAX_TILE
 
 RESULTS_FILE = "results.parquet"
 JOURNAL_FILE = ".m2unet-journal.jsonl"
+OUTPUT_COLUMNS = ("probability", "vessels", "overlay")  # the record's columns naming an input's maps (relative to OUT)
 MANIFEST_SUFFIXES = (".csv", ".parquet")
 PREFETCH = 2  # images decoded ahead of the one being segmented
 LARGE_PIXELS = 12_000_000  # above this (e.g. 7000×5000) images are decoded and written one at a time
@@ -443,6 +446,7 @@ class ResultLog:
         self.options = options
         self.previous = self._load()
         self.records: dict[str, dict] = {}
+        self.rows: list[dict] = []  # the table's rows, once finish wrote it
         self._journal = None
 
     def _load(self) -> dict[str, dict]:
@@ -477,6 +481,27 @@ class ResultLog:
         if not all((self.out / name).is_file() and (self.out / name).stat().st_size > 0 for name in files):
             return None
         return dict(row, resumed=True, path=job.path, stem=job.stem)  # the names as this run has them (see table_text)
+
+    def owner_of_outputs(self, job: Job) -> str | None:
+        """The other input whose maps, segmented into OUT by an earlier run, ``job``'s output names would replace (None:
+        no such input). Names are compared case-insensitively, as :func:`unique_stems` compares them."""
+        key, stem = table_text(os.path.abspath(job.path)), table_text(job.stem).casefold()  # as the table holds them
+        for path, row in self.previous.items():
+            if table_text(path) == key or row.get("status") != "ok" or table_text(str(row.get("stem", ""))).casefold() != stem:
+                continue
+            files = [row.get(kind) for kind in OUTPUT_COLUMNS if row.get(kind)]
+            if any((self.out / name).is_file() for name in files):
+                return str(row["path"])
+        return None
+
+    def earlier_rows(self, rows: list[dict]) -> list[dict]:
+        """The earlier runs' rows that this run's ``rows`` leave standing: those of other inputs, whose outputs stay in
+        OUT (a second batch into the same folder adds to the table instead of replacing it), less any whose output
+        names this run has written (their maps had been moved away, see :meth:`owner_of_outputs`)."""
+        paths = {table_text(os.path.abspath(row["path"])) for row in rows}  # compared as the table holds them
+        written = {table_text(str(row["stem"])).casefold() for row in rows if row["status"] == "ok"}
+        return [row for path, row in self.previous.items()
+                if table_text(path) not in paths and table_text(str(row.get("stem", ""))).casefold() not in written]
 
     def remove_stale_temporaries(self) -> int:
         """Delete the temporaries of atomic writes that a killed run left behind; how many."""
@@ -520,10 +545,12 @@ class ResultLog:
 
         rows = [self.records[os.path.abspath(job.path)] for job in jobs if os.path.abspath(job.path) in self.records]
         rows += list(extra_rows)
+        rows = self.earlier_rows(rows) + rows
+        self.rows = rows
         columns: dict[str, None] = {}
         for row in rows:
             columns.update(dict.fromkeys(row))
-        table = pa.Table.from_pylist([{key: table_text(row.get(key)) for key in columns} for row in rows])
+        table = pa.Table.from_pylist(uniform_columns([{key: table_text(row.get(key)) for key in columns} for row in rows], columns))
         self.out.mkdir(parents=True, exist_ok=True)
         path = write_atomic(self.out / RESULTS_FILE, lambda tmp: pq.write_table(table, tmp))
         if self._journal is not None:
@@ -531,6 +558,18 @@ class ResultLog:
             self._journal = None
         (self.out / JOURNAL_FILE).unlink(missing_ok=True)
         return path
+
+
+def uniform_columns(rows: list[dict], columns) -> list[dict]:
+    """``rows`` with each column of mixed kinds of values (a manifest's ``subject`` given as numbers in one batch and as
+    text in another) made text, so that one Parquet column holds them; numbers with numbers and empty cells stay."""
+    for column in columns:
+        kinds = {type(row[column]) for row in rows if row[column] is not None}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            for row in rows:
+                if row[column] is not None:
+                    row[column] = str(row[column])
+    return rows
 
 
 def table_text(value):

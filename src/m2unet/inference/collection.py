@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import M2UNetError
-from .batch import MEASUREMENTS_FILE, STREAM_CORES, Job, Options, ResultLog, collect_inputs, run_local, run_streams, skipped_rows
+from .batch import MEASUREMENTS_FILE, STREAM_CORES, Job, Options, ResultLog, collect_inputs, record, run_local, run_streams, skipped_rows
 
 
 def default_streams(cores: int | None = None) -> int:
@@ -49,9 +49,12 @@ def run_collection(inputs: Iterable[str], options: Options, engine: str = "local
     log.remove_stale_temporaries()
     todo = []
     for job in jobs:
-        earlier = log.completed(job)
+        earlier, owner = log.completed(job), log.owner_of_outputs(job)
         if earlier is not None:
             log.add(earlier)
+        elif owner is not None:  # never write over another input's maps (a second batch with the same file names)
+            log.add(record(job, options, "failed", f"{job.path}: {Path(options.out) / job.stem}_* hold the maps of {owner} from an "
+                                                   "earlier run into this folder; give another --out, or move those files away"))
         else:
             todo.append(job)
     started = time.perf_counter()
@@ -74,6 +77,6 @@ def run_collection(inputs: Iterable[str], options: Options, engine: str = "local
         tqdm.write(f"note: {Path(options.out) / 'results.parquet'} not written (pip install pyarrow); "
                    f"{Path(options.out) / '.m2unet-journal.jsonl'} holds the records", file=sys.stderr)
     records = [log.records[os.path.abspath(job.path)] for job in jobs]
-    if options.measure:
-        measurer.write_table(Path(options.out) / MEASUREMENTS_FILE, records)
+    if options.measure:  # with the earlier runs' measured rows too, as results.parquet keeps them
+        measurer.write_table(Path(options.out) / MEASUREMENTS_FILE, log.rows or records)
     return records + extra, elapsed
