@@ -229,6 +229,15 @@ def test_cli_measures_masks_and_reports_bad_files_in_one_line(tmp_path):
     assert float(junctions[0]["angle_deg"]) == pytest.approx(70, abs=3)
     assert sorted(p.name for p in out.glob("*.png")) == ["empty_measure.png", "y_vessels_measure.png"]
 
+    # a second run into the same folder does not replace the first's tables unless asked to
+    table = (out / "measurements.csv").read_bytes()
+    result = CliRunner().invoke(main, ["measure", str(folder / "empty.png"), "-o", str(out)])
+    assert result.exit_code == 1 and "holds the measurements of an earlier run" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and (out / "measurements.csv").read_bytes() == table
+    result = CliRunner().invoke(main, ["measure", str(folder / "empty.png"), "-o", str(out), "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert [row["image"] for row in csv.DictReader(open(out / "measurements.csv"))] == ["empty"]
+
 
 def test_cli_wrong_sized_mask_and_conflicting_units_are_one_line(tmp_path):
     from click.testing import CliRunner

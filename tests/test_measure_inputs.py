@@ -72,11 +72,11 @@ def test_inverted_map_gets_a_note_and_unusable_fov_masks_fail_on_one_line(tmp_pa
     Image.fromarray(rng.integers(0, 256, (*mask.shape, 3), dtype=np.uint8)).save(colour)
     grey = tmp_path / "grey.png"
     Image.fromarray(rng.integers(0, 256, mask.shape, dtype=np.uint8)).save(grey)
-    for fov, reason in ((colour, "a colour image"), (grey, "grey levels")):
-        result = run([vessels, "--mask", fov, "-o", tmp_path / "out2"])
+    for index, (fov, reason) in enumerate(((colour, "a colour image"), (grey, "grey levels"))):
+        result = run([vessels, "--mask", fov, "-o", tmp_path / f"out2-{index}"])
         assert result.exit_code == 1 and "Traceback" not in result.output
         assert f"{fov}: not a binary FOV mask ({reason}" in result.output
-        assert rows(tmp_path / "out2")["vessels"]["note"].startswith("failed:")
+        assert rows(tmp_path / f"out2-{index}")["vessels"]["note"].startswith("failed:")
     good = tmp_path / "fov.png"
     Image.fromarray(np.full(mask.shape, 255, np.uint8)).save(good)
     assert run([vessels, "--mask", good, "-o", tmp_path / "out3"]).exit_code == 0

@@ -26,8 +26,9 @@ from ..errors import M2UNetError, one_line_errors
 @click.option("--colour-by", "--color-by", "colour_by", default="width", show_default=True, type=click.Choice(["width", "tortuosity"]),
               help="What colours the centreline in the pictures.")
 @click.option("--pictures/--no-pictures", default=True, show_default=True, help="Write OUT/NAME_measure.png per image.")
+@click.option("--overwrite", is_flag=True, help="Replace the tables (and pictures of the same names) of an earlier run in OUT.")
 @one_line_errors
-def measure(inputs, out_dir, mask_option, pixel_size_um, field_of_view_deg, kind, model, colour_by, pictures):
+def measure(inputs, out_dir, mask_option, pixel_size_um, field_of_view_deg, kind, model, colour_by, pictures, overwrite):
     """Vessel measurements: per image, per vessel segment and per junction (definitions: README, "Vessel measurements").
 
     INPUTS are vessel maps (NAME_vessels.png from `m2unet segment`), any binary vessel mask (vessels white on
@@ -42,7 +43,7 @@ def measure(inputs, out_dir, mask_option, pixel_size_um, field_of_view_deg, kind
       m2unet measure out/01_test_vessels.png -o measures/ --field-of-view 45
       m2unet measure ../shared/datasets/DRIVE/test/1st_manual/01_manual1.gif --mask ../shared/datasets/DRIVE/test/mask/01_test_mask.gif -o manual/
       m2unet measure ../shared/datasets/CHASE_DB1/Image_11L.jpg --field-of-view 30 -o measures/   # a photograph, segmented first
-      m2unet measure photo.jpg -o measures/ --pixel-size 6.5
+      m2unet measure photo.jpg -o measures/ --pixel-size 6.5 --overwrite       # into a folder an earlier run wrote
     """
     from tqdm import tqdm
 
@@ -54,13 +55,16 @@ def measure(inputs, out_dir, mask_option, pixel_size_um, field_of_view_deg, kind
 
     if pixel_size_um is not None and field_of_view_deg is not None:
         raise M2UNetError("give --pixel-size or --field-of-view, not both")
+    out = Path(out_dir)
+    if (out / "measurements.csv").exists() and not overwrite:  # a second batch must not silently replace the first's tables
+        raise M2UNetError(f"{out / 'measurements.csv'}: {out} holds the measurements of an earlier run; give another --out, "
+                          "or --overwrite to replace them")
     skipped: list[Path] = []
     files = collect_inputs(inputs, skipped)
     for file in skipped:
         click.echo(f"skipped: {file}: not an image file (suffix {file.suffix or 'none'})", err=True)
     if not files:
         raise M2UNetError("no image files found in the given inputs")
-    out = Path(out_dir)
     options = {"kind": kind, "mask": mask_option, "model": model, "pixel_size_um": pixel_size_um, "field_of_view_deg": field_of_view_deg}
     rows, segments, junctions, failures, used = [], [], [], [], set()
     for file, stem in tqdm(files, desc="measure", unit="image", disable=len(files) < 2, file=sys.stderr):
