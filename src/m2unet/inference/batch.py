@@ -447,6 +447,7 @@ class ResultLog:
         self.previous = self._load()
         self.records: dict[str, dict] = {}
         self.rows: list[dict] = []  # the table's rows, once finish wrote it
+        self._by_stem: dict[str, list[tuple[str, dict]]] | None = None  # earlier ok rows by stem_key (owner_of_outputs)
         self._journal = None
 
     def _load(self) -> dict[str, dict]:
@@ -485,12 +486,15 @@ class ResultLog:
     def owner_of_outputs(self, job: Job) -> str | None:
         """The other input whose maps, segmented into OUT by an earlier run, ``job``'s output names would replace (None:
         no such input). Names are compared case-insensitively, as :func:`unique_stems` compares them."""
-        key, stem = table_text(os.path.abspath(job.path)), table_text(job.stem).casefold()  # as the table holds them
-        for path, row in self.previous.items():
-            if table_text(path) == key or row.get("status") != "ok" or table_text(str(row.get("stem", ""))).casefold() != stem:
-                continue
+        if self._by_stem is None:  # indexed once: a cohort's second batch checks each of its inputs against the first's
+            self._by_stem = {}
+            for path, row in self.previous.items():
+                if row.get("status") == "ok":
+                    self._by_stem.setdefault(stem_key(row.get("stem", "")), []).append((table_text(path), row))
+        key = table_text(os.path.abspath(job.path))  # as the table holds it
+        for path, row in self._by_stem.get(stem_key(job.stem), ()):
             files = [row.get(kind) for kind in OUTPUT_COLUMNS if row.get(kind)]
-            if any((self.out / name).is_file() for name in files):
+            if path != key and any((self.out / name).is_file() for name in files):
                 return str(row["path"])
         return None
 
@@ -499,9 +503,8 @@ class ResultLog:
         OUT (a second batch into the same folder adds to the table instead of replacing it), less any whose output
         names this run has written (their maps had been moved away, see :meth:`owner_of_outputs`)."""
         paths = {table_text(os.path.abspath(row["path"])) for row in rows}  # compared as the table holds them
-        written = {table_text(str(row["stem"])).casefold() for row in rows if row["status"] == "ok"}
-        return [row for path, row in self.previous.items()
-                if table_text(path) not in paths and table_text(str(row.get("stem", ""))).casefold() not in written]
+        written = {stem_key(row["stem"]) for row in rows if row["status"] == "ok"}
+        return [row for path, row in self.previous.items() if table_text(path) not in paths and stem_key(row.get("stem", "")) not in written]
 
     def remove_stale_temporaries(self) -> int:
         """Delete the temporaries of atomic writes that a killed run left behind; how many."""
@@ -558,6 +561,11 @@ class ResultLog:
             self._journal = None
         (self.out / JOURNAL_FILE).unlink(missing_ok=True)
         return path
+
+
+def stem_key(stem) -> str:
+    """An output stem as names are compared across runs: as the table holds it, case-insensitively (:func:`unique_stems`)."""
+    return table_text(str(stem or "")).casefold()
 
 
 def uniform_columns(rows: list[dict], columns) -> list[dict]:
