@@ -67,11 +67,14 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
                                   "project's 2-core AMD EPYC (fp32; zoom15-s1 and -s2 trained on the H200 in bf16): do zooms past a 30° "
                                   "camera's 1.5× lift held-out CHASE_DB1 further? `scripts/gpu_session.sh variant` measures it on all three"
                for seed in (1, 2)},
+            "pool-s1": "pool's recipe with `--seed 1`, trained on this project's 2-core AMD EPYC (fp32): held-out CHASE_DB1's maps "
+                       "draw more vessel than its labels at the training cameras' threshold; do maps that draw enlarged DRIVE labels at "
+                       "their own width draw less? (compare zoom15-s1)",
             **{f"{run}-search": f"no new training: the {run} run's weights run with `--search-diameter`"
-               for run in ("zoom15-s1", "zoom15-s2", "zoom20-s1", "zoom20-s2")},
+               for run in ("zoom15-s1", "zoom15-s2", "zoom20-s1", "zoom20-s2", "pool-s1")},
             **{f"{run}-search-tta": f"no new training: the {run} run's weights run with `--search-diameter --tta` (the search, then "
                                     "the mean over the chosen view and its 3 flips: `segment --tta`)"
-               for run in ("ema300", "zoom15", "zoom15-s1", "zoom15-s2", "zoom20-s1", "zoom20-s2")}}
+               for run in ("ema300", "zoom15", "zoom15-s1", "zoom15-s2", "zoom20-s1", "zoom20-s2", "pool-s1")}}
 CALIBRATED = ("-calibrated", "-calibrated-tta")  # a held-out run's weights calibrated on the held-out dataset's training split
 VARIANTS.update({f"{run}{way}": f"no new training: the {run} run's weights calibrated to the held-out camera on its dataset's training split "
                                 f"(`m2unet calibrate HELD-OUT --weights ...{' --tta' if way.endswith('tta') else ''}`; section \"Calibrated to the "
