@@ -93,7 +93,7 @@ class Options:
 
     def outputs(self, stem: str) -> dict[str, str]:
         """Output files of one input, relative to OUT (with --measure its segments and junctions CSV files too)."""
-        kinds = ("probability", "vessels") + (("overlay",) if self.overlay else ())
+        kinds = tuple(kind for kind in OUTPUT_COLUMNS if kind != "overlay" or self.overlay)
         files = {kind: f"{stem}_{kind}.png" for kind in kinds}
         if self.measure:
             files.update(segments=f"{stem}_segments.csv", junctions=f"{stem}_junctions.csv")

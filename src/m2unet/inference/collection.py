@@ -49,10 +49,10 @@ def run_collection(inputs: Iterable[str], options: Options, engine: str = "local
     log.remove_stale_temporaries()
     todo = []
     for job in jobs:
-        earlier, owner = log.completed(job), log.owner_of_outputs(job)
+        earlier = log.completed(job)
         if earlier is not None:
             log.add(earlier)
-        elif owner is not None:  # never write over another input's maps (a second batch with the same file names)
+        elif (owner := log.owner_of_outputs(job)) is not None:  # never write over another input's maps (a second batch with the same file names)
             log.add(record(job, options, "failed", f"{job.path}: {Path(options.out) / job.stem}_* hold the maps of {owner} from an "
                                                    "earlier run into this folder; give another --out, or move those files away"))
         else:
