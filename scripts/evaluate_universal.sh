@@ -24,6 +24,6 @@ for way in "||" "-tta|--tta| + TTA" "-search|--search-diameter|, diameter search
     if [ -f "$out/metrics.json" ] && [ "$out/metrics.json" -nt "$weights" ]; then
       continue
     fi
-    "$M2UNET" evaluate --dataset "$dataset" --weights "$weights" --out "$out" --no-maps --label "$name$what" ${flag:+"$flag"}
+    "$M2UNET" evaluate --dataset "$dataset" --weights "$weights" --out "$out" --no-maps --overwrite --label "$name$what" ${flag:+"$flag"}
   done
 done

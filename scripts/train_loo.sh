@@ -44,7 +44,7 @@ for held_out in "${held_outs[@]}"; do
   cp "$run"/{config.json,summary.json,metrics.csv,curves.png,augmentations.jpg} "$records"/
   out="results/ours/loo/$held_out$suffix"
   if [ ! -f "$out/metrics.json" ] || [ "$run/best.safetensors" -nt "$out/metrics.json" ]; then
-    "$M2UNET" evaluate --dataset "$held_out" --weights "$run/best.safetensors" --out "$out" --no-maps \
+    "$M2UNET" evaluate --dataset "$held_out" --weights "$run/best.safetensors" --out "$out" --no-maps --overwrite \
       --label "trained on ${NAME[${others[0]}]} + ${NAME[${others[1]}]} (leave ${NAME[$held_out]} out)${VARIANT:+, variant $VARIANT}"
   fi
 done

@@ -191,3 +191,42 @@ def test_evaluate_what_a_deployment_runs(datasets_root, tmp_path, export_cache):
         ran_at = {int(r["run_fov_diameter"]) for r in csv.DictReader((out / "per_image.csv").open()) if r["rater"] == "model"}
         assert ran_at and all(525 <= d <= 545 for d in ran_at), ran_at  # DRIVE's own model runs DRIVE at its ~540-px FOV
     assert json.loads((tmp_path / "onnxruntime" / "metrics.json").read_text())["weights"]["metadata"]["exported_from"] == pretrained_path("drive").name
+
+
+def test_an_earlier_evaluation_is_replaced_only_by_the_same_command_or_with_overwrite(tiny_runs, tmp_path):
+    from m2unet.models import create_model
+    from m2unet.weights import save_weights
+
+    root, _ = tiny_runs
+    weights = shutil.copyfile(root / "random.safetensors", tmp_path / "random.safetensors")
+    out = tmp_path / "eval"
+    runner = CliRunner()
+
+    def evaluate(*extra):
+        return runner.invoke(main, ["evaluate", "--dataset", str(root / "data"), "--weights", str(weights), "--out", str(out),
+                                    "--bootstrap", "100", "--no-maps", *extra])
+
+    def threshold():
+        return json.loads((out / "metrics.json").read_text())["threshold"]["a_priori"]
+
+    assert evaluate().exit_code == 0 and threshold() == 0.3
+    assert evaluate().exit_code == 0  # the same command again (a rerun, or reproducing a result) replaces it
+    result = evaluate("--threshold", "0.6")
+    assert result.exit_code == 1 and "Traceback" not in result.output and threshold() == 0.3
+    assert f"{out}: holds the evaluation of m2unet (random.safetensors) from an earlier run" in result.output and "--overwrite" in result.output
+    save_weights(create_model("m2unet"), weights, {"threshold": 0.3, "dataset": "tiny"})  # retrained: other weights at the same path
+    assert evaluate().exit_code == 1 and threshold() == 0.3
+    result = evaluate("--threshold", "0.6", "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert threshold() == 0.6 and "--overwrite" not in json.loads((out / "metrics.json").read_text())["command"]
+    assert evaluate("--threshold", "0.6").exit_code == 0  # and that command may run again without it
+
+
+def test_default_evaluation_folders_name_how_the_model_ran(tiny_runs, tmp_path, monkeypatch):
+    root, _ = tiny_runs
+    monkeypatch.chdir(tmp_path)
+    for extra in ([], ["--tta"]):
+        result = CliRunner().invoke(main, ["evaluate", "--dataset", str(root / "data"), "--weights", str(root / "random.safetensors"),
+                                           "--bootstrap", "100", "--no-maps", *extra])
+        assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "evaluation").iterdir()) == ["data-test-random", "data-test-random-tta"]

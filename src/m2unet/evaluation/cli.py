@@ -22,8 +22,8 @@ def _command_line(context: click.Context) -> str:
             words += [shlex.quote(str(item)) for item in (value if isinstance(value, (tuple, list)) else (value,)) if item is not None]
     for parameter in context.command.params:
         value = context.params.get(parameter.name)
-        if not isinstance(parameter, click.Option) or value is None or value == parameter.get_default(context):
-            continue
+        if not isinstance(parameter, click.Option) or value is None or value == parameter.get_default(context) or parameter.name == "overwrite":
+            continue  # --overwrite says what may be replaced, not what was computed
         if parameter.is_flag:
             flags = parameter.opts if value else parameter.secondary_opts
             if flags:  # a lone flag (no --no-x form) that is off is simply absent
@@ -32,6 +32,35 @@ def _command_line(context: click.Context) -> str:
             for item in value if isinstance(value, (tuple, list)) else (value,):  # multiple=True options repeat
                 words.append(f"{parameter.opts[0]} {shlex.quote(str(item))}")
     return " ".join(words)
+
+
+def _keep_earlier_evaluation(out: Path, command: str, weights: Path | None, overwrite: bool) -> None:
+    """Refuse to replace an evaluation in ``out`` that other weights or another command wrote (its numbers would be lost).
+
+    The same command on the same weights again (a rerun after a kill, or to reproduce a committed result) replaces it.
+    """
+    import json
+
+    from ..weights import file_digest
+
+    earlier_file = out / "metrics.json"
+    if overwrite or not earlier_file.is_file():
+        return
+    try:
+        earlier = json.loads(earlier_file.read_text())
+        what, digest, earlier_command = earlier["weights"].get("label", "?"), earlier["weights"].get("sha256"), earlier["command"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise M2UNetError(f"{earlier_file}: not a metrics.json this version can read; give another --out, or --overwrite to replace it") from None
+    same_weights = digest is None if weights is None else bool(digest) and digest.startswith(file_digest(weights))
+    if earlier_command != command or not same_weights:
+        raise M2UNetError(f"{out}: holds the evaluation of {what} from an earlier run ({earlier_command}); "
+                          "give another --out, or --overwrite to replace it")
+
+
+def _default_out(dataset: str, split: str, what: str, tta: bool, search: bool, runtime: str | None, precision: str) -> Path:
+    """evaluation/DATASET-SPLIT-WEIGHTS, with how it ran, so that two evaluations of one model differ in name."""
+    ways = ["search" if search else "", "tta" if tta else "", runtime or "", "" if precision == "auto" else precision]
+    return Path("evaluation") / "-".join([dataset, split, what, *filter(None, ways)])
 
 
 @click.command()
@@ -56,6 +85,7 @@ def _command_line(context: click.Context) -> str:
 @click.option("--search-diameter/--no-search-diameter", default=None,
               help="Search each image's FOV diameter across the universal model's stored range and above it up to the image's own, as segment --search-diameter does; "
                    "per_image.csv says where each ran [default: with --model auto only].")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier evaluation in OUT that other weights or another command wrote.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]), help="Where the model runs; cuda needs a GPU build of torch.")
 @click.option("--backend", "runtime", default=None, type=click.Choice(["torch", "onnxruntime", "openvino"]),
               help="Runtime [default: torch; for an exported .onnx / .xml file, as segment chooses]. Not torch fp32: tiled as segment runs it.")
@@ -63,7 +93,7 @@ def _command_line(context: click.Context) -> str:
               help="As in segment: auto is fp32 for torch, for openvino the fastest precision timed on this CPU; int8 calibrated on the model's dataset.")
 @one_line_errors
 def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, threshold_split, datasets_root, maps, npy, figure_image, bootstrap, label,
-             second_observer_only, search_diameter, device, runtime, precision, tta, rescale):
+             second_observer_only, search_diameter, device, runtime, precision, tta, rescale, overwrite):
     """Evaluate a model on a labelled split, the paper's way and the honest way.
 
     Confusion counts at 1001 thresholds are pooled over the split, inside the FOV and over the whole
@@ -73,7 +103,8 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
     interval for F1, and the second human observer where the dataset has one.
 
     Writes OUT/metrics.json, OUT/per_image.csv, OUT/pr_curve.png, OUT/figure5.png and
-    OUT/probability/NAME.png (and .npy with --npy). With --second-observer-only no model is run
+    OUT/probability/NAME.png (and .npy with --npy); an OUT that holds another evaluation is refused
+    (--overwrite replaces it). With --second-observer-only no model is run
     (e.g. for the paper's CHASE_DB1 test split, where the authors' checkpoint saw some images in training).
 
     \b
@@ -86,6 +117,7 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
       m2unet evaluate --dataset hrf --model auto --no-maps         # as segment runs by default: universal, diameter searched
       m2unet evaluate --dataset drive --model drive --backend openvino --precision int8   # what a deployment runs
       m2unet evaluate --dataset drive --weights m2unet-drive-int8.onnx                   # a file from m2unet export
+      m2unet evaluate --dataset drive --model universal --out eval/drive --overwrite     # replace what eval/drive holds
 
     PyTorch fp32 (the default) runs whole images, as the committed results were made; other backends and
     precisions run through the same code as `m2unet segment` (tiles of at most 1536² with 192 px overlap).
@@ -101,21 +133,22 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
         raise M2UNetError("give either --weights or --model, not both")
     command = _command_line(click.get_current_context())
     if second_observer_only:
-        _second_observer(dataset_name, split, datasets_root, out_dir, bootstrap, command)
+        _second_observer(dataset_name, split, datasets_root, out_dir, bootstrap, command, overwrite)
         return
     if not weights and not model_name:  # the pretrained model of that dataset (drive for a folder of one's own)
         model_name = default_model(dataset_name)
         click.echo(f"no --weights or --model given: using the pretrained '{model_name}' model", err=True)
     search_diameter = searches_diameter(model_name, weights, search_diameter)
     path = resolve_weights(model_name, weights)  # auto: the universal model; a missing file is one line
-    predictor, metadata, backend = model_predictor(path, runtime, precision, device, rescale, progress=lambda message: click.echo(message, err=True),
-                                                   search_diameter=search_diameter)
     dataset = load_dataset(dataset_name, split, root=datasets_root)
     if len(dataset) == 0:
         raise M2UNetError(f"{dataset_name} {split}: no images")
+    out = Path(out_dir) if out_dir else _default_out(dataset.name, split, path.stem, tta, search_diameter, runtime, precision)
+    _keep_earlier_evaluation(out, command, path, overwrite)  # before the model runs: minutes, for a large split
+    predictor, metadata, backend = model_predictor(path, runtime, precision, device, rescale, progress=lambda message: click.echo(message, err=True),
+                                                   search_diameter=search_diameter)
     threshold, source = a_priori_threshold(predictor, metadata, dataset_name, split, threshold, threshold_split, root=datasets_root, tta=tta,
                                            notify=lambda message: click.echo(message, err=True))
-    out = Path(out_dir) if out_dir else Path("evaluation") / f"{dataset.name}-{split}-{path.stem}"
     result = run_evaluation(
         predictor, dataset, out, a_priori=threshold, threshold_source=source, weights_info=weights_info(path, metadata, label, backend),
         save_maps=maps, save_npy=npy, figure_image=figure_image, bootstrap=bootstrap, command=command, tta=tta,
@@ -130,7 +163,7 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
         sys.exit(1)
 
 
-def _second_observer(dataset_name, split, datasets_root, out_dir, bootstrap, command):
+def _second_observer(dataset_name, split, datasets_root, out_dir, bootstrap, command, overwrite):
     """``evaluate --second-observer-only``: the second human observer against the first, no model."""
     from ..data import load_dataset
     from .evaluate import evaluate as run_evaluation
@@ -138,6 +171,7 @@ def _second_observer(dataset_name, split, datasets_root, out_dir, bootstrap, com
 
     dataset = load_dataset(dataset_name, split, root=datasets_root)
     out = Path(out_dir) if out_dir else Path("evaluation") / f"{dataset.name}-{split}-second-observer"
+    _keep_earlier_evaluation(out, command, None, overwrite)
     result = run_evaluation(None, dataset, out, a_priori=None, threshold_source="no model", weights_info={"label": "second observer"},
                             save_maps=False, bootstrap=bootstrap, command=command)
     if result["second_observer"] is None:
