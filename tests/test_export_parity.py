@@ -115,6 +115,8 @@ def test_exported_model_carries_its_metadata_and_runs_without_pytorch(tmp_path, 
         assert np.abs(probability - np.rint(reference * 255)).max() <= 1  # 8-bit PNG of the same probability
         vessels = np.asarray(Image.open(out / "photo_vessels.png")) > 0
         assert np.mean(vessels != (reference >= stored["threshold"])) < 1e-3  # the stored threshold, not 0.5
+    # one atomic write each (the model with its metadata), no temporary left beside them
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["drive.bin", "drive.onnx", "drive.xml", "photo.png"]
     wrong = subprocess.run([sys.executable, "-c", NO_TORCH, "segment", str(tmp_path / "photo.png"), "-o", str(tmp_path / "x"), "--weights",
                             str(tmp_path / "drive.xml"), "--backend", "onnxruntime"], capture_output=True, text=True, timeout=120)
     assert wrong.returncode == 1 and wrong.stderr.strip() == f"error: {tmp_path / 'drive.xml'}: ONNX Runtime runs .onnx files; use --backend openvino for OpenVINO IR"
@@ -188,3 +190,21 @@ def test_onnx_metadata_reads_the_same_through_onnx_and_onnx_runtime(monkeypatch)
     assert expected and all(read_exported_metadata(path) == meta for path, meta in expected.items())
     monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now raises ImportError
     assert all(read_exported_metadata(path) == meta for path, meta in expected.items())
+
+
+def test_an_export_killed_while_written_leaves_no_model_without_its_metadata(tmp_path, onnx_file, monkeypatch):
+    """The model and its metadata are one write: where it fails, the output is not there (or is the earlier one)."""
+    from m2unet.weights import read_metadata, stamp_metadata
+
+    out = tmp_path / "m.onnx"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnx, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        stamp_metadata(out, {"threshold": 0.5}, source=onnx_file)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    stamp_metadata(out, {"threshold": 0.5}, source=onnx_file)
+    assert read_metadata(out)["threshold"] == 0.5 and read_metadata(onnx_file).get("threshold") != 0.5

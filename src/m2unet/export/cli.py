@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import click
@@ -48,13 +47,10 @@ def export(fmt, out_path, model_name, weights, int8, calibration):
     if out.suffix != suffix:
         raise M2UNetError(f"{out}: the {fmt} output must end in {suffix}")
     made = cached_export(path, kind, calibration, progress=click.echo)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "openvino":
-        shutil.copyfile(made.with_suffix(".bin"), out.with_suffix(".bin"))
-    shutil.copyfile(made, out)
-    # what the weights are (threshold, dataset, metrics) travels inside the file, for segment --weights FILE
+    # what the weights are (threshold, dataset, metrics) travels inside the file, for segment --weights FILE;
+    # the cached export is copied with it in one atomic write
     stamp_metadata(out, {**read_metadata(path), "exported_from": path.name, "export_format": fmt, "int8": int8,
-                         **({"int8_calibration": calibration} if int8 else {})})
+                         **({"int8_calibration": calibration} if int8 else {})}, source=made)
     difference = parity(path, out)
     what = "int8 quantization error, expected" if int8 else "fp32 parity"
     click.echo(f"wrote {out}{' and ' + str(out.with_suffix('.bin')) if fmt == 'openvino' else ''} "

@@ -31,16 +31,21 @@ def save_ir(ov_model, xml_path: str | os.PathLike) -> Path:
     return xml_path
 
 
-def stamp_metadata(path: str | os.PathLike, metadata: dict) -> Path:
-    """Write ``metadata`` (JSON) into an exported model file, atomically: ONNX ``metadata_props`` or OpenVINO ``rt_info``."""
+def stamp_metadata(path: str | os.PathLike, metadata: dict, source: str | os.PathLike | None = None) -> Path:
+    """Write ``metadata`` (JSON) into an exported model file, atomically: ONNX ``metadata_props`` or OpenVINO ``rt_info``.
+
+    ``source``: the file to copy with the metadata into ``path`` (default: ``path`` itself), so that ``path`` never holds
+    a model without its metadata (a kill between a copy and the stamp would leave one, without its threshold).
+    """
     path = Path(path)
+    source = Path(source or path)
     text = json.dumps(metadata, sort_keys=True)
     if path.suffix == ".onnx":
         import onnx
 
         from ..data.io import write_atomic
 
-        proto = onnx.load(str(path))
+        proto = onnx.load(str(source))
         kept = [(p.key, p.value) for p in proto.metadata_props if p.key != METADATA_KEY]
         del proto.metadata_props[:]
         for key, value in [*kept, (METADATA_KEY, text)]:
@@ -48,7 +53,7 @@ def stamp_metadata(path: str | os.PathLike, metadata: dict) -> Path:
         return write_atomic(path, lambda tmp: onnx.save(proto, tmp))
     import openvino as ov
 
-    model = ov.Core().read_model(str(path))
+    model = ov.Core().read_model(str(source))
     model.set_rt_info(text, METADATA_KEY)
     return save_ir(model, path)
 
