@@ -23,37 +23,37 @@ from scipy import ndimage
 
 import m2unet
 from m2unet.data import load_dataset
+from m2unet.evaluation.metrics import f1_score, precision, recall
 from m2unet.system import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
 NEAR_PX = 2  # an error this close to the other side's vessel is at a vessel's edge
 
 
-def error_counts(drawn: np.ndarray, label: np.ndarray, fov: np.ndarray) -> np.ndarray:
-    """[TP, FP near, FP far, FN near, FN far] of one binary map against one label, inside ``fov``."""
+def error_classes(drawn: np.ndarray, label: np.ndarray, fov: np.ndarray) -> list[np.ndarray]:
+    """Masks of [TP, FP near, FP far, FN near, FN far] of one binary map against one label, inside ``fov``."""
+    near_label = ndimage.distance_transform_edt(~label) <= NEAR_PX
+    near_drawn = ndimage.distance_transform_edt(~drawn) <= NEAR_PX
     false_positive, false_negative = drawn & ~label & fov, ~drawn & label & fov
-    near_label = ndimage.distance_transform_edt(~label) <= NEAR_PX
-    near_drawn = ndimage.distance_transform_edt(~drawn) <= NEAR_PX
-    return np.array([(drawn & label & fov).sum(), (false_positive & near_label).sum(), (false_positive & ~near_label).sum(),
-                     (false_negative & near_drawn).sum(), (false_negative & ~near_drawn).sum()], dtype=np.int64)
+    return [drawn & label & fov, false_positive & near_label, false_positive & ~near_label, false_negative & near_drawn,
+            false_negative & ~near_drawn]
 
 
-def error_colours(drawn: np.ndarray, label: np.ndarray, fov: np.ndarray) -> np.ndarray:
-    """uint8 RGB: agreement white, an edge drawn wider orange, a vessel only the map has red, an edge drawn narrower
-    light blue, a vessel only the observer has blue; black elsewhere."""
-    near_label = ndimage.distance_transform_edt(~label) <= NEAR_PX
-    near_drawn = ndimage.distance_transform_edt(~drawn) <= NEAR_PX
-    picture = np.zeros((*label.shape, 3), dtype=np.uint8)
-    for where, colour in [(drawn & label, (255, 255, 255)), (drawn & ~label & near_label, (255, 160, 0)),
-                          (drawn & ~label & ~near_label, (230, 30, 30)), (~drawn & label & near_drawn, (120, 200, 255)),
-                          (~drawn & label & ~near_drawn, (40, 80, 255))]:
-        picture[where & fov] = colour
+COLOURS = [(255, 255, 255), (255, 160, 0), (230, 30, 30), (120, 200, 255), (40, 80, 255)]  # in error_classes' order
+
+
+def error_colours(classes: list[np.ndarray]) -> np.ndarray:
+    """uint8 RGB of :func:`error_classes`: agreement white, an edge drawn wider orange, a vessel only the map has red,
+    an edge drawn narrower light blue, a vessel only the observer has blue; black elsewhere."""
+    picture = np.zeros((*classes[0].shape, 3), dtype=np.uint8)
+    for where, colour in zip(classes, COLOURS, strict=True):
+        picture[where] = colour
     return picture
 
 
-def figure(path: Path, sample, panels: list[tuple[str, np.ndarray]], size: int = 256) -> None:
-    """The photograph and each map's errors against the first observer, on a square of ``size`` px beside the disc's
-    side of the FOV centre (where thin and wide vessels meet)."""
+def figure(path: Path, sample, panels: list[tuple[str, list[np.ndarray]]], size: int = 256) -> None:
+    """The photograph and each map's errors (:func:`error_classes`) against the first observer, on a square of ``size``
+    px at the FOV's centre (CHASE_DB1's photographs are centred near the disc, where thin and wide vessels meet)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,8 +65,8 @@ def figure(path: Path, sample, panels: list[tuple[str, np.ndarray]], size: int =
     fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4.2 * (len(panels) + 1), 4.6))
     axes[0].imshow(sample.image[window])
     axes[0].set_title(sample.name, fontsize=9)
-    for axis, (title, drawn) in zip(axes[1:], panels, strict=True):
-        axis.imshow(error_colours(drawn, sample.label, sample.mask)[window], interpolation="nearest")
+    for axis, (title, classes) in zip(axes[1:], panels, strict=True):
+        axis.imshow(error_colours(classes)[window], interpolation="nearest")
         axis.set_title(title, fontsize=9)
     for axis in axes:
         axis.axis("off")
@@ -80,8 +80,8 @@ def row(name: str, counts: np.ndarray) -> list[str]:
     """One table row from counts summed over the split."""
     tp, fp_near, fp_far, fn_near, fn_far = (int(x) for x in counts)
     fp, fn = fp_near + fp_far, fn_near + fn_far
-    return [name, f"{2 * tp / (2 * tp + fp + fn):.4f}", f"{tp / (tp + fp):.3f}", f"{tp / (tp + fn):.3f}", f"{(tp + fp) / (tp + fn):.2f}",
-            f"{fp_near / fp:.2f}", f"{fn_near / fn:.2f}", f"{2 * tp / (2 * tp + fp_far + fn):.4f}"]
+    return [name, f"{f1_score(tp, fp, fn):.4f}", f"{precision(tp, fp):.3f}", f"{recall(tp, fn=fn):.3f}", f"{(tp + fp) / (tp + fn):.2f}",
+            f"{fp_near / fp:.2f}", f"{fn_near / fn:.2f}", f"{f1_score(tp, fp_far, fn):.4f}"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,13 +105,16 @@ def main(argv: list[str] | None = None) -> int:
         for name, weights in models:
             drawn = m2unet.vessels(sample.image, model=name if weights is None else "auto", weights=weights, fov_mask=sample.mask,
                                    backend="torch", precision="fp32", search_diameter=False)
-            totals[name] += error_counts(drawn, sample.label, sample.mask)
+            classes = error_classes(drawn, sample.label, sample.mask)
+            totals[name] += [where.sum() for where in classes]
             if sample.name == args.figure and name == models[0][0]:
-                panels = [(f"{name} against the first observer", drawn)]
+                panels = [(f"{name} against the first observer", classes)]
         if sample.second_label is not None:
-            observer += error_counts(sample.second_label, sample.label, sample.mask)
+            classes = error_classes(sample.second_label, sample.label, sample.mask)
+            observer += [where.sum() for where in classes]
+            if sample.name == args.figure:
+                panels.append(("second observer against the first", classes))
         if sample.name == args.figure:
-            panels += [("second observer against the first", sample.second_label)] if sample.second_label is not None else []
             figure(out.with_suffix(".png"), sample, panels)
         print(f"{index + 1}/{len(data)} {sample.name}", flush=True)
     rows = [row(name if weights is None else f"{name} (`{weights}`)", totals[name]) for name, weights in models]
