@@ -230,3 +230,39 @@ def test_default_evaluation_folders_name_how_the_model_ran(tiny_runs, tmp_path, 
                                            "--bootstrap", "100", "--no-maps", *extra])
         assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "evaluation").iterdir()) == ["data-test-random", "data-test-random-tta"]
+
+
+def test_compare_and_report_replace_only_a_page_their_own_command_made(tiny_runs, tmp_path):
+    _, runs = tiny_runs
+    runner = CliRunner()
+    out, page = tmp_path / "cmp", tmp_path / "cmp" / "comparison.md"
+
+    def compare(*arguments):
+        return runner.invoke(main, ["compare", *arguments, "--out", str(out)])
+
+    assert compare(str(runs[0]), str(runs[1])).exit_code == 0
+    assert compare(str(runs[0]), str(runs[1])).exit_code == 0  # the same command refreshes its own page
+    both = page.read_text()
+    result = compare(str(runs[0]))  # another set of runs: the page naming the first would be lost
+    assert result.exit_code == 1 and "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert f"{page}: made by another command (m2unet compare {runs[0]} {runs[1]} --out {out})" in result.output
+    assert "--overwrite" in result.output and page.read_text() == both
+    assert compare(str(runs[0]), "--overwrite").exit_code == 0
+    assert f"    m2unet compare {runs[0]} --out {out}\n" in page.read_text()  # recorded without --overwrite
+    assert compare(str(runs[0])).exit_code == 0
+
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "comparison.md").write_text("# my own notes\n")
+    result = runner.invoke(main, ["compare", str(runs[0]), "--out", str(foreign)])
+    assert result.exit_code == 1 and "this version did not write" in result.output
+    assert (foreign / "comparison.md").read_text() == "# my own notes\n"
+
+    def report(run):
+        return runner.invoke(main, ["report", "--out", str(tmp_path / "rep"), "--runs", str(run), "--timing-repeats", "0", "--models", "m2unet"])
+
+    assert report(runs[0]).exit_code == 0 and report(runs[0]).exit_code == 0
+    first = (tmp_path / "rep" / "report.md").read_text()
+    result = report(runs[1])
+    assert result.exit_code == 1 and "made by another command (m2unet report" in result.output
+    assert (tmp_path / "rep" / "report.md").read_text() == first

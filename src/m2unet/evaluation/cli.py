@@ -57,6 +57,19 @@ def _keep_earlier_evaluation(out: Path, command: str, weights: Path | None, over
                           "give another --out, or --overwrite to replace it")
 
 
+def _keep_earlier_page(page: Path, heading: str, command: str, overwrite: bool) -> None:
+    """Refuse to replace a ``compare`` or ``report`` page that another command wrote: the runs it drew on are named only
+    there. The same command again refreshes it (its runs may have been evaluated again)."""
+    from .evaluate import recorded_command
+
+    if overwrite or not page.is_file():
+        return
+    earlier = recorded_command(page, heading)
+    if earlier != command:
+        made = f"made by another command ({earlier})" if earlier else "this version did not write"
+        raise M2UNetError(f"{page}: {made}; give another --out, or --overwrite to replace it")
+
+
 def _default_out(dataset: str, split: str, what: str, tta: bool, search: bool, runtime: str | None, precision: str) -> Path:
     """evaluation/DATASET-SPLIT-WEIGHTS, with how it ran, so that two evaluations of one model differ in name."""
     ways = ["search" if search else "", "tta" if tta else "", runtime or "", "" if precision == "auto" else precision]
@@ -184,8 +197,9 @@ def _second_observer(dataset_name, split, datasets_root, out_dir, bootstrap, com
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--out", "out_dir", default="comparison", show_default=True, type=click.Path(file_okay=False), help="Folder for comparison.md and pr_curves.png.")
 @click.option("--region", type=click.Choice(["crop", "fov", "crop_only"]), default="crop", show_default=True, help="Pixels the PR curves and table use.")
+@click.option("--overwrite", is_flag=True, help="Replace a comparison in --out that another command made.")
 @one_line_errors
-def compare(runs, out_dir, region):
+def compare(runs, out_dir, region, overwrite):
     """One table and one precision–recall plot over several `m2unet evaluate` outputs.
 
     RUNS are evaluation output folders (or their metrics.json). The table has F1 at the a-priori and at the
@@ -197,10 +211,15 @@ def compare(runs, out_dir, region):
     \b
     Example:
       m2unet compare results/authors/drive evaluation/drive-test-best --out comparison/
-    """
-    from .compare import compare_runs
+      m2unet compare results/authors/drive evaluation/drive-test-drive --out comparison/ --overwrite   # other runs, same folder
 
-    table, plot = compare_runs([Path(r) for r in runs], Path(out_dir), region=region, command=_command_line(click.get_current_context()))
+    A folder holding a comparison that another command made is refused unless --overwrite; the same command refreshes it.
+    """
+    from .compare import MADE_BY, compare_runs
+
+    command = _command_line(click.get_current_context())
+    _keep_earlier_page(Path(out_dir) / "comparison.md", MADE_BY, command, overwrite)
+    table, plot = compare_runs([Path(r) for r in runs], Path(out_dir), region=region, command=command)
     click.echo(table)
     click.echo(f"wrote {Path(out_dir) / 'comparison.md'} and {plot}")
 
@@ -210,8 +229,9 @@ def compare(runs, out_dir, region):
 @click.option("--runs", "runs", multiple=True, type=click.Path(exists=True), help="Evaluation outputs to report (repeatable) [default: every metrics.json under results/].")
 @click.option("--timing-repeats", default=3, show_default=True, type=click.IntRange(0, 50), help="Timed runs per input size (median); 0 skips timing.")
 @click.option("--models", "models", multiple=True, help="Registered models for Table 2 (repeatable) [default: all].")
+@click.option("--overwrite", is_flag=True, help="Replace a report in --out that another command made.")
 @one_line_errors
-def report(out_dir, runs, timing_repeats, models):
+def report(out_dir, runs, timing_repeats, models, overwrite):
     """One Markdown page reproducing the paper's Table 2, Tables 3–4 and Figure 5 from available results.
 
     Model size and MAdds are computed for every registered model; F1, accuracy and AUC come from
@@ -221,15 +241,19 @@ def report(out_dir, runs, timing_repeats, models):
     \b
     Example:
       m2unet report --out report/ --runs results/authors/drive --runs results/authors/hrf
+
+    A folder holding a report that another command made is refused unless --overwrite; the same command refreshes it.
     """
     from ..models import list_models
-    from .report import write_report
+    from .report import HOW_MADE, write_report
 
     unknown = [m for m in models if m not in list_models()]
     if unknown:
         raise M2UNetError(f"--models {unknown[0]}: not a registered model ({', '.join(list_models())})")
+    command = _command_line(click.get_current_context())
+    _keep_earlier_page(Path(out_dir) / "report.md", HOW_MADE, command, overwrite)  # before minutes of timing
     path = write_report(Path(out_dir), [Path(r) for r in runs] or None, timing_repeats=timing_repeats, models=list(models) or None,
-                        command=_command_line(click.get_current_context()))
+                        command=command)
     click.echo(f"wrote {path}")
 
 

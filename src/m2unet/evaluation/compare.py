@@ -104,6 +104,9 @@ def paired_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+MADE_BY = "Made by:"  # comparison.md's heading above the command that wrote it (read back by `m2unet compare`)
+
+
 def compare_runs(runs: list[Path], out_dir: Path, region: str = "crop", command: str | None = None) -> tuple[str, Path]:
     if not runs:
         raise M2UNetError("give at least one evaluation output folder")
@@ -120,6 +123,6 @@ def compare_runs(runs: list[Path], out_dir: Path, region: str = "crop", command:
     out_dir = Path(out_dir)
     plot = pr_figure(labels, results, out_dir / "pr_curves.png", region=region)
     sources = "\n".join(f"- `{r['_path']}`: {r.get('command') or ''}" for r in results)
-    made_by = f"\n\nMade by:\n\n    {command}\n" if command else "\n"
+    made_by = f"\n\n{MADE_BY}\n\n    {command}\n" if command else "\n"
     write_text(out_dir / "comparison.md", f"# Comparison\n\n{table}\n\n![precision–recall](pr_curves.png)\n\nRuns:\n{sources}{made_by}")
     return table, plot

@@ -432,6 +432,13 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def recorded_command(page: Path, heading: str) -> str | None:
+    """The command a page written by ``compare`` or ``report`` records: the first indented line after ``heading``."""
+    lines = Path(page).read_text(errors="replace").splitlines()
+    after = lines[lines.index(heading) + 1:] if heading in lines else []
+    return next((line.strip() for line in after if line.startswith("    ")), None)
+
+
 def write_text(path: Path, text: str) -> None:
     from ..data.io import write_atomic
 

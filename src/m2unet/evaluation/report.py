@@ -209,6 +209,9 @@ def tables34(results: list[dict], timing: dict | None, bench: dict | None = None
     return "\n\n".join(blocks)
 
 
+HOW_MADE = "## How these numbers were made"  # report.md's heading above the command that wrote it
+
+
 def write_report(out_dir: Path, runs: list[Path] | None = None, timing_repeats: int = 3, models: list[str] | None = None, command: str | None = None) -> Path:
     out_dir = Path(out_dir)
     runs = runs if runs is not None else find_runs()
@@ -260,7 +263,7 @@ float32 safetensors file. F1 (ours): best threshold, whole crop, for the evaluat
 
 {chr(10).join(figures) if figures else "(no evaluation outputs found: run `m2unet evaluate` first)"}
 
-## How these numbers were made
+{HOW_MADE}
 
     {command or f"m2unet report --out {out_dir}"}
 {commands}
