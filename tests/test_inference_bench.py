@@ -97,6 +97,29 @@ def test_weights_file(tmp_path, export_cache):
     assert "erfnet (my-erfnet) = my-erfnet.safetensors" in markdown
 
 
+def test_a_bench_that_another_command_made_is_replaced_only_with_overwrite(tmp_path, monkeypatch, export_cache):
+    import sys
+
+    out = tmp_path / "bench"
+    out.mkdir()
+    earlier = json.dumps({"command": "m2unet bench --sizes 64x64 -o elsewhere", "cells": [{"median_ms": 1.0}]})
+    (out / "bench.json").write_text(earlier)
+    typed = ["bench", "--arch", "m2unet", "--sizes", "64x48", "--backends", "torch", "--repeats", "1", "-o", str(out)]
+
+    def bench(*extra):
+        monkeypatch.setattr(sys, "argv", ["m2unet", *typed, *extra])  # the command bench records is the one typed
+        return CliRunner().invoke(main, [*typed, *extra])
+
+    result = bench()
+    assert result.exit_code == 1 and "Traceback" not in result.output and (out / "bench.json").read_text() == earlier
+    assert f"{out / 'bench.json'}: made by another command (m2unet bench --sizes 64x64 -o elsewhere)" in result.output
+    assert "--overwrite" in result.output and not (out / "bench.partial.json").exists()  # refused before measuring
+    result = bench("--overwrite")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "bench.json").read_text())["command"] == " ".join(["m2unet", *typed])  # without --overwrite
+    assert bench().exit_code == 0  # the same command measures again into its own folder
+
+
 def test_cuda_markdown_columns():
     def cell(model, backend, ms, gpu=900.0, diff=None):
         return {"model": model, "backend": backend, "width": 544, "height": 544, "median_ms": ms, "min_ms": ms * 0.9, "max_ms": ms * 1.2,

@@ -17,6 +17,14 @@ class InputFileError(M2UNetError):
         super().__init__(f"{self.path}: {problem}")
 
 
+def refuse_another_commands_output(path, earlier_command: str | None, command: str) -> None:
+    """Raise unless ``path`` (an output an earlier run wrote) was made by ``command`` itself: then a rerun may refresh
+    it; anything else would lose what only it records. ``earlier_command``: the command ``path`` records (None: none)."""
+    if earlier_command != command:
+        made = f"made by another command ({earlier_command})" if earlier_command else "this version did not write"
+        raise M2UNetError(f"{path}: {made}; give another --out, or --overwrite to replace it")
+
+
 # What to install for a missing third-party module (by top-level name); others: `pip install NAME`.
 INSTALL_HINTS = {
     "torch": "pip install 'm2unet[train]' (PyTorch: training, export, --backend torch). Without it, `m2unet segment` runs the "

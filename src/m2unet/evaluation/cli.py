@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..data.datasets import dataset_names
-from ..errors import M2UNetError, one_line_errors
+from ..errors import M2UNetError, one_line_errors, refuse_another_commands_output
 
 
 def _command_line(context: click.Context) -> str:
@@ -64,10 +64,7 @@ def _keep_earlier_page(page: Path, heading: str, command: str, overwrite: bool) 
 
     if overwrite or not page.is_file():
         return
-    earlier = recorded_command(page, heading)
-    if earlier != command:
-        made = f"made by another command ({earlier})" if earlier else "this version did not write"
-        raise M2UNetError(f"{page}: {made}; give another --out, or --overwrite to replace it")
+    refuse_another_commands_output(page, recorded_command(page, heading), command)
 
 
 def _default_out(dataset: str, split: str, what: str, tta: bool, search: bool, runtime: str | None, precision: str) -> Path:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import M2UNetError, one_line_errors
+from ..errors import M2UNetError, one_line_errors, refuse_another_commands_output
 from ..system import cpu_isa, cpu_model
 from ..weights import PRETRAINED_NAMES
 from .backend_spec import BackendSpec
@@ -241,6 +241,18 @@ def run_bench(models: list[dict], names: list[str], sizes: list[tuple[int, int]]
             "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "seconds": round(time.time() - started, 1), "cells": cells}
 
 
+def _keep_earlier_bench(out: Path, command: str, overwrite: bool) -> None:
+    """Refuse to replace the bench.json in ``out`` that another command wrote (its cells would be lost)."""
+    earlier_file = out / "bench.json"
+    if overwrite or not earlier_file.is_file():
+        return
+    try:
+        earlier = json.loads(earlier_file.read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        earlier = None
+    refuse_another_commands_output(earlier_file, earlier, command)
+
+
 @click.command()
 @click.option("--sizes", default=DEFAULT_SIZES, show_default=True, help="Image sizes WxH, comma-separated.")
 @click.option("--backends", default=None, help=f"Backends, comma-separated; the baseline (torch on CPU, cuda on GPU) is always added. "
@@ -258,8 +270,9 @@ def run_bench(models: list[dict], names: list[str], sizes: list[tuple[int, int]]
 @click.option("--hint", default="LATENCY", show_default=True, type=click.Choice(["LATENCY", "THROUGHPUT"]), help="OpenVINO PERFORMANCE_HINT.")
 @click.option("--threads", type=int, default=None, help="Threads per runtime [default: the runtime's choice, all cores].")
 @click.option("-o", "--out", "out_dir", default="results/bench", show_default=True, type=click.Path(file_okay=False), help="Writes bench.json, bench.md, bench.png here.")
+@click.option("--overwrite", is_flag=True, help="Replace a bench.json in --out that another command made.")
 @one_line_errors
-def bench(sizes, backends, device, model_names, weights_files, archs, repeats, hint, threads, out_dir):
+def bench(sizes, backends, device, model_names, weights_files, archs, repeats, hint, threads, out_dir, overwrite):
     """Median latency, images/s and peak memory per model, backend and size, with PyTorch eager fp32 (the authors' way) as baseline.
 
     Every cell runs in its own process (clean peak RSS). The load average before and after each cell is
@@ -276,6 +289,9 @@ def bench(sizes, backends, device, model_names, weights_files, archs, repeats, h
       m2unet bench --arch m2unet,unet,erfnet --sizes 544x544 --backends openvino-bf16
       m2unet bench --weights results/train/erfnet-drive/best.safetensors --sizes 544x544
       m2unet bench --device cuda --arch m2unet,unet,erfnet
+      m2unet bench --sizes 544x544 -o my-bench --overwrite    # replace what my-bench holds
+
+    A folder whose bench.json another command made is refused unless --overwrite; the same command measures it again.
     """
     from .bench_report import write_partial, write_report
 
@@ -286,8 +302,10 @@ def bench(sizes, backends, device, model_names, weights_files, archs, repeats, h
 
         require_cuda()  # before the models are resolved (untrained ones are saved)
     models = resolve_models(model_names, weights_files, archs)
-    command = " ".join(["m2unet bench", *sys.argv[2:]]) if len(sys.argv) > 1 and sys.argv[1] == "bench" else "m2unet bench"
+    typed = [word for word in sys.argv[2:] if word != "--overwrite"]  # it says what may be replaced, not what was measured
+    command = " ".join(["m2unet bench", *typed]) if len(sys.argv) > 1 and sys.argv[1] == "bench" else "m2unet bench"
     out = Path(out_dir)
+    _keep_earlier_bench(out, command, overwrite)  # before minutes of measuring
     report = run_bench(models, names, size_list, repeats=repeats, hint=hint, threads=threads, device=device, command=command,
                        keep=lambda cells: write_partial(out, command, cells))
     table = write_report(report, out)
