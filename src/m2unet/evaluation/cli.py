@@ -206,7 +206,7 @@ def compare(runs, out_dir, region, overwrite):
     bootstrap interval (images resampled together): the fair test of "is model B better than A".
 
     \b
-    Example:
+    Examples:
       m2unet compare results/authors/drive evaluation/drive-test-best --out comparison/
       m2unet compare results/authors/drive evaluation/drive-test-drive --out comparison/ --overwrite   # other runs, same folder
 
