@@ -17,9 +17,15 @@ class InputFileError(M2UNetError):
         super().__init__(f"{self.path}: {problem}")
 
 
-def refuse_another_commands_output(path, earlier_command: str | None, command: str) -> None:
-    """Raise unless ``path`` (an output an earlier run wrote) was made by ``command`` itself: then a rerun may refresh
-    it; anything else would lose what only it records. ``earlier_command``: the command ``path`` records (None: none)."""
+def keep_another_commands_output(path, command: str, overwrite: bool, recorded) -> None:
+    """Raise unless ``command`` may write ``path``: it does not exist yet, ``overwrite`` was given, or the command it
+    records (``recorded(path)``; None: none) is ``command`` itself, whose rerun may refresh it. Anything else would lose
+    what only that output records."""
+    from pathlib import Path
+
+    if overwrite or not Path(path).is_file():
+        return
+    earlier_command = recorded(path)
     if earlier_command != command:
         made = f"made by another command ({earlier_command})" if earlier_command else "this version did not write"
         raise M2UNetError(f"{path}: {made}; give another --out, or --overwrite to replace it")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..data.datasets import dataset_names
-from ..errors import M2UNetError, one_line_errors, refuse_another_commands_output
+from ..errors import M2UNetError, keep_another_commands_output, one_line_errors
 
 
 def _command_line(context: click.Context) -> str:
@@ -55,16 +55,6 @@ def _keep_earlier_evaluation(out: Path, command: str, weights: Path | None, over
     if earlier_command != command or not same_weights:
         raise M2UNetError(f"{out}: holds the evaluation of {what} from an earlier run ({earlier_command}); "
                           "give another --out, or --overwrite to replace it")
-
-
-def _keep_earlier_page(page: Path, heading: str, command: str, overwrite: bool) -> None:
-    """Refuse to replace a ``compare`` or ``report`` page that another command wrote: the runs it drew on are named only
-    there. The same command again refreshes it (its runs may have been evaluated again)."""
-    from .evaluate import recorded_command
-
-    if overwrite or not page.is_file():
-        return
-    refuse_another_commands_output(page, recorded_command(page, heading), command)
 
 
 def _default_out(dataset: str, split: str, what: str, tta: bool, search: bool, runtime: str | None, precision: str) -> Path:
@@ -213,9 +203,10 @@ def compare(runs, out_dir, region, overwrite):
     A folder holding a comparison that another command made is refused unless --overwrite; the same command refreshes it.
     """
     from .compare import MADE_BY, compare_runs
+    from .evaluate import recorded_command
 
-    command = _command_line(click.get_current_context())
-    _keep_earlier_page(Path(out_dir) / "comparison.md", MADE_BY, command, overwrite)
+    command = _command_line(click.get_current_context())  # a page made by other runs names them only there: kept
+    keep_another_commands_output(Path(out_dir) / "comparison.md", command, overwrite, lambda page: recorded_command(page, MADE_BY))
     table, plot = compare_runs([Path(r) for r in runs], Path(out_dir), region=region, command=command)
     click.echo(table)
     click.echo(f"wrote {Path(out_dir) / 'comparison.md'} and {plot}")
@@ -242,13 +233,15 @@ def report(out_dir, runs, timing_repeats, models, overwrite):
     A folder holding a report that another command made is refused unless --overwrite; the same command refreshes it.
     """
     from ..models import list_models
+    from .evaluate import recorded_command
     from .report import HOW_MADE, write_report
 
     unknown = [m for m in models if m not in list_models()]
     if unknown:
         raise M2UNetError(f"--models {unknown[0]}: not a registered model ({', '.join(list_models())})")
     command = _command_line(click.get_current_context())
-    _keep_earlier_page(Path(out_dir) / "report.md", HOW_MADE, command, overwrite)  # before minutes of timing
+    keep_another_commands_output(Path(out_dir) / "report.md", command, overwrite,  # before minutes of timing
+                                 lambda page: recorded_command(page, HOW_MADE))
     path = write_report(Path(out_dir), [Path(r) for r in runs] or None, timing_repeats=timing_repeats, models=list(models) or None,
                         command=command)
     click.echo(f"wrote {path}")

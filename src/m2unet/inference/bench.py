@@ -28,7 +28,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import M2UNetError, one_line_errors, refuse_another_commands_output
+from ..errors import M2UNetError, keep_another_commands_output, one_line_errors
 from ..system import cpu_isa, cpu_model
 from ..weights import PRETRAINED_NAMES
 from .backend_spec import BackendSpec
@@ -241,18 +241,6 @@ def run_bench(models: list[dict], names: list[str], sizes: list[tuple[int, int]]
             "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "seconds": round(time.time() - started, 1), "cells": cells}
 
 
-def _keep_earlier_bench(out: Path, command: str, overwrite: bool) -> None:
-    """Refuse to replace the bench.json in ``out`` that another command wrote (its cells would be lost)."""
-    earlier_file = out / "bench.json"
-    if overwrite or not earlier_file.is_file():
-        return
-    try:
-        earlier = json.loads(earlier_file.read_text()).get("command")
-    except (OSError, ValueError, AttributeError):
-        earlier = None
-    refuse_another_commands_output(earlier_file, earlier, command)
-
-
 @click.command()
 @click.option("--sizes", default=DEFAULT_SIZES, show_default=True, help="Image sizes WxH, comma-separated.")
 @click.option("--backends", default=None, help=f"Backends, comma-separated; the baseline (torch on CPU, cuda on GPU) is always added. "
@@ -293,7 +281,7 @@ def bench(sizes, backends, device, model_names, weights_files, archs, repeats, h
 
     A folder whose bench.json another command made is refused unless --overwrite; the same command measures it again.
     """
-    from .bench_report import write_partial, write_report
+    from .bench_report import recorded_command, write_partial, write_report
 
     size_list = parse_sizes(sizes)
     names = check_backends(backends if backends is not None else (DEFAULT_CUDA_BACKENDS if device == "cuda" else DEFAULT_BACKENDS), device)
@@ -305,7 +293,7 @@ def bench(sizes, backends, device, model_names, weights_files, archs, repeats, h
     typed = [word for word in sys.argv[2:] if word != "--overwrite"]  # it says what may be replaced, not what was measured
     command = " ".join(["m2unet bench", *typed]) if len(sys.argv) > 1 and sys.argv[1] == "bench" else "m2unet bench"
     out = Path(out_dir)
-    _keep_earlier_bench(out, command, overwrite)  # before minutes of measuring
+    keep_another_commands_output(out / "bench.json", command, overwrite, recorded_command)  # before minutes of measuring
     report = run_bench(models, names, size_list, repeats=repeats, hint=hint, threads=threads, device=device, command=command,
                        keep=lambda cells: write_partial(out, command, cells))
     table = write_report(report, out)

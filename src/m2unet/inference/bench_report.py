@@ -36,6 +36,14 @@ def _write_json(path: Path, data: dict) -> None:
     write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1) + "\n"))
 
 
+def recorded_command(path: Path) -> str | None:
+    """The command a bench.json records (None: none, or not a bench.json this version can read)."""
+    try:
+        return json.loads(Path(path).read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def write_partial(out: Path, command: str, cells: list[dict]) -> None:
     """bench.partial.json: the cells measured so far (rewritten after each cell, removed once the report is whole)."""
     _write_json(out / "bench.partial.json", {"command": command, "cells": cells})
