@@ -28,6 +28,7 @@ import numpy as np
 from m2unet.data import load_dataset
 from m2unet.data.contrast import model_contrast_floor
 from m2unet.data.fov import estimate_fov_mask
+from m2unet.data.io import write_atomic
 from m2unet.data.scale import back_max_from, fov_diameter, model_scale, run_at
 from m2unet.evaluation import metrics as M
 from m2unet.evaluation.predictor import ScaledPredictor, unscaled_predictor
@@ -64,10 +65,8 @@ def run_or_read(path: Path, plain: ScaledPredictor, image: np.ndarray) -> tuple[
     """(plain map, mean over the view and its flips) of ``image``, computed once and cached at ``path``."""
     CACHE_USE["read" if path.exists() else "computed"] += 1
     if not path.exists():
-        temporary = path.with_suffix(".tmp")
-        with open(temporary, "wb") as handle:
-            np.savez_compressed(handle, p0=plain(image).astype(np.float16), p4=plain.with_flips()(image).astype(np.float16))
-        temporary.replace(path)
+        maps = {"p0": plain(image).astype(np.float16), "p4": plain.with_flips()(image).astype(np.float16)}
+        write_atomic(path, lambda temporary: np.savez_compressed(temporary, **maps))
     stored = np.load(path)
     return stored["p0"].astype(np.float32), stored["p4"].astype(np.float32)
 
