@@ -7,13 +7,16 @@ from conftest import disk_photograph
 from m2unet.data.scale import fov_diameter
 from m2unet.evaluation.camera_shift import (
     CAMERA_CHANGES,
+    POOR_PHOTOGRAPHS,
     blurred,
     captioned,
     chained,
     cropped,
+    exposed,
     framed,
     jpeg,
     low_contrast,
+    noisy,
     notched,
     resized_to,
 )
@@ -49,8 +52,19 @@ def test_contrast_blur_and_jpeg_change_the_photograph_only(photo):
     assert compressed.shape == image.shape and 0.001 < np.abs(compressed - image).mean() < 0.05
 
 
+def test_noise_and_exposure_change_the_photograph_only_and_rerun_alike(photo):
+    image, label, mask = photo
+    grainy, grainy_label, grainy_mask = noisy(0.08)(*photo)
+    assert grainy_label is label and grainy_mask is mask
+    assert 0.05 < (grainy - image)[mask].std() < 0.09 and (grainy[~mask] > 0).mean() > 0.3  # the border is noisy too
+    assert np.array_equal(grainy, noisy(0.08)(*photo)[0])  # a fixed seed: a table reruns bit for bit
+    dark, bright = exposed(0.25)(*photo)[0], exposed(2.5)(*photo)[0]
+    assert dark[mask].mean() == pytest.approx(0.25 * image[mask].mean(), abs=0.01)
+    assert bright.max() == 1.0 and bright[mask].mean() > 1.5 * image[mask].mean()  # clipped at white
+
+
 def test_the_named_changes_all_run_and_chain(photo):
-    for name, change in CAMERA_CHANGES.items():
+    for name, change in {**CAMERA_CHANGES, **POOR_PHOTOGRAPHS}.items():
         image, label, mask = change(*photo)
         assert image.dtype == np.float32 and image.shape[:2] == label.shape == mask.shape, name
     both = chained(resized_to(480), low_contrast(0.5))(*photo)

@@ -72,6 +72,7 @@ def test_good_photo(client):
     search = model_scale(read_metadata(pretrained_path("universal")), search=True)  # auto: the diameter searched
     assert body["search_diameter"] is True and body["run_fov_diameter"] in search.candidates_for(body["fov_width"])
     assert body["contrast_gain"] == 1.0  # a CHASE_DB1 photograph is above the universal model's contrast floor
+    assert body["review"] is None  # a good photograph's map: nothing to look at (m2unet.inference.review)
     assert set(body["timings_ms"]) == {"decode", "fov", "model", "segment", "encode", "total"}
     probability, vessels, fov = (decode_png(body[key]) for key in ("probability_png", "vessels_png", "fov_png"))
     assert probability.shape == vessels.shape == fov.shape == (960, 999)

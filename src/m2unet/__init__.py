@@ -24,6 +24,13 @@ def vessels(image, model: str = "auto", **options):
     return _vessels(image, model, **options)
 
 
+def review(probability, model: str = "auto", **options):
+    """Why to look at a map from :func:`segment` before using it, or None; see :func:`m2unet.inference.review.review`."""
+    from .inference.review import review as _review
+
+    return _review(probability, model, **options)
+
+
 def __getattr__(name):
     if name == "measure":  # vessel measurements: m2unet.measure(vessels, fov=None, pixel_size_um=None) (a callable package)
         return importlib.import_module(".measure", __name__)
@@ -32,4 +39,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'm2unet' has no attribute {name!r}")
 
 
-__all__ = ["create_model", "list_models", "load_pretrained", "load_weights", "measure", "save_weights", "segment", "vessels"]
+__all__ = ["create_model", "list_models", "load_pretrained", "load_weights", "measure", "review", "save_weights", "segment", "vessels"]

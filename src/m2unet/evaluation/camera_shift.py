@@ -82,6 +82,26 @@ def jpeg(quality: int) -> Change:
     return change
 
 
+def noisy(sigma: float) -> Change:
+    """Sensor noise: Gaussian noise of standard deviation ``sigma`` (in [0, 1] units) on every pixel, border included,
+    stored as 8 bits (fixed seed, so a table reruns bit for bit)."""
+
+    def change(image: np.ndarray, label: np.ndarray, mask: np.ndarray) -> Photo:
+        noise = np.random.default_rng(0).normal(0.0, sigma, image.shape)
+        return as_8bit(image + noise).astype(np.float32) / 255.0, label, mask
+
+    return change
+
+
+def exposed(factor: float) -> Change:
+    """Under- (``factor`` < 1) or over-exposure (> 1, clipped at white), stored as 8 bits."""
+
+    def change(image: np.ndarray, label: np.ndarray, mask: np.ndarray) -> Photo:
+        return as_8bit(image * factor).astype(np.float32) / 255.0, label, mask
+
+    return change
+
+
 def cropped(fraction: float) -> Change:
     """A square of ``fraction`` × the FOV diameter around the FOV's centre: a camera whose field fills the frame, so the
     photograph has no black border and its FOV, as estimated, is the whole frame (of another size than the eye's)."""
@@ -178,4 +198,16 @@ CAMERA_CHANGES: dict[str, Change] = {
     "JPEG quality 20": jpeg(20),
     "no border: the FOV's central 70 %": cropped(0.7),
     "screening-like: FOV 1600 px, 60 % contrast, JPEG 30": chained(resized_to(1600), low_contrast(0.6), jpeg(30)),
+}
+
+# Photographs a screening programme would call poor or ungradable, beyond what CAMERA_CHANGES asks a model to hold:
+# what benchmarks/review_flags.py uses, beside CAMERA_CHANGES, to see which maps m2unet.inference.review flags.
+POOR_PHOTOGRAPHS: dict[str, Change] = {
+    "out of focus (σ 0.5 % of the FOV)": blurred(0.005),
+    "far out of focus (σ 1 %)": blurred(0.01),
+    "JPEG quality 5": jpeg(5),
+    "sensor noise (σ 0.08)": noisy(0.08),
+    "under-exposed (× 0.25)": exposed(0.25),
+    "over-exposed (× 2.5)": exposed(2.5),
+    "15 % contrast left": low_contrast(0.15),
 }

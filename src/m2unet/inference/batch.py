@@ -272,6 +272,7 @@ class ModelOutput:
     seconds: float
     run_fov_diameter: int | None  # px the photograph's FOV ran at (m2unet.data.scale); None: as it is
     contrast_gain: float = 1.0  # how much it was stretched to the model's contrast floor (m2unet.data.contrast)
+    review: str | None = None  # why to look at the map before using it (m2unet.inference.review); None: nothing unusual
 
 
 def model_stage(image: np.ndarray, mask: np.ndarray | None, options: Options, progress=None, cache: dict | None = None) -> ModelOutput:
@@ -290,7 +291,8 @@ def model_stage(image: np.ndarray, mask: np.ndarray | None, options: Options, pr
         segmenter = cache.get(path) or cache.setdefault(path, Segmenter(path, options.backend, **settings))
     cut = options.threshold if options.threshold is not None else threshold_of(segmenter.metadata)
     run = segmenter.run(image, mask)
-    return ModelOutput(run.probability, path.name, float(cut), time.perf_counter() - started, run.run_fov_diameter, run.contrast_gain)
+    review = review_of(image, mask, run.probability, path)
+    return ModelOutput(run.probability, path.name, float(cut), time.perf_counter() - started, run.run_fov_diameter, run.contrast_gain, review)
 
 
 def write_outputs(out: Path, outputs: dict[str, str], image, probability, vessels, mask) -> None:
@@ -328,9 +330,20 @@ def write_stage(job: Job, options: Options, image, mask, result: ModelOutput, se
         return record(job, options, "failed", f"{job.path}: {stage} failed: {str(error).splitlines()[0][:150]}", model=model)
     seconds += result.seconds + time.perf_counter() - started
     row = record(job, options, "ok", outputs=outputs, model=model, threshold=threshold, seconds=seconds, size=probability.shape[::-1],
-                 run_fov_diameter=result.run_fov_diameter, contrast_gain=result.contrast_gain)
+                 run_fov_diameter=result.run_fov_diameter, contrast_gain=result.contrast_gain, review=result.review)
     row.update((key, value) for key, value in measured.items() if key not in row)
     return row
+
+
+def review_of(image: np.ndarray, mask: np.ndarray | None, probability: np.ndarray, weights: Path) -> str | None:
+    """Why this map should be looked at before it is used, or None (:mod:`.review`); without a FOV mask
+    (``--no-fov-mask``) its measures still count inside the estimated FOV, not over the black border."""
+    from ..data.fov import estimate_fov_mask
+    from .review import limits_for, review_map
+
+    if limits_for(weights) is None:
+        return None  # not reviewed: no FOV to estimate
+    return review_map(probability, weights, estimate_fov_mask(image) if mask is None else mask)
 
 
 def failure_message(path: str, error: BaseException) -> str:
@@ -347,14 +360,14 @@ INPUT_ERRORS = (M2UNetError, MemoryError, RuntimeError, ValueError, OSError)
 
 def record(job: Job, options: Options, status: str, error: str | None = None, *, outputs: dict | None = None, model: str | None = None,
            threshold: float | None = None, seconds: float | None = None, size=(None, None), run_fov_diameter: int | None = None,
-           contrast_gain: float | None = None) -> dict:
+           contrast_gain: float | None = None, review: str | None = None) -> dict:
     """One row of results.parquet (output paths are relative to OUT)."""
     outputs = outputs or {}
     row = {"path": job.path, "stem": job.stem, "status": status, "error": error,
            "probability": outputs.get("probability"), "vessels": outputs.get("vessels"), "overlay": outputs.get("overlay"),
            "model": model, "backend": options.backend, "threshold": threshold, "seconds": seconds,
            "width": None if size[0] is None else int(size[0]), "height": None if size[1] is None else int(size[1]), "run_fov_diameter": run_fov_diameter,
-           "contrast_gain": None if contrast_gain is None else round(float(contrast_gain), 4),
+           "contrast_gain": None if contrast_gain is None else round(float(contrast_gain), 4), "review": review,
            "pixel_size_um": job.pixel_size_um, "settings": options.fingerprint(), "resumed": False, "node": None}
     # manifest cells as the journal will give them back (dates as text), so earlier and new rows agree in type
     row.update((key, json.loads(json.dumps(value, default=json_default))) for key, value in job.extra if key not in row)
@@ -617,5 +630,7 @@ def summary_line(records: list[dict], elapsed: float, out: Path) -> str:
         return f"segmented 0/{total} image(s){notes}: nothing written"
     speed = f" in {elapsed:.1f} s ({len(done) / elapsed:.2f} images/s)" if done and elapsed > 0 else ""
     weights = ", ".join(f"{name} ×{count}" for name, count in models.items())
+    flagged = sum(1 for r in done if r.get("review"))
+    review = f"; {flagged} map(s) to look at before use (column review)" if flagged else ""
     return (f"segmented {len(done) + resumed}/{total} image(s){notes}{speed} with {records[0]['backend']}"
-            + (f", weights {weights}" if weights else "") + f", into {out}/ (table: {out / RESULTS_FILE})")
+            + (f", weights {weights}" if weights else "") + f", into {out}/ (table: {out / RESULTS_FILE}){review}")

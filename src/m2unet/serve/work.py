@@ -213,6 +213,7 @@ class Segmentation:
     timings: dict
     run_fov_diameter: int | None = None  # px the FOV was resized to for the model
     contrast_gain: float = 1.0  # how much the photograph was stretched to the model's contrast floor (m2unet.data.contrast)
+    weights: Path | None = None  # the file the model was read from (its review limits: m2unet.inference.review)
 
     @property
     def vessels(self) -> np.ndarray:
@@ -240,12 +241,13 @@ def segment_upload(data: bytes, name: str, models: Models, model: str, threshold
     cut = threshold if threshold is not None else threshold_of(segmenter.metadata)
     timings = {"decode": decoded - started, "fov": masked - decoded, "model": loaded - masked, "segment": done - loaded}
     return Segmentation(name, chosen, float(cut), image, mask, segmented.probability, timings, segmented.run_fov_diameter,
-                        segmented.contrast_gain)
+                        segmented.contrast_gain, segmenter.weights)
 
 
 def segmentation_json(result: Segmentation, backend: str, tta: bool, with_overlay: bool, search_diameter: bool = False) -> dict:
     """The JSON answer of ``POST /v1/segment``: facts, timings (ms) and the maps as base64 PNG."""
     from ..inference.pipeline import fov_width, overlay
+    from ..inference.review import review_map
 
     started = time.perf_counter()
     vessels = result.vessels
@@ -255,6 +257,7 @@ def segmentation_json(result: Segmentation, backend: str, tta: bool, with_overla
         "fov_width": fov_width(result.mask, result.image.shape[1]), "run_fov_diameter": result.run_fov_diameter,
         "contrast_gain": round(result.contrast_gain, 4),
         "vessel_fraction": round(float(vessels[result.mask].mean()) if result.mask.any() else 0.0, 6),
+        "review": review_map(result.probability, result.weights, result.mask) if result.weights else None,
         "probability_png": png_base64(result.probability), "vessels_png": png_base64(vessels), "fov_png": png_base64(result.mask),
     }
     if with_overlay:

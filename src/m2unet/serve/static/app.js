@@ -156,6 +156,11 @@ async function show(section, file, answer) {
     `stored threshold ${answer.threshold.toFixed(3)} · FOV ${answer.fov_width} px wide` +
     `${answer.run_fov_diameter ? `, run at ${answer.run_fov_diameter} px${answer.search_diameter ? " (searched)" : ""}` : ""} · ` +
     `decode ${t.decode} ms, FOV ${t.fov} ms, ${t.model >= 1 ? `model loading ${t.model} ms, ` : ""}segment ${t.segment} ms, encode ${t.encode} ms`;
+  if (answer.review) {  // m2unet.inference.review: a map unlike those of well-segmented photographs
+    const review = $(".review", section);
+    review.textContent = `Look at this map before using it: ${answer.review}.`;
+    review.classList.remove("hidden");
+  }
   result.slider.value = answer.threshold;
   let pending = false;
   result.slider.addEventListener("input", () => {
