@@ -60,7 +60,7 @@ def measured(split: str, images: int, model: str) -> list[dict]:
 
 
 def flagged(row: dict, limits: tuple[float, float]) -> bool:
-    return row["vessel_fraction"] < limits[0] or row["self_consistency"] < limits[1]
+    return bool(review.reasons_for(row["vessel_fraction"], row["self_consistency"], limits))
 
 
 def summary_lines(rows: list[dict], limits: tuple[float, float]) -> list[str]:

@@ -98,6 +98,17 @@ def test_threshold_model_overlay_and_png_answer(client, small_photo):
     assert binary.dtype == bool and binary.mean() == pytest.approx(decode_png(high["vessels_png"]).mean(), abs=1e-6)
 
 
+def test_a_map_to_look_at_says_why_and_the_threshold_asked_does_not_change_it(client, small_photo):
+    from PIL import ImageFilter
+
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(small_photo)).filter(ImageFilter.GaussianBlur(6)).save(buffer, format="PNG")  # far out of focus
+    for threshold in ("0.05", None):  # the review is at the model's stored threshold, whatever the map is cut at
+        body = post(client, buffer.getvalue(), "blurred.png", fields={"model": "drive", **({"threshold": threshold} if threshold else {})}).json()
+        assert body["review"].startswith("few vessels"), body["review"]
+    assert post(client, small_photo, fields={"model": "drive"}).json()["review"] is None
+
+
 def test_tta_runs_through_the_same_model(client, small_photo):
     plain = decode_png(post(client, small_photo, fields={"model": "drive"}).json()["probability_png"]).astype(int)
     flipped = post(client, small_photo, fields={"model": "drive", "tta": "true"}).json()

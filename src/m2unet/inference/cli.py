@@ -75,7 +75,8 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
     on one line and skipped; the exit status is 1 if any file failed.
 
     OUT/results.parquet gets one row per input (status ok / failed / skipped, the reason, the output files,
-    model, threshold, seconds). Rerunning the same command after a crash or kill skips the inputs whose
+    model, threshold, seconds, and `review`: why to look at a map before using it — too few vessels or an unsure
+    map, as photographs far out of focus or compressed to blocks give — or empty). Rerunning the same command after a crash or kill skips the inputs whose
     outputs are complete and recorded. INPUTS may also be CSV / Parquet manifests with a `path` column.
     Two inputs never write the same outputs: clashing names keep their suffix or their folders (docs/engine.md).
     --engine ray runs the same stages on Ray Data: a local Ray by default, or a cluster with --address.

@@ -64,17 +64,21 @@ def map_measures(probability: np.ndarray, threshold: float, fov: np.ndarray | No
     return float((inside >= threshold).mean()), self_consistency(inside, threshold)
 
 
-def review_reasons(probability: np.ndarray, threshold: float, fov: np.ndarray | None, limits: tuple[float, float]) -> str | None:
-    """Why a map should be looked at before it is used (``; ``-joined), or None when nothing is unusual; ``threshold``:
-    the model's stored one, at which ``limits`` were measured."""
-    fraction, consistency = map_measures(probability, threshold, fov)
+def reasons_for(fraction: float, consistency: float, limits: tuple[float, float]) -> list[str]:
+    """What is unusual about a map with these measures (:func:`map_measures`), given a model's ``limits``."""
     min_fraction, min_consistency = limits
     reasons = []
     if fraction < min_fraction:
         reasons.append(f"few vessels: {100 * fraction:.1f} % of the FOV (well-segmented photographs: ≥ {100 * min_fraction:.1f} %)")
     if consistency < min_consistency:
         reasons.append(f"unsure map: self-consistency {consistency:.2f} (well-segmented photographs: ≥ {min_consistency:.2f})")
-    return "; ".join(reasons) or None
+    return reasons
+
+
+def review_reasons(probability: np.ndarray, threshold: float, fov: np.ndarray | None, limits: tuple[float, float]) -> str | None:
+    """Why a map should be looked at before it is used (``; ``-joined), or None when nothing is unusual; ``threshold``:
+    the model's stored one, at which ``limits`` were measured."""
+    return "; ".join(reasons_for(*map_measures(probability, threshold, fov), limits)) or None
 
 
 def review_map(probability: np.ndarray, weights: str | os.PathLike, fov: np.ndarray | None) -> str | None:
