@@ -80,3 +80,19 @@ def test_inverted_map_gets_a_note_and_unusable_fov_masks_fail_on_one_line(tmp_pa
     good = tmp_path / "fov.png"
     Image.fromarray(np.full(mask.shape, 255, np.uint8)).save(good)
     assert run([vessels, "--mask", good, "-o", tmp_path / "out3"]).exit_code == 0
+
+
+def test_a_photograph_is_segmented_first_and_a_map_to_look_at_says_so_beside_its_measures(tmp_path, datasets_root, export_cache):
+    from m2unet.data import read_image
+    from m2unet.evaluation.camera_shift import as_8bit, blurred
+
+    photograph = read_image(datasets_root / "DRIVE/test/images/01_test.tif")
+    fov = read_image(datasets_root / "DRIVE/test/mask/01_test_mask.gif")[..., 0] > 0.5
+    Image.fromarray(as_8bit(photograph)).save(tmp_path / "sharp.png")
+    Image.fromarray(as_8bit(blurred(0.01)(photograph, fov, fov)[0])).save(tmp_path / "blurred.png")
+    result = run([tmp_path / "sharp.png", tmp_path / "blurred.png", "-o", tmp_path / "out", "--model", "drive"])
+    assert result.exit_code == 0, result.output
+    measured = rows(tmp_path / "out")
+    sharp, soft = measured["sharp"], measured["blurred"]
+    assert sharp["note"] == "" and 0.08 < float(sharp["vessel_density"]) < 0.16 and int(sharp["bifurcations"]) > 20
+    assert soft["note"].startswith("map to look at before use: few vessels") and float(soft["vessel_density"]) < 0.06

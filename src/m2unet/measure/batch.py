@@ -56,8 +56,8 @@ def read_fov(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return binary(rgb[..., 0])
 
 
-def vessels_of(path: Path, kind: str, mask_option: str | None, model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(vessel mask, FOV mask, photograph or None) for one input file."""
+def vessels_of(path: Path, kind: str, mask_option: str | None, model: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str | None]:
+    """(vessel mask, FOV mask, photograph or None, why to look at the map before use or None) for one input file."""
     from ..data.fov import estimate_fov_mask
     from ..data.io import read_image
     from ..inference.cli import find_mask
@@ -67,11 +67,15 @@ def vessels_of(path: Path, kind: str, mask_option: str | None, model: str) -> tu
     mask_file = find_mask(mask_option, path)
     fov = read_fov(mask_file, rgb.shape[:2]) if mask_file is not None else None
     if kind == "mask":
-        return binary(rgb[..., 0]), fov if fov is not None else np.ones(rgb.shape[:2], dtype=bool), None
-    from ..inference.pipeline import vessels
+        return binary(rgb[..., 0]), fov if fov is not None else np.ones(rgb.shape[:2], dtype=bool), None, None
+    from ..inference.pipeline import segment
+    from ..inference.review import review_map
+    from ..weights import read_metadata, resolve_weights, threshold_of
 
     fov = fov if fov is not None else estimate_fov_mask(rgb)
-    return vessels(rgb, model, fov_mask=fov), fov, rgb
+    weights = resolve_weights(model)
+    probability = segment(rgb, model, fov_mask=fov)
+    return probability >= threshold_of(read_metadata(weights)), fov, rgb, review_map(probability, weights, fov)
 
 
 def empty_row(name: str, note: str) -> dict:
@@ -104,11 +108,13 @@ def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
 
 def measure_file(path: Path, name: str, options: dict) -> tuple[Measurements, np.ndarray | None]:
     """Measure one input file (see :func:`vessels_of`); M2UNetError on a file it cannot use."""
-    vessels, fov, photograph = vessels_of(path, options["kind"], options["mask"], options["model"])
+    vessels, fov, photograph, review = vessels_of(path, options["kind"], options["mask"], options["model"])
     try:
         result = measure(vessels, fov, options["pixel_size_um"], field_of_view_deg=options["field_of_view_deg"], name=name)
     except (MemoryError, ValueError) as error:
         raise M2UNetError(f"{path}: measuring failed ({type(error).__name__}: {str(error).splitlines()[0][:120]})") from None
+    if review:  # measures of a map that failed mislead: say so beside them (m2unet.inference.review)
+        result.summary["note"] = "; ".join(filter(None, (result.summary["note"], f"map to look at before use: {review}")))
     return result, photograph
 
 
