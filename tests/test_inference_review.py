@@ -1,6 +1,7 @@
 """Which maps segment flags for review (m2unet.inference.review): the two measures, their limits, and the flag in the
 results table, the closing line and the service's answer."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -82,12 +83,15 @@ def test_segment_flags_the_map_of_a_photograph_far_out_of_focus(tmp_path, datase
     Image.fromarray(as_8bit(blurred(0.01)(photograph, fov, fov)[0])).save(tmp_path / "blurred.png")
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["segment", str(tmp_path / "sharp.png"), str(tmp_path / "blurred.png"), "-o", str(out),
-                                       "--model", "universal", "--backend", "onnxruntime"])
+                                       "--model", "universal", "--backend", "onnxruntime", "--measure"])
     assert result.exit_code == 0, result.output
     assert "1 map(s) to look at before use (column review)" in result.output
     rows = {row["stem"]: row for row in pq.read_table(out / RESULTS_FILE).to_pylist()}
     assert rows["sharp"]["review"] is None
     assert rows["blurred"]["review"].startswith("few vessels")
+    # measurements.csv, read without the table, says it beside the blurred photograph's measures
+    notes = {row["image"]: row["note"] for row in csv.DictReader(open(out / "measurements.csv"))}
+    assert notes["sharp"] == "" and notes["blurred"] == f"map to look at before use: {rows['blurred']['review']}"
 
 
 def test_the_python_api_reviews_a_map_as_segment_does(datasets_root, export_cache):

@@ -113,9 +113,14 @@ def measure_file(path: Path, name: str, options: dict) -> tuple[Measurements, np
         result = measure(vessels, fov, options["pixel_size_um"], field_of_view_deg=options["field_of_view_deg"], name=name)
     except (MemoryError, ValueError) as error:
         raise M2UNetError(f"{path}: measuring failed ({type(error).__name__}: {str(error).splitlines()[0][:120]})") from None
-    if review:  # measures of a map that failed mislead: say so beside them (m2unet.inference.review)
-        result.summary["note"] = "; ".join(filter(None, (result.summary["note"], f"map to look at before use: {review}")))
+    result.summary["note"] = with_review(result.summary["note"], review)
     return result, photograph
+
+
+def with_review(note: str | None, review: str | None) -> str:
+    """A measurements row's note with the map's review added: measures of a map that failed mislead, so the row says
+    so beside them (m2unet.inference.review)."""
+    return "; ".join(filter(None, (note, review and f"map to look at before use: {review}")))
 
 
 def unique_name(stem: Path, used: set[str]) -> str:

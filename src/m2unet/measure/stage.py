@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import M2UNetError
-from .batch import write_csv
+from .batch import with_review, write_csv
 from .core import JUNCTION_COLUMNS, SEGMENT_COLUMNS, SUMMARY_COLUMNS, measure
 
 OUTPUTS = {"segments": "segments.csv", "junctions": "junctions.csv"}
@@ -39,7 +39,8 @@ class MeasureStage:
 
     def write_table(self, path: Path, records: list[dict]) -> None:
         """OUT/measurements.csv: one row per measured image (image = its output stem), in input order."""
-        rows = [dict(record, image=record["stem"]) for record in records if record.get("status") == "ok" and "vessel_density" in record]
+        rows = [dict(record, image=record["stem"], note=with_review(record.get("note"), record.get("review")))
+                for record in records if record.get("status") == "ok" and "vessel_density" in record]
         write_csv(path, SUMMARY_COLUMNS, rows)
 
 
