@@ -12,6 +12,7 @@ test photographs). A flag is a reason to look, not a verdict: a retina with few 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -45,12 +46,19 @@ def chosen_limits(rows: list[dict]) -> tuple[float, float]:
 
 def limits_for(weights: str | os.PathLike) -> tuple[float, float] | None:
     """The review limits of a shipped model's weights file; None for any other file (not reviewed)."""
-    from ..weights import pretrained_path
+    settings = _review_settings(str(Path(weights).resolve()))
+    return None if settings is None else settings[1]
 
-    resolved = Path(weights).resolve()
+
+@functools.cache
+def _review_settings(resolved: str) -> tuple[float, tuple[float, float]] | None:
+    """(stored threshold, limits) of a shipped model's file, read once per process: the review runs on every map of a
+    batch, and only the shipped files, which do not change under a running process, have limits."""
+    from ..weights import pretrained_path, read_metadata, threshold_of
+
     for name, limits in LIMITS.items():
-        if pretrained_path(name).resolve() == resolved:
-            return limits
+        if str(pretrained_path(name).resolve()) == resolved:
+            return threshold_of(read_metadata(resolved)), limits
     return None
 
 
@@ -84,12 +92,11 @@ def review_reasons(probability: np.ndarray, threshold: float, fov: np.ndarray | 
 def review_map(probability: np.ndarray, weights: str | os.PathLike, fov: np.ndarray | None) -> str | None:
     """:func:`review_reasons` for a map made by ``weights``, at the model's stored threshold whatever threshold the user
     cut it at (the limits were measured there); None for weights without limits (:func:`limits_for`)."""
-    from ..weights import read_metadata, threshold_of
-
-    limits = limits_for(weights)
-    if limits is None:
+    settings = _review_settings(str(Path(weights).resolve()))
+    if settings is None:
         return None
-    return review_reasons(probability, threshold_of(read_metadata(weights)), fov, limits)
+    threshold, limits = settings
+    return review_reasons(probability, threshold, fov, limits)
 
 
 def review(probability: np.ndarray, model: str = "auto", *, weights: str | os.PathLike | None = None,
