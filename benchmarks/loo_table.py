@@ -70,9 +70,11 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
             "pool-s1": "pool's recipe with `--seed 1`, trained on this project's 2-core AMD EPYC (fp32): held-out CHASE_DB1's maps "
                        "draw more vessel than its labels at the training cameras' threshold; do maps that draw enlarged DRIVE labels at "
                        "their own width draw less? (compare zoom15-s1)",
-            "poolz20-s1": "pool-s1's recipe with zooms up to 2.0× (`--augment scale_high=2.0 --pool-coarse-labels`, seed 1, the 2-core "
-                          "AMD EPYC): zoom20-s1's maps ranked CHASE_DB1's pixels best but drew still more vessel at the training cameras' "
-                          "threshold, pool-s1's drew less; do the two together keep both? (compare zoom20-s1 and pool-s1, same seed)",
+            "poolz20-s1": "pool-s1's recipe with zooms up to 2.0× (`--augment scale_high=2.0 --pool-coarse-labels`, seed 1, on a 2-core "
+                          "CPU: its summary.json names it): zoom20-s1's maps ranked CHASE_DB1's pixels best but drew still more vessel at "
+                          "the training cameras' threshold, pool-s1's drew less; do the two together keep both? (CHASE_DB1: compare "
+                          "zoom20-s1 and pool-s1, same seed; DRIVE: without DRIVE the pooling changes nothing, so this is zoom20's recipe, "
+                          "compare zoom15-s1; HRF: compare pool and zoom15-s1)",
             **{f"{run}-search": f"no new training: the {run} run's weights run with `--search-diameter`"
                for run in ("zoom15-s1", "zoom15-s2", "zoom20-s1", "zoom20-s2", "pool-s1", "poolz20-s1")},
             **{f"{run}-search-tta": f"no new training: the {run} run's weights run with `--search-diameter --tta` (the search, then "
