@@ -7,7 +7,8 @@ cameras change them (m2unet.evaluation.camera_shift.CAMERA_CHANGES, as `segment`
 over the changes ("changed"), and the best pooled F1 as they are on the photograph's own grid ("as they are"). Still no
 label of the held-out camera. Each threshold is then read off the held-out test split's committed evaluations
 (results/ours/loo/HELD-OUT-VARIANT-search and -search-tta: their metrics.json keep the pooled counts at every
-threshold), so the test photographs are not run again.
+threshold), so the test photographs are not run again. A second table does the same in domain for the shipped
+`universal` model's run (its weights are committed): what the rule costs the cameras a model was trained on.
 
     .venv/bin/python benchmarks/threshold_camera_changes.py --runs RUNS [--cache RUNS/threshold_camera_changes]
 
@@ -85,10 +86,10 @@ def held_out_image_counts(weights: Path, cache: Path) -> dict[str, dict]:
     return {name: M.sum_counts(many) for name, many in totals.items()}
 
 
-def committed_counts(held_out: str, variant: str, suffix: str) -> dict:
-    """The pooled counts at every threshold inside the FOV of a committed held-out evaluation."""
-    metrics = EVALUATIONS / f"{held_out}-{variant}{suffix}" / "metrics.json"
-    return {key: np.asarray(value) for key, value in json.loads(metrics.read_text())["curves"]["fov"].items()}
+def committed_counts(evaluation: Path) -> dict:
+    """The pooled counts at every threshold inside the FOV of a committed evaluation (its folder)."""
+    metrics = json.loads((evaluation / "metrics.json").read_text())
+    return {key: np.asarray(value) for key, value in metrics["curves"]["fov"].items()}
 
 
 def run_thresholds(weights: Path, cache: Path) -> dict[str, float]:
@@ -103,7 +104,7 @@ def table_row(held_out: str, variant: str, chosen: dict[str, float]) -> str:
     """One row: the thresholds, then the held-out test split's F1 at the stored and the changed one, searched and with TTA."""
     cells = []
     for suffix in ("-search", "-search-tta"):
-        test = committed_counts(held_out, variant, suffix)
+        test = committed_counts(EVALUATIONS / f"{held_out}-{variant}{suffix}")
         before, after = M.f1_at(test, chosen["stored"]), M.f1_at(test, chosen["changed"])
         cells += [f"{before:.4f} → **{after:.4f}**" if after > before else f"{before:.4f} → {after:.4f}",
                   "{1:.4f} at {0:.3f}".format(*M.best_threshold(test))]
@@ -117,8 +118,7 @@ def in_domain_lines(cache: Path) -> tuple[dict[str, float], list[str]]:
     lines = ["| test set | run as | stored → changed | best (optimistic) |", "|---|---|---|---:|"]
     for dataset in str(read_metadata(IN_DOMAIN_WEIGHTS)["dataset"]).split("+"):
         for suffix, way in IN_DOMAIN_WAYS:
-            metrics = REPO / "results" / "ours" / f"{IN_DOMAIN_RUN}{suffix}" / dataset / "metrics.json"
-            test = {key: np.asarray(value) for key, value in json.loads(metrics.read_text())["curves"]["fov"].items()}
+            test = committed_counts(REPO / "results" / "ours" / f"{IN_DOMAIN_RUN}{suffix}" / dataset)
             before, after = M.f1_at(test, chosen["stored"]), M.f1_at(test, chosen["changed"])
             lines.append(f"| {dataset} | {way} | {before:.4f} → {after:.4f} ({after - before:+.4f}) | "
                          "{1:.4f} at {0:.3f} |".format(*M.best_threshold(test)))
@@ -139,6 +139,11 @@ def main() -> int:
              "searched, flip TTA: stored → changed | best (optimistic) |", "|---|---|---:|---:|---:|---|---:|---|---:|"]
     for held_out, variant, folder in RUNS_MEASURED:
         weights = args.runs / folder / "best.safetensors"
+        missing = [suffix for suffix in ("-search", "-search-tta")
+                   if not (EVALUATIONS / f"{held_out}-{variant}{suffix}" / "metrics.json").is_file()]
+        if missing:
+            print(f"skipped {folder}: no committed evaluation results/ours/loo/{held_out}-{variant}{missing[0]}")
+            continue
         if weights.is_file():
             thresholds[folder] = run_thresholds(weights, cache / folder)
         elif folder in thresholds:
