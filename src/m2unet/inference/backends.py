@@ -36,7 +36,11 @@ import numpy as np
 from ..errors import InputFileError, M2UNetError
 from .backend_spec import BACKENDS, GPU_BACKENDS, RUNTIMES, BackendSpec
 
-SHAPE_CACHE = 4  # compiled OpenVINO models kept (one per input shape)
+# Compiled OpenVINO models kept (one per input shape). `--model auto`'s diameter search runs a photograph at up to 7
+# shapes; with fewer kept, the least recently used goes first and every photograph compiled them all again (~0.2 s
+# each). 8 keeps one camera's set: `segment --model auto` 4.25 -> 2.65 s per HRF photograph, 2.00 -> 1.59 per DRIVE
+# one, for 0.7-1.4 GB more peak memory (results/bench/shape_cache.md).
+SHAPE_CACHE = 8
 
 
 def cpu_has_bf16() -> bool:

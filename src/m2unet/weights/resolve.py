@@ -53,7 +53,7 @@ def searches_diameter(model: str = "auto", weights: str | os.PathLike | None = N
     """Whether a run searches each photograph's FOV diameter: as ``asked`` (``--search-diameter`` /
     ``--no-search-diameter``), else only with ``--model auto`` and no weights file: on cameras left out of training the
     search (m2unet.data.scale.DiameterSearch) does as well as the stored range or better, most on the high-resolution
-    one (results/scale/loo.md), and in domain too (README); ``--model universal`` runs the stored range alone, 3.6–9×
+    one (results/scale/loo.md), and in domain too (README); ``--model universal`` runs the stored range alone, 3.6–6×
     faster (results/scale/latency.md)."""
     if asked is not None:
         return asked
