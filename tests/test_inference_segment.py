@@ -92,6 +92,33 @@ def test_binary_map_api_and_the_default_model(drive_rgb, export_cache):
     assert np.array_equal(looser, unsearched >= stored / 2) and looser.sum() > (unsearched >= stored).sum()
 
 
+def test_the_diameter_search_compiles_a_cameras_shapes_once(datasets_root, export_cache, monkeypatch):
+    """auto runs a large photograph at several shapes (its search climbs above the stored range); all of them stay
+    compiled (backends.SHAPE_CACHE), so the next photograph of the camera compiles none again (results/bench/shape_cache.md:
+    1.6x on a folder of HRF photographs, which compiled 6 shapes each time when 4 were kept)."""
+    from m2unet.inference import backends
+
+    hrf = Image.open(datasets_root / "HRF/images/01_h.jpg")
+    photo = np.asarray(hrf.resize((hrf.width * 3 // 4, hrf.height * 3 // 4)))  # 2628x1752: FOV ~2450 px
+    used, compiled = [], []
+    request = backends.OpenVINOBackend.request
+
+    def counting(self, shape):
+        used.append(shape)
+        if shape not in self.compiled:
+            compiled.append(shape)
+        return request(self, shape)
+
+    monkeypatch.setattr(backends.OpenVINOBackend, "request", counting)
+    options = dict(backend="openvino", precision="fp32")
+    m2unet.segment(photo, **options)  # compiles what an earlier test did not
+    first_run, compiled_before = list(used), len(compiled)
+    m2unet.segment(photo, **options)
+    shapes = set(first_run)
+    assert 4 < len(shapes) <= backends.SHAPE_CACHE  # more than the 4 kept before
+    assert set(used[len(first_run):]) == shapes and len(compiled) == compiled_before  # the same shapes, none compiled again
+
+
 def test_search_diameter_on_the_command_line_records_where_each_photograph_ran(tmp_path, drive_rgb, export_cache):
     import hashlib
 
