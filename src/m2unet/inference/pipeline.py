@@ -181,12 +181,22 @@ def vessels(image, model: str = "auto", *, weights: str | os.PathLike | None = N
     """Binary vessel map (bool H×W) of a fundus photograph: :func:`segment`'s probability at the model's a-priori
     threshold (the one stored with its weights, as ``m2unet segment`` writes ``*_vessels.png``) or at ``threshold``.
     The other arguments are :func:`segment`'s."""
+    probability, cut = segment_and_threshold(image, model, weights=weights, threshold=threshold, fov_mask=fov_mask,
+                                             backend=backend, precision=precision, device=device, **run_options)
+    return probability >= cut
+
+
+def segment_and_threshold(image, model: str = "auto", *, weights: str | os.PathLike | None = None, threshold: float | None = None,
+                          fov_mask: bool | np.ndarray = True, backend: str | None = None, precision: str = "auto",
+                          device: str = "cpu", **run_options) -> tuple[np.ndarray, float]:
+    """:func:`segment`'s probability and the threshold :func:`vessels` cuts it at (``threshold``, else the model's
+    stored one), for callers that need both (``m2unet measure`` reviews the probability)."""
     from ..weights import threshold_of
 
     rgb, mask = _photograph_and_mask(image, fov_mask)
     segmenter = _cached_segmenter(model, weights, backend, precision, device, **run_options)
     cut = threshold if threshold is not None else threshold_of(segmenter.metadata)  # metadata read once per model
-    return segmenter(rgb, mask) >= cut
+    return segmenter(rgb, mask), float(cut)
 
 
 def _photograph_and_mask(image, fov_mask: bool | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -68,14 +68,13 @@ def vessels_of(path: Path, kind: str, mask_option: str | None, model: str) -> tu
     fov = read_fov(mask_file, rgb.shape[:2]) if mask_file is not None else None
     if kind == "mask":
         return binary(rgb[..., 0]), fov if fov is not None else np.ones(rgb.shape[:2], dtype=bool), None, None
-    from ..inference.pipeline import segment
+    from ..inference.pipeline import segment_and_threshold
     from ..inference.review import review_map
-    from ..weights import read_metadata, resolve_weights, threshold_of
+    from ..weights import resolve_weights
 
     fov = fov if fov is not None else estimate_fov_mask(rgb)
-    weights = resolve_weights(model)
-    probability = segment(rgb, model, fov_mask=fov)
-    return probability >= threshold_of(read_metadata(weights)), fov, rgb, review_map(probability, weights, fov)
+    probability, cut = segment_and_threshold(rgb, model, fov_mask=fov)
+    return probability >= cut, fov, rgb, review_map(probability, resolve_weights(model), fov)
 
 
 def empty_row(name: str, note: str) -> dict:
