@@ -4,7 +4,8 @@ A held-out run's stored threshold is the best pooled F1 on its training datasets
 camera never seen draws its vessels differently (held-out CHASE_DB1's best threshold is higher than the stored one,
 results/scale/loo.md), so this tries, per run, the threshold chosen the same way on those images changed as other
 cameras change them (m2unet.evaluation.camera_shift.CAMERA_CHANGES, as `segment` runs them): the best of the mean F1
-over the changes ("changed"), and the best pooled F1 as they are on the photograph's own grid ("as they are"). Still no
+over the changes ("changed": what `m2unet train --threshold-rule camera-changes` stores, m2unet.evaluation.camera_threshold),
+and the best pooled F1 as they are on the photograph's own grid ("as they are"). Still no
 label of the held-out camera. Each threshold is then read off the held-out test split's committed evaluations
 (results/ours/loo/HELD-OUT-VARIANT-search and -search-tta: their metrics.json keep the pooled counts at every
 threshold), so the test photographs are not run again. A second table does the same in domain for the shipped
@@ -22,17 +23,18 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from m2unet.data import load_dataset, write_atomic
+from m2unet.data import write_atomic
 from m2unet.data.datasets import DATASETS
 from m2unet.evaluation import metrics as M
 from m2unet.evaluation.camera_shift import CAMERA_CHANGES
+from m2unet.evaluation.camera_threshold import counts_under_changes, threshold_under_changes
 from m2unet.evaluation.predictor import model_predictor
 from m2unet.system import cpu_model
+from m2unet.training.run_diameter import held_out_samples
 from m2unet.weights import read_metadata
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,31 +61,12 @@ IN_DOMAIN_WEIGHTS = REPO / "results" / "train" / IN_DOMAIN_RUN / "universal.safe
 IN_DOMAIN_WAYS = (("", "as stored"), ("-search", "searched (`auto`)"), ("-tta", "flip TTA"))
 
 
-def f1(counts: dict) -> np.ndarray:
-    return M.f1_score(counts["tp"], counts["fp"], counts["fn"])
-
-
 def held_out_image_counts(weights: Path, cache: Path) -> dict[str, dict]:
     """{change: counts at every threshold, pooled over the training datasets' held-out images}, run as `segment` runs them."""
     predict, metadata, _ = model_predictor(weights, None, "auto", "cpu")
-    totals: dict[str, list[dict]] = {}
-    for dataset in str(metadata["dataset"]).split("+"):
-        data = load_dataset(dataset, "train")
-        for index, item in enumerate(data.items):
-            if item.name not in DATASETS[dataset].holdout:
-                continue
-            sample = data[index]
-            for name, change in CAMERA_CHANGES.items():
-                file = cache / f"{dataset}-{item.name}-{zlib.crc32(name.encode())}.npz"
-                if file.exists():
-                    counts = dict(np.load(file))
-                else:
-                    image, label, mask = change(sample.image, sample.label, sample.mask)
-                    counts = M.threshold_counts(predict(image), label, mask)
-                    write_atomic(file, lambda tmp, c=counts: np.savez(tmp, **c))  # the temporary keeps .npz
-                totals.setdefault(name, []).append(counts)
-            print(f"{weights.parent.name}: {dataset} {item.name}", flush=True)
-    return {name: M.sum_counts(many) for name, many in totals.items()}
+    holdout = {dataset: DATASETS[dataset].holdout for dataset in str(metadata["dataset"]).split("+")}
+    photos = ((f"{dataset}-{sample.name}", sample.image, sample.label, sample.mask) for dataset, sample in held_out_samples(holdout))
+    return counts_under_changes(predict, photos, cache=cache, done=lambda name: print(f"{weights.parent.name}: {name}", flush=True))
 
 
 def committed_counts(evaluation: Path) -> dict:
@@ -97,7 +80,7 @@ def run_thresholds(weights: Path, cache: Path) -> dict[str, float]:
     totals = held_out_image_counts(weights, cache)
     return {"stored": float(read_metadata(weights)["threshold"]),
             "as they are": M.best_threshold(totals["as it is"])[0],
-            "changed": float(np.argmax(np.mean([f1(c) for c in totals.values()], axis=0)) / M.DEFAULT_BINS)}
+            "changed": threshold_under_changes(totals)[0]}
 
 
 def stored_and_changed(test: dict, chosen: dict[str, float]) -> tuple[float, float, str]:

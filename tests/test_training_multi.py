@@ -135,3 +135,48 @@ def test_a_short_run_at_one_vessel_width_stores_a_width_rule(datasets_root, tmp_
     assert rule.map_width == metadata["run_vessel_width"]["map_width"] and metadata["vessel_width"] == 1.0
     assert set(metadata["run_vessel_width_choice"]["validation_f1"]) == {"drive", "chase_db1"}
     assert "run_fov_diameter" not in metadata
+
+
+def test_the_camera_changes_rule_stores_the_best_mean_f1_over_the_changed_held_out_images(datasets_root, tmp_path, monkeypatch):
+    import numpy as np
+
+    import m2unet.evaluation.camera_threshold as camera_threshold
+    from m2unet.evaluation import metrics as M
+    from m2unet.evaluation.camera_shift import blurred, jpeg, unchanged
+    from m2unet.evaluation.camera_threshold import counts_under_changes
+    from m2unet.evaluation.predictor import model_predictor
+    from m2unet.training.engine import train
+    from m2unet.training.run_diameter import held_out_samples
+    from m2unet.weights import read_metadata
+
+    # three of CAMERA_CHANGES keep the test short (the FOV 2400 px one alone costs a minute)
+    changes = {"as it is": unchanged, "blurred": blurred(0.004), "JPEG": jpeg(20)}
+    monkeypatch.setattr(camera_threshold, "CAMERA_CHANGES", changes)
+    config = preset_for("drive,chase_db1")
+    config.update(fov_diameter=128, crop=64, epochs=1, encoder_weights=None)
+    held_out = train(config, tmp_path / "run", progress=False, root=datasets_root, test=False, precision="32-true")
+    weights = tmp_path / "run" / "best.safetensors"
+    assert "threshold_choice" not in held_out and "threshold_rule" not in read_metadata(weights)  # the preset: held-out
+    # a finished run resumed under the rule chooses its threshold again, the weights unchanged
+    summary = train({**config, "threshold_rule": "camera-changes"}, tmp_path / "run", resume=True, progress=False, root=datasets_root, test=False,
+                    precision="32-true")
+    metadata = read_metadata(weights)
+    choice = metadata["threshold_choice"]
+    assert metadata["threshold_rule"] == "camera-changes" and summary["threshold"] == metadata["threshold"]
+    assert set(choice["f1_per_change"]) == set(changes) and choice["validation_threshold"] == held_out["threshold"]
+    # scored again from outside the run: the same photographs, changed and run as `segment` runs the weights
+    predict, _, _ = model_predictor(weights, None, "auto", "cpu")
+    photos = [(s.name, s.image, s.label, s.mask) for _, s in held_out_samples(config["holdout"], datasets_root)]
+    mean_f1 = np.mean([M.f1_score(c["tp"], c["fp"], c["fn"]) for c in counts_under_changes(predict, photos).values()], axis=0)
+    stored = round(metadata["threshold"] * M.DEFAULT_BINS)
+    assert mean_f1[stored] == pytest.approx(mean_f1.max()) and mean_f1[stored] == pytest.approx(choice["mean_f1"], abs=1e-6)
+    # and resumed under the preset again, the validation threshold returns and the rule's record goes
+    train(config, tmp_path / "run", resume=True, progress=False, root=datasets_root, test=False, precision="32-true")
+    assert read_metadata(weights)["threshold"] == held_out["threshold"] and "threshold_choice" not in read_metadata(weights)
+
+
+def test_a_run_of_one_dataset_refuses_the_camera_changes_rule(tmp_path):
+    from m2unet.training.cli import multi_dataset_options
+
+    with pytest.raises(M2UNetError, match="--threshold-rule needs several datasets"):
+        multi_dataset_options(preset_for("drive"), None, False, "camera-changes")

@@ -507,6 +507,11 @@ class Trainer:
         (none here; :class:`MultiDatasetTrainer`: the FOV diameters to run at)."""
         return {}
 
+    def threshold_choice(self) -> dict:
+        """The stored threshold when a rule other than the validation images' best pooled F1 chooses it (none here;
+        :class:`MultiDatasetTrainer`: ``threshold_rule`` camera-changes)."""
+        return {}
+
     def finish(self) -> dict:
         """``curves.png``, the final metadata of ``best.safetensors``, the test split's F1, ``summary.json`` (rank 0)."""
         from ..weights import load_weights, save_weights
@@ -516,12 +521,19 @@ class Trainer:
             return {}  # rank 0 reports
         plot_curves(self.out / "curves.png", self.history, curves_title(self.config))
         model, meta = load_weights(self.out / "best.safetensors")
+        for stale in ("threshold_rule", "threshold_choice"):  # a finished run resumed under another rule chooses again
+            meta.pop(stale, None)
         chosen_after_training = self.after_training(model)
         summary.update(chosen_after_training)
         meta.update(weights_metadata(self.config, self.run_info, self.best, summary["epochs_done"], summary["training_seconds"]), **chosen_after_training)
         save_weights(model, self.out / "best.safetensors", meta)
+        # the threshold rule runs the saved weights as `segment` does (at the diameters just chosen)
+        threshold = self.threshold_choice()
+        if threshold:
+            summary.update(threshold)
+            save_weights(model, self.out / "best.safetensors", {**meta, **threshold})
         if self.test and self.config["dataset"] in TEST_SPLIT_DATASETS:
-            summary["test"] = evaluate_test_split(self.out / "best.safetensors", self.config["dataset"], self.best["threshold"], root=self.root, device=self.device)
+            summary["test"] = evaluate_test_split(self.out / "best.safetensors", self.config["dataset"], summary["threshold"], root=self.root, device=self.device)
         write_atomic(self.out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
         return summary
 
@@ -574,6 +586,32 @@ class MultiDatasetTrainer(Trainer):
                                       back_max_from(self.config))
         self.say(f"runs photographs at FOV diameters {found['run_fov_diameter']} (chosen on the held-out images)")
         return {**contrast, **found}
+
+
+    def threshold_choice(self) -> dict:
+        """With ``threshold_rule`` camera-changes: the threshold of the best mean F1 over the held-out images changed as
+        other cameras change them (:mod:`m2unet.evaluation.camera_threshold`), the saved weights run as ``segment``
+        runs them; the validation threshold and each change's F1 are kept in ``threshold_choice``."""
+        from tqdm import tqdm
+
+        from ..evaluation.camera_threshold import counts_under_changes, threshold_under_changes
+        from ..evaluation.predictor import model_predictor
+        from .run_diameter import held_out_samples
+
+        if self.config.get("threshold_rule", "held-out") != "camera-changes" or self.best["epoch"] is None:
+            return {}
+        device = "cuda" if self.device is not None and self.device.type == "cuda" else "cpu"
+        predict, _, _ = model_predictor(self.out / "best.safetensors", None, "auto", device)
+        samples = held_out_samples(self.config["holdout"], self.root)
+        with tqdm(total=len(samples), desc="threshold under camera changes", unit="image", disable=not self.progress, leave=False) as bar:
+            photos = ((f"{dataset}/{sample.name}", sample.image, sample.label, sample.mask) for dataset, sample in samples)
+            totals = counts_under_changes(predict, photos, done=lambda name: bar.update(1))
+        threshold, f1 = threshold_under_changes(totals)
+        self.say(f"stores threshold {threshold:.3f}, the best mean F1 over {len(f1)} simulated camera changes of the held-out images "
+                 f"(their best as they are, at the training diameter: {self.best['threshold']:.3f})")
+        return {"threshold": threshold, "threshold_rule": "camera-changes",
+                "threshold_choice": {"validation_threshold": self.best["threshold"], "mean_f1": round(float(np.mean(list(f1.values()))), 6),
+                                     "f1_per_change": {name: round(value, 6) for name, value in f1.items()}}}
 
 
 def trainer_class(config: dict) -> type[Trainer]:

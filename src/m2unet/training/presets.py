@@ -32,6 +32,9 @@ compared with its labels as k×k max-pooled blocks, k the rounded enlargement (:
 the loss and in validation, as :func:`m2unet.data.scale.shrink_by_max` brings such maps back: its annotators marked every
 pixel a vessel crosses, so the model learns to draw vessels as thin as CHASE_DB1's and HRF's labels have them, not as
 enlarged DRIVE pixels.
+``threshold_rule`` (``--threshold-rule``): ``held-out``, the stored threshold is the held-out images' best pooled Dice (as for
+one dataset); ``camera-changes``, the best mean F1 over those images changed as other cameras change them, run as
+``segment`` runs the final weights (:mod:`m2unet.evaluation.camera_threshold`; results/scale/threshold_camera_changes.md).
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ COMMON = {
 CAMERA_AUGMENT = {"scale": 0.2, "scale_p": 0.5, "gamma_p": 0.3, "temperature_p": 0.3, "blur_p": 0.3, "low_contrast_p": 0.3,
                   "vignette_p": 0.3, "noise_p": 0.3, "jpeg_p": 0.3}
 HOLDOUT = {name: list(spec.holdout) for name, spec in DATASETS.items()}
-MULTI = {**COMMON, "batch_size": 4, "crop": 512, "fov_diameter": 1024, "vessel_width": None, "pool_coarse_labels": False, "epochs": 150, "val_every": 5, "balanced": True,
+MULTI = {**COMMON, "batch_size": 4, "crop": 512, "fov_diameter": 1024, "vessel_width": None, "pool_coarse_labels": False,
+         "threshold_rule": "held-out", "epochs": 150, "val_every": 5, "balanced": True,
          "augment": {**COMMON["augment"], **CAMERA_AUGMENT}}
 
 PRESETS = {
