@@ -114,3 +114,14 @@ def test_actor_layout_follows_plain_segments_streams_and_fits_every_node():
     assert actor_layout([8.0, 8.0], 2, workers=None) == (2, 0)  # GPU backends: one actor per GPU, no CPU held
     assert gpus_per_actor(2, 2) == 1.0 and gpus_per_actor(2, 4) == 0.5 and gpus_per_actor(0, 3) == 0.0  # --workers 4 on 2 GPUs: two per GPU
     assert batch_size(200, 1) == 16 and batch_size(15, 1) == 4 and batch_size(3, 2) == 1
+
+
+def test_a_node_holds_no_more_cpu_actors_than_fit_its_memory():
+    from m2unet.inference.batch import STREAM_MEMORY_MB
+    from m2unet.inference.ray_engine import actor_layout
+
+    # two 32-core workers, one with room for 24 streams (CPUs cap it at 16), one for 3; the head's memory is not used
+    assert actor_layout([0.0, 32.0, 32.0], 0, None, [1000.0, 24.5 * STREAM_MEMORY_MB, 3.5 * STREAM_MEMORY_MB]) == (19, 2)
+    assert actor_layout([8.0], 0, None, [0.0]) == (4, 2)  # Ray reports no memory: no cap
+    assert actor_layout([8.0], 0, None, [STREAM_MEMORY_MB / 2]) == (1, 2)  # none fits: still one
+    assert actor_layout([8.0], 0, 6, [STREAM_MEMORY_MB]) == (6, 1)  # --workers is the user's choice

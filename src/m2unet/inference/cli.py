@@ -56,8 +56,8 @@ def collect_inputs(paths, skipped: list[Path] | None = None) -> list[tuple[Path,
               help="local: this process; ray: Ray Data (an actor pool, one model per actor; each actor reads, segments and writes batches of paths), docs/engine.md.")
 @click.option("--address", default=None, help="--engine ray: the Ray cluster (auto, ray://HOST:10001 or HOST:6379); default: start a local Ray.")
 @click.option("--workers", type=click.IntRange(1), default=None,
-              help="Models run side by side: Ray actors [default: one per 2 CPUs of each node, or per GPU with --device cuda], or with --engine local "
-                   "threads that each hold a model [default: one per 2 cores].")
+              help="Models run side by side: Ray actors [default: one per 2 CPUs of each node (2.5 GB of its memory each), or per GPU with --device cuda], or with --engine local "
+                   "threads that each hold a model [default: one per 2 cores the process may use, no more than fit 2.5 GB each in its free memory].")
 @click.option("--measure", is_flag=True, help="Also measure each vessel map (m2unet measure): its columns in results.parquet, "
               "OUT/measurements.csv, OUT/NAME_segments.csv and OUT/NAME_junctions.csv; pixel sizes from a manifest's pixel_size_um.")
 @one_line_errors

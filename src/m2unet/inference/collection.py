@@ -11,21 +11,48 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import M2UNetError
-from .batch import MEASUREMENTS_FILE, STREAM_CORES, Job, Options, ResultLog, collect_inputs, record, run_local, run_streams, skipped_rows
+from .batch import (
+    MEASUREMENTS_FILE,
+    STREAM_CORES,
+    STREAM_MEMORY_MB,
+    Job,
+    Options,
+    ResultLog,
+    collect_inputs,
+    record,
+    run_local,
+    run_streams,
+    skipped_rows,
+)
 
 
-def default_streams(cores: int | None = None) -> int:
-    """Model streams of plain ``segment`` when not asked: see STREAM_CORES."""
-    cores = cores or os.cpu_count() or 1
-    return max(1, cores // STREAM_CORES)
+def default_streams(cores: int | None = None, memory_mb: float | None = None, say=None) -> int:
+    """Model streams of plain ``segment`` when not asked: one per STREAM_CORES of the ``cores`` this process may use,
+    and no more than fit STREAM_MEMORY_MB each in ``memory_mb`` (the memory it may still take; unknown: no cap).
+    ``say``: told in a line when memory, not cores, set the number."""
+    from ..system import usable_cores, usable_memory_mb
+
+    by_cores = max(1, (cores or usable_cores()) // STREAM_CORES)
+    memory_mb = usable_memory_mb() if memory_mb is None else memory_mb
+    if memory_mb is None or memory_mb >= by_cores * STREAM_MEMORY_MB:
+        return by_cores
+    streams = max(1, int(memory_mb // STREAM_MEMORY_MB))
+    if say:
+        say(f"segment: {streams} model stream(s), not {by_cores}: each takes up to {STREAM_MEMORY_MB / 1024:.1f} GB and "
+            f"{memory_mb / 1024:.1f} GB is available (--workers sets them)")
+    return streams
 
 
 def local_stream(jobs: list[Job], options: Options, streams: int | None, progress=None, measurer=None) -> Iterator[dict]:
     """Plain segment's records: one model with every core (streams 1), or ``streams`` models sharing the cores."""
-    streams = streams or default_streams()
+    from tqdm import tqdm
+
+    from ..system import usable_cores
+
+    streams = streams or default_streams(say=lambda line: tqdm.write(line, file=sys.stderr))
     if streams == 1:
         return run_local(jobs, options, progress, measurer)
-    threads = options.threads or max(1, (os.cpu_count() or 1) // streams)
+    threads = options.threads or max(1, usable_cores() // streams)
     return run_streams(jobs, Options(**dict(asdict(options), threads=threads)), streams, progress, measurer)
 
 

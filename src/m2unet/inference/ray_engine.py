@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 
 from .backend_spec import BackendSpec
-from .batch import STREAM_CORES, Job, Options, json_default, run_local
+from .batch import STREAM_CORES, STREAM_MEMORY_MB, Job, Options, json_default, run_local
 
 # A local Ray node must come up within Ray's own 30 s limit; on a heavily loaded machine it can miss it once.
 START_ATTEMPTS = 2
@@ -100,20 +100,28 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
             ray.shutdown()
 
 
-def actor_layout(node_cpus: list[float], gpus: float, workers: int | None = None) -> tuple[int, int]:
+def actor_layout(node_cpus: list[float], gpus: float, workers: int | None = None, node_memory_mb: list[float] | None = None) -> tuple[int, int]:
     """(model actors, CPUs per actor) for a cluster whose nodes have ``node_cpus`` CPUs (and ``gpus`` GPUs in all).
 
     GPU backends: one actor per GPU (its reads and writes on the CPUs of its node), or ``workers`` actors sharing
     the GPUs (:func:`gpus_per_actor`). CPU backends: as plain
     ``segment`` runs one model stream per STREAM_CORES cores, an actor holds STREAM_CORES CPUs (fewer on smaller
-    nodes, so it fits on every node) and runs its model with as many threads; ``workers`` actors share the CPUs."""
+    nodes, so it fits on every node) and runs its model with as many threads, and a node holds no more actors than
+    fit STREAM_MEMORY_MB each in its ``node_memory_mb`` (Ray's memory resource; unknown: no cap); ``workers`` actors
+    share the CPUs."""
     if gpus:
         return workers or max(1, int(gpus)), 0
-    cores = [int(c) for c in node_cpus if c >= 1] or [1]
+    memory = node_memory_mb or [0.0] * len(node_cpus)
+    nodes = [(int(c), m) for c, m in zip(node_cpus, memory, strict=True) if c >= 1] or [(1, 0.0)]
     if workers:
-        return workers, max(1, min(min(cores), sum(cores) // workers))
-    per_actor = max(1, min(STREAM_CORES, min(cores)))
-    return max(1, sum(c // per_actor for c in cores)), per_actor
+        return workers, max(1, min(min(c for c, _ in nodes), sum(c for c, _ in nodes) // workers))
+    per_actor = max(1, min(STREAM_CORES, min(c for c, _ in nodes)))
+    return max(1, sum(actors_on_node(c, m, per_actor) for c, m in nodes)), per_actor
+
+
+def actors_on_node(cpus: int, memory_mb: float, per_actor: int) -> int:
+    """CPU actors a node holds: ``per_actor`` CPUs and STREAM_MEMORY_MB each (``memory_mb`` 0: unknown, no cap)."""
+    return cpus // per_actor if not memory_mb else min(cpus // per_actor, int(memory_mb // STREAM_MEMORY_MB))
 
 
 def gpus_per_actor(gpus: float, actors: int) -> float:
@@ -121,8 +129,9 @@ def gpus_per_actor(gpus: float, actors: int) -> float:
     return min(1.0, gpus / actors) if gpus else 0.0
 
 
-def cluster_layout(gpu: bool, workers: int | None) -> tuple[int, int, float]:
-    """:func:`actor_layout` of the connected cluster; for GPU backends also the check that it has a GPU."""
+def cluster_layout(gpu: bool, workers: int | None) -> tuple[int, int, float, int | None]:
+    """:func:`actor_layout` of the connected cluster (actors, CPUs, GPU share and memory in bytes each actor asks
+    Ray for); for GPU backends also the check that it has a GPU."""
     import ray
 
     nodes = [node for node in ray.nodes() if node.get("Alive")]
@@ -131,8 +140,12 @@ def cluster_layout(gpu: bool, workers: int | None) -> tuple[int, int, float]:
         from ..errors import M2UNetError
 
         raise M2UNetError("--device cuda --engine ray: the Ray cluster has no GPU (ray.nodes() lists none)")
-    actors, cpus = actor_layout([node["Resources"].get("CPU", 0) for node in nodes], gpus if gpu else 0, workers)
-    return actors, cpus, gpus_per_actor(gpus if gpu else 0, actors)
+    memory = [node["Resources"].get("memory", 0) / 2**20 for node in nodes]
+    cpus_of_nodes = [node["Resources"].get("CPU", 0) for node in nodes]
+    actors, cpus = actor_layout(cpus_of_nodes, gpus if gpu else 0, workers, memory)
+    # Ray then places each actor where its memory is free too; not where no node has room for one (it would wait forever)
+    fits = not gpu and not workers and any(actors_on_node(int(c), m, cpus) for c, m in zip(cpus_of_nodes, memory, strict=True) if m and c >= 1)
+    return actors, cpus, gpus_per_actor(gpus if gpu else 0, actors), STREAM_MEMORY_MB * 2**20 if fits else None
 
 
 def batch_size(images: int, actors: int) -> int:
@@ -150,12 +163,12 @@ def run_ray(jobs: list[Job], options: Options, address: str | None = None, worke
     context.execution_options.preserve_order = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     gpu = BackendSpec.parse(options.backend).device == "cuda"
-    actors, cpus, gpus = cluster_layout(gpu, workers)
+    actors, cpus, gpus, memory = cluster_layout(gpu, workers)
     settings = asdict(Options(**dict(asdict(options), threads=None if gpu else (options.threads or cpus))))
     size = batch_size(len(jobs), actors)
     items = [_item(job) for job in jobs]
     dataset = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / size))
     dataset = dataset.map_batches(ModelActor, fn_constructor_kwargs={"options": settings, "measurer": measurer}, batch_size=size, batch_format="pyarrow",
-                                  compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus, zero_copy_batch=True)
+                                  compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus, memory=memory, zero_copy_batch=True)
     for row in dataset.iter_rows():
         yield json.loads(row["record"])
