@@ -28,8 +28,8 @@ def counts_under_changes(predict: Callable[[np.ndarray], np.ndarray], photos: It
                          changes: dict[str, Change] | None = None, cache: Path | None = None,
                          done: Callable[[str], None] | None = None) -> dict[str, dict]:
     """{change: confusion counts inside the FOV at every threshold, pooled over ``photos``, each changed so and run
-    through ``predict``} (``changes``: :data:`CAMERA_CHANGES` by default). ``cache``: a folder keeping each photograph's counts per change, so a rerun only scores;
-    ``done(name)`` is called after each photograph (progress)."""
+    through ``predict``} (``changes``: :data:`CAMERA_CHANGES` by default). ``cache``: a folder keeping each
+    photograph's counts per change, so a rerun only scores; ``done(name)`` is called after each photograph."""
     changes = CAMERA_CHANGES if changes is None else changes
     totals: dict[str, list[dict]] = {name: [] for name in changes}
     for photo_name, image, label, mask in photos:

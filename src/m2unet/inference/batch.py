@@ -49,7 +49,7 @@ STATUSES = ("ok", "failed", "skipped")
 # measurement behind it.
 STREAM_CORES = 2
 # ...as many as fit in the memory this process may use: a `--model auto` stream compiles up to SHAPE_CACHE shapes of
-# up to 2× the training diameter, and each added stream took 1.5-2.6 GB more, DRIVE's small photographs as much as HRF's
+# up to 2× the training diameter, and each added stream took 1.4-2.5 GB more, DRIVE's small photographs as much as HRF's
 # (results/bench/stream_memory.md); a job given 8 cores and 8 GB would otherwise start 4 and be killed.
 STREAM_MEMORY_MB = 2600
 

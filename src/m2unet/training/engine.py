@@ -587,7 +587,6 @@ class MultiDatasetTrainer(Trainer):
         self.say(f"runs photographs at FOV diameters {found['run_fov_diameter']} (chosen on the held-out images)")
         return {**contrast, **found}
 
-
     def threshold_choice(self) -> dict:
         """With ``threshold_rule`` camera-changes: the threshold of the best mean F1 over the held-out images changed as
         other cameras change them (:mod:`m2unet.evaluation.camera_threshold`), the saved weights run as ``segment``
