@@ -143,8 +143,10 @@ def cluster_layout(gpu: bool, workers: int | None) -> tuple[int, int, float, int
     memory = [node["Resources"].get("memory", 0) / 2**20 for node in nodes]
     cpus_of_nodes = [node["Resources"].get("CPU", 0) for node in nodes]
     actors, cpus = actor_layout(cpus_of_nodes, gpus if gpu else 0, workers, memory)
-    # Ray then places each actor where its memory is free too; not where no node has room for one (it would wait forever)
-    fits = not gpu and not workers and any(actors_on_node(int(c), m, cpus) for c, m in zip(cpus_of_nodes, memory, strict=True) if m and c >= 1)
+    # Ray then places each actor where its memory is free too: only when every CPU node reports its memory and one has
+    # room (an actor counted on a node that cannot give the memory would wait forever)
+    sizes = [m for c, m in zip(cpus_of_nodes, memory, strict=True) if c >= 1]
+    fits = not gpu and not workers and all(sizes) and any(m >= STREAM_MEMORY_MB for m in sizes)
     return actors, cpus, gpus_per_actor(gpus if gpu else 0, actors), STREAM_MEMORY_MB * 2**20 if fits else None
 
 
