@@ -18,8 +18,11 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+
 from m2unet.data.datasets import FOV_DIAMETER
 from m2unet.data.scale import describe_scale, model_scale
+from m2unet.evaluation import metrics as M
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "scale" / "loo.md"
@@ -75,17 +78,42 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
                           "the training cameras' threshold, pool-s1's drew less; do the two together keep both? (CHASE_DB1: compare "
                           "zoom20-s1 and pool-s1, same seed; DRIVE: without DRIVE the pooling changes nothing, so this is zoom20's recipe, "
                           "compare zoom15-s1; HRF: compare pool and zoom15-s1)",
+            "poolz20cc-s2": "poolz20-s1's recipe with `--seed 2` and the threshold chosen under simulated camera changes "
+                            "(`--threshold-rule camera-changes`; results/scale/threshold_camera_changes.md), on a 2-core CPU: the one "
+                            "held-out camera where seed 1's gain rested mostly on the rule, trained again with the rule stored",
             **{f"{run}-search": f"no new training: the {run} run's weights run with `--search-diameter`"
-               for run in ("zoom15-s1", "zoom15-s2", "zoom20-s1", "zoom20-s2", "pool-s1", "poolz20-s1")},
+               for run in ("zoom15-s1", "zoom15-s2", "zoom20-s1", "zoom20-s2", "pool-s1", "poolz20-s1", "poolz20cc-s2")},
             **{f"{run}-search-tta": f"no new training: the {run} run's weights run with `--search-diameter --tta` (the search, then "
                                     "the mean over the chosen view and its 3 flips: `segment --tta`)"
-               for run in ("ema300", "zoom15", "zoom15-s1", "zoom15-s2", "zoom20-s1", "zoom20-s2", "pool-s1", "poolz20-s1")}}
+               for run in ("ema300", "zoom15", "zoom15-s1", "zoom15-s2", "zoom20-s1", "zoom20-s2", "pool-s1", "poolz20-s1",
+                           "poolz20cc-s2")}}
+CALIBRATED_RUNS = ("zoom15-s1", "zoom15-s2")  # held-out runs calibrated to the held-out camera (zoom15's recipe)
 CALIBRATED = ("-calibrated", "-calibrated-tta")  # a held-out run's weights calibrated on the held-out dataset's training split
 VARIANTS.update({f"{run}{way}": f"no new training: the {run} run's weights calibrated to the held-out camera on its dataset's training split "
                                 f"(`m2unet calibrate HELD-OUT --weights ...{' --tta' if way.endswith('tta') else ''}`; section \"Calibrated to the "
                                 f"held-out camera\"){', evaluated with --tta' if way.endswith('tta') else ''}"
-                 for run in ("zoom15-s1", "zoom15-s2") for way in CALIBRATED})
-SEEDS = {"zoom15": 42, "zoom15-s1": 1, "zoom15-s2": 2}  # runs of one recipe that differ only in --seed
+                 for run in CALIBRATED_RUNS for way in CALIBRATED})
+VARIANTS["poolz20cc"] = ("zoom15's recipe with zooms up to 2.0× instead of 1.5× and DRIVE's labels compared as 2×2 max-pooled blocks "
+                         "(`--augment scale_high=2.0 --pool-coarse-labels`: variant poolz20-s1), and the threshold chosen under simulated "
+                         "camera changes (`--threshold-rule camera-changes`; results/scale/threshold_camera_changes.md)")
+# recipes trained with several seeds: {recipe: {run (results/ours/loo/<held-out>-<run>): its --seed}}
+RECIPES = {"zoom15": {"zoom15": 42, "zoom15-s1": 1, "zoom15-s2": 2},
+           "poolz20cc": {"poolz20-s1": 1, "poolz20cc-s2": 2}}
+# how each recipe's seeds were trained and chosen (a seed that chose the recipe on these test splits is not a fresh draw)
+RECIPE_NOTES = {
+    "zoom15": ("seed 42: the runs of variant zoom15; 1 and 2 trained on one NVIDIA H200 by `scripts/gpu_session.sh zoom15`, bf16 mixed "
+               "precision as on the CPUs; held-out CHASE_DB1's searched rows of seeds 1 and 2 evaluated there too, `--device cuda`, as "
+               "each metrics.json records. Seed 42's runs chose the recipe among the variants on these test splits, seeds 1 and 2 "
+               "carry none of that choice"),
+    "poolz20cc": ("seed 1: the runs of variant poolz20-s1, trained before `--threshold-rule` existed. The rule changes only the "
+                  "stored threshold, never the weights (m2unet.training.engine), so their evaluations are read at the threshold it "
+                  "chose for them (results/scale/threshold_camera_changes.json) from the pooled counts at every threshold that each "
+                  "metrics.json keeps; seed 2: poolz20cc-s2, trained with the rule, as stored. Both on 2-core CPUs. Seed 1's runs "
+                  "chose the recipe and the rule among the variants on these test splits, seed 2's carries none of that choice"),
+}
+SHIPPED = "poolz20cc"  # the recipe of the shipped universal model
+RULE_READ = {"poolz20-s1"}  # runs of a camera-changes recipe trained before the rule: read at the rule's threshold
+RULE_THRESHOLDS = REPO / "results" / "scale" / "threshold_camera_changes.json"  # benchmarks/threshold_camera_changes.py
 # variants that evaluate another run's weights another way (contrast restoration, the diameter search): no run of their own
 EVALUATED_ONLY = ("-tta", "-calibrated", "-contrast", "-search")  # in this order: "-search-tta" names the run without both
 RUN_ORDER = ("ema300", "run3", "rerun", "first run")  # newest first: the latest run of a held-out dataset reflects the current search
@@ -177,54 +205,67 @@ def search_rows() -> list[str]:
     return lines
 
 
-SHIPPED = "zoom15"  # the variant trained with the shipped universal model's recipe (its runs over seeds: SEEDS)
-
-
 WAYS = ("", "-search", "-search-tta")  # each held-out run as stored, searched, searched with flip TTA (folder suffixes)
 
 
-def seed_values(held_out: str, way: str, key: str = "a_priori") -> list[float]:
-    """F1 at the a-priori or the best threshold of each run of the shipped recipe (:data:`SEEDS`) evaluated ``way`` on
+def rule_threshold(held_out: str, run: str) -> float | None:
+    """The threshold the camera-changes rule chose for a run of :data:`RULE_READ` (None: the run is read as stored)."""
+    if run not in RULE_READ:
+        return None
+    return json.loads(RULE_THRESHOLDS.read_text())[f"loo-{held_out}-{run}"]["changed"]
+
+
+def recipe_f1(held_out: str, run: str, way: str, key: str = "a_priori") -> float | None:
+    """F1 inside the FOV of a recipe's held-out ``run`` evaluated ``way``, at its a-priori threshold (for a run of
+    :data:`RULE_READ` the rule's, read off the pooled counts) or its best (``key`` "best"); None: not evaluated."""
+    metrics = loo_metrics(f"{held_out}-{run}{way}")
+    if metrics is None:
+        return None
+    threshold = rule_threshold(held_out, run) if key == "a_priori" else None
+    if threshold is None:
+        return metrics["pooled"]["fov"][key]["f1"]
+    return M.f1_at({name: np.asarray(values) for name, values in metrics["curves"]["fov"].items()}, threshold)
+
+
+def seed_values(held_out: str, way: str, key: str = "a_priori", recipe: str = SHIPPED) -> list[float]:
+    """F1 at the a-priori or the best threshold of each run of ``recipe`` (:data:`RECIPES`) evaluated ``way`` on
     ``held_out``, those that were."""
-    return [fov[key]["f1"] for run in SEEDS if (fov := pooled(f"{held_out}-{run}{way}"))]
+    return [f1 for run in RECIPES[recipe] if (f1 := recipe_f1(held_out, run, way, key)) is not None]
 
 
-def seed_rows() -> list[str]:
-    """zoom15's recipe trained with several seeds: each held-out run as stored, searched and searched with flip TTA, and
-    the mean over the seeds run (a result one seed happened to reach is not the recipe's)."""
-    rows = []
+def seed_rows(recipe: str) -> list[str]:
+    """A recipe trained with several seeds: each held-out run as stored, searched and searched with flip TTA, and the
+    mean over the seeds run (a result one seed happened to reach is not the recipe's)."""
+    rows, seeds = [], RECIPES[recipe]
     for held_out in DATASETS:
-        runs = {run: [a_priori_f1(f"{held_out}-{run}{way}") for way in WAYS] for run in SEEDS}
+        runs = {run: [recipe_f1(held_out, run, way) for way in WAYS] for run in seeds}
         runs = {run: values for run, values in runs.items() if values[0] is not None or values[1] is not None}
-        if len(runs) < 2:
-            continue
         for run, values in runs.items():
-            rows.append(f"| {held_out} | {SEEDS[run]} | " + " | ".join("–" if v is None else marked(v) for v in values) + " |")
-        columns = [seed_values(held_out, way) for way in WAYS]
-        rows.append(f"| {held_out} | mean | " + " | ".join(
-            f"{sum(c) / len(c):.4f} (range {max(c) - min(c):.4f}, {len(c)} seeds)" if len(c) > 1 else "–" for c in columns) + " |")
-    if not rows:
+            rows.append(f"| {held_out} | {seeds[run]} | " + " | ".join("–" if v is None else marked(v) for v in values) + " |")
+        if len(runs) > 1:
+            columns = [seed_values(held_out, way, recipe=recipe) for way in WAYS]
+            rows.append(f"| {held_out} | mean | " + " | ".join(
+                f"{sum(c) / len(c):.4f} (range {max(c) - min(c):.4f}, {len(c)} seeds)" if len(c) > 1 else "–" for c in columns) + " |")
+    if len(rows) < 2:
         return []
-    return ["", "## zoom15's recipe over seeds", "",
-            "The same recipe and data, `--seed` alone changed (seed 42: the runs above; 1 and 2 trained on one NVIDIA H200 by",
-            "`scripts/gpu_session.sh zoom15`, bf16 mixed precision as on the CPUs; held-out CHASE_DB1's searched rows of seeds 1",
-            "and 2 evaluated there too, `--device cuda`, as each metrics.json records). F1 inside the FOV at the a-priori threshold.", "",
+    return ["", f"## {recipe}'s recipe over seeds", "",
+            f"The same recipe and data, `--seed` alone changed ({RECIPE_NOTES[recipe]}). F1 inside the FOV at the a-priori threshold.", "",
             "| held out | seed | as stored | diameter searched | searched, flip TTA |", "|---|---|---:|---:|---:|", *rows]
 
 
 def calibrated_rows() -> list[str]:
-    """Each held-out run of the shipped recipe calibrated to the held-out camera (`m2unet calibrate`) beside the same
+    """Each held-out run of zoom15's recipe calibrated to the held-out camera (`m2unet calibrate`) beside the same
     run searched, and the mean over the seeds calibrated."""
     rows = []
     for held_out in DATASETS:
-        runs = [run for run in SEEDS if loo_metrics(f"{held_out}-{run}-calibrated")]
+        runs = [run for run in CALIBRATED_RUNS if loo_metrics(f"{held_out}-{run}-calibrated")]
         for run in runs:
             metrics = loo_metrics(f"{held_out}-{run}-calibrated")
             record = metrics["weights"]["metadata"]["camera_calibration"]
             chosen = record["candidates"][record["chosen"]]
             where = "stored range" if chosen["stored"] else f"{chosen['run_fov_diameter'][0]} px"
             flipped = a_priori_f1(f"{held_out}-{run}-calibrated-tta")
-            rows.append(f"| {held_out} | {SEEDS[run]} | {record['photographs']} | {where}, {metrics['threshold']['a_priori']:.3f} | "
+            rows.append(f"| {held_out} | {RECIPES['zoom15'][run]} | {record['photographs']} | {where}, {metrics['threshold']['a_priori']:.3f} | "
                         f"{a_priori_f1(f'{held_out}-{run}-search'):.4f} | {marked(a_priori_f1(f'{held_out}-{run}-calibrated'))} | "
                         f"{'–' if flipped is None else marked(flipped)} |")
         if len(runs) > 1:  # over the seeds calibrated, the searched column too: like with like
@@ -233,7 +274,7 @@ def calibrated_rows() -> list[str]:
     if not rows:
         return []
     return ["", "## Calibrated to the held-out camera", "",
-            "Not the leave-one-out protocol: the held-out runs of the shipped recipe (no new training) with their run diameter",
+            "Not the leave-one-out protocol: the held-out runs of zoom15's recipe (no new training) with their run diameter",
             "and threshold chosen on labelled photographs of the held-out camera, its dataset's training split, by `m2unet",
             "calibrate HELD-OUT --weights runs/loo-HELD-OUT-RUN/best.safetensors -o FILE` (m2unet.evaluation.calibrate: the",
             "stored scale and fixed diameters of 0.625–1.75 × 1024 px, and 2–3 × up to the photographs' widest FOV, each at its",
@@ -257,8 +298,8 @@ def seed_mean(held_out: str, way: str, key: str = "a_priori") -> tuple[float, in
 
 def observer_f1(held_out: str) -> float | None:
     """Pooled F1 inside the FOV of the second human observer against the first on ``held_out``'s test split, as its
-    evaluations of the shipped recipe record it (None: the dataset has no second observer, as HRF)."""
-    for run in SEEDS:
+    evaluations of a recipe's runs record it (None: the dataset has no second observer, as HRF)."""
+    for run in (run for seeds in RECIPES.values() for run in seeds):
         if observer := (loo_metrics(f"{held_out}-{run}") or {}).get("second_observer"):
             return observer["pooled"]["fov"]["f1"]
     return None
@@ -291,11 +332,11 @@ def shipped_rows(cross: dict) -> list[str]:
               "bob.ip.binseg M2U-Net / U-Net", "second human observer against the first", "target"]
     mean_row = ["mean", *mean[:-1], "", mean[-1], f"{bob[0]:.3f} / {bob[1]:.3f}", "", ""]
     return ["## The shipped recipe", "",
-            f"Variant {SHIPPED} below, `m2unet train --dataset A,B` with the shipped `universal` model's recipe: {VARIANTS[SHIPPED]};",
+            f"`m2unet train --dataset A,B` with the shipped `universal` model's recipe, {SHIPPED}: {VARIANTS[SHIPPED]};",
             "evaluated as stored (`m2unet evaluate`), with each photograph's diameter searched (`--search-diameter`, what",
             "`--model auto` runs) and with flip TTA on top. Each cell is the mean over the seeds the recipe was trained with on",
-            "that split (section \"zoom15's recipe over seeds\"); seed 42's runs chose the recipe among the variants on these",
-            "test splits, seeds 1 and 2 carry none of that choice. The second human observer's labels (DRIVE's and CHASE_DB1's",
+            f"that split (section \"{SHIPPED}'s recipe over seeds\": {RECIPE_NOTES[SHIPPED]}).",
+            "The second human observer's labels (DRIVE's and CHASE_DB1's",
             "test splits; HRF has none) scored against the first like a model's binary map: how far two people who drew the",
             "same photographs agree: a reference for a model that never saw how a dataset's first observer draws, not a bound",
             "(held-out DRIVE's runs pass theirs).", "",
@@ -347,7 +388,7 @@ def main() -> int:
               "own held-out training images chose them (results/scale/run_diameter.md); the run trained without HRF saw no",
               "photograph wider than 1024 px there, so it runs HRF at 1024 px."]
     lines += search_rows()
-    lines += seed_rows()
+    lines += [line for recipe in sorted(RECIPES, key=lambda recipe: recipe != SHIPPED) for line in seed_rows(recipe)]
     lines += calibrated_rows()
     lines += variant_rows()
     OUT.write_text("\n".join(lines) + "\n")

@@ -43,6 +43,7 @@ def row(label: str, metrics: dict | None, note: str = "") -> str:
 
 # the universal models shipped before, newest first: (folder under results/ours, what it was)
 FORMER_UNIVERSAL = (
+    ("universal-zoom15", "zooms up to 1.5×, threshold chosen on held-out training images; replaced by poolz20cc's recipe (zooms up to 2×, DRIVE's labels pooled, threshold chosen under camera changes), better on every held-out dataset, 0.002–0.007 below in domain"),
     ("universal-ema300", "zooms up to 1.2× in training; replaced by zoom15's recipe (zooms up to 1.5×), better on every held-out dataset"),
     ("universal-cam2", "harsher blur and JPEG, 150 epochs; replaced by the 300-epoch run with a weight average"),
     ("universal", "the preset's camera ranges, 150 epochs; replaced by the run with harsher blur and JPEG"),
@@ -76,6 +77,13 @@ def train_options(config: dict) -> dict[str, str]:
     return {p.name: p.opts[0] for p in cli.commands["train"].params if p.name in config and p.name != "dataset"}
 
 
+def option(flag: str, value) -> str:
+    """One `m2unet train` option as typed: an on/off flag alone (its config value True), a number in its shortest form."""
+    if isinstance(value, bool):
+        return f" {flag}" if value else ""
+    return f" {flag} {value:g}" if isinstance(value, float) else f" {flag} {value}"
+
+
 def training_command(metadata: dict) -> str:
     """The `m2unet train` command of the shipped universal model: its datasets, each recipe setting and each augmentation
     setting its run (results/train/<run>/config.json, committed) changed from the preset's."""
@@ -87,8 +95,7 @@ def training_command(metadata: dict) -> str:
     config = ((load(record) or {}) if metadata.get("trained_from") else {}).get("config", {})
     preset = preset_for(datasets)
     augment_preset = {**vars(AugmentConfig()), **preset.get("augment", {})}
-    options = "".join(f" {flag} {config[key]:g}" if isinstance(config[key], float) else f" {flag} {config[key]}"
-                      for key, flag in train_options(config).items() if config[key] != preset.get(key))
+    options = "".join(option(flag, config[key]) for key, flag in train_options(config).items() if config[key] != preset.get(key))
     augment = {k: v for k, v in config.get("augment", {}).items() if k in augment_preset and v != augment_preset[k]}
     return f"m2unet train --dataset {datasets}" + options + "".join(f" --augment {k}={v:g}" for k, v in augment.items())
 

@@ -237,7 +237,7 @@ def _add_api(app: FastAPI, settings: Settings, pool: Pool, models: Models) -> No
                       threshold: float | None = Form(None, ge=0.0, le=1.0, description="Binary threshold; default: the one stored with the model."),
                       tta: bool = Form(False, description="Flip test-time augmentation (4× the time)."),
                       search_diameter: bool | None = Form(None, description="Universal model: search the FOV diameter it runs at per photograph, "
-                                                          "for a camera unlike DRIVE's, CHASE_DB1's and HRF's (3.6–9× the time); default: with auto only."),
+                                                          "for a camera unlike DRIVE's, CHASE_DB1's and HRF's (3.5–6× the time); default: with auto only."),
                       overlay: bool = Form(False, description="Also return the overlay picture (overlay_png)."),
                       format: str = Query("json", pattern="^(json|png)$", description="png: answer with the binary map as a PNG.")):
         return await segment_request(pool, models, settings, image, model, threshold, tta, overlay, format, search_diameter)
