@@ -14,11 +14,10 @@ CHASE_DB1 0.776 / 0.779, HRF 0.735 / 0.746) and the issue's target (≥ 0.785 on
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
-
-import numpy as np
 
 from m2unet.data.datasets import FOV_DIAMETER
 from m2unet.data.scale import describe_scale, model_scale
@@ -208,11 +207,15 @@ def search_rows() -> list[str]:
 WAYS = ("", "-search", "-search-tta")  # each held-out run as stored, searched, searched with flip TTA (folder suffixes)
 
 
+@functools.cache
+def rule_thresholds() -> dict:
+    """results/scale/threshold_camera_changes.json, read once: {run folder: {stored, as they are, changed}}."""
+    return json.loads(RULE_THRESHOLDS.read_text())
+
+
 def rule_threshold(held_out: str, run: str) -> float | None:
     """The threshold the camera-changes rule chose for a run of :data:`RULE_READ` (None: the run is read as stored)."""
-    if run not in RULE_READ:
-        return None
-    return json.loads(RULE_THRESHOLDS.read_text())[f"loo-{held_out}-{run}"]["changed"]
+    return rule_thresholds()[f"loo-{held_out}-{run}"]["changed"] if run in RULE_READ else None
 
 
 def recipe_f1(held_out: str, run: str, way: str, key: str = "a_priori") -> float | None:
@@ -224,7 +227,7 @@ def recipe_f1(held_out: str, run: str, way: str, key: str = "a_priori") -> float
     threshold = rule_threshold(held_out, run) if key == "a_priori" else None
     if threshold is None:
         return metrics["pooled"]["fov"][key]["f1"]
-    return M.f1_at({name: np.asarray(values) for name, values in metrics["curves"]["fov"].items()}, threshold)
+    return M.f1_at(metrics["curves"]["fov"], threshold)  # the pooled counts at every threshold
 
 
 def seed_values(held_out: str, way: str, key: str = "a_priori", recipe: str = SHIPPED) -> list[float]:
