@@ -119,7 +119,8 @@ def main() -> int:
     start = time.perf_counter()
     rows = [row for dataset in args.datasets.split(",") for split in ("held-out training images", "test split")
             for row in score(predictor, dataset, split, threshold, args.tta)]
-    command = f"python benchmarks/back_resize.py{flags}" + (f" --weights {args.weights} --datasets {args.datasets}" if args.weights else "")
+    command = (f"python benchmarks/back_resize.py{flags}" + (f" --weights {args.weights} --datasets {args.datasets}" if args.weights else "")
+               + (f" --out {args.out}" if args.out else ""))  # so that the file's own command rewrites it
     lines = [
         "# A map computed on an enlarged photograph, back on its grid: mean, pixel centres or maximum",
         "",

@@ -80,6 +80,21 @@ def table(f1: dict, models: list[str]) -> list[str]:
     return lines
 
 
+def shipped_columns(models: dict, auto: bool) -> str:
+    """The sentences that say what the columns of the shipped models hold: only those the table has (`--weights-only`
+    leaves them out)."""
+    said = []
+    if CLOSEST in models:
+        said.append("The closest per-dataset model is chosen per photograph by its FOV width (the former `--model auto`)")
+    if UNRESTORED in models:
+        said.append(f"`{UNRESTORED}` is the shipped universal model with contrast restoration turned off")
+    if SEARCHED in models:
+        said.append(f"`{SEARCHED}` is the shipped universal model with each photograph's FOV diameter searched (`--model auto`)")
+    if auto and any(name.endswith(f", {SEARCHED}") for name in models):
+        said.append(f"`NAME, {SEARCHED}` is the --weights model NAME with each photograph's FOV diameter searched, as `--model auto` would run it")
+    return "; ".join(said) + "." if said else ""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=4, help="test photographs per dataset")
@@ -114,11 +129,7 @@ def main() -> int:
         + "".join(f" --weights {w}" for w in args.weights) + (f" --out {args.out}" if args.out.resolve() != OUT / "camera_shift.md" else "") + f"` ({time.perf_counter() - start:.0f} s, {cpu_model()}). "
         f"F1 inside the FOV at each model's stored threshold, pooled over the first {args.images} test photographs of each "
         "dataset, each changed as m2unet.evaluation.camera_shift says (label and FOV changed alike) and run as "
-        "`m2unet segment` runs it. Best per row in bold. The closest per-dataset model is chosen per photograph by its FOV "
-        f"width (the former `--model auto`); `{UNRESTORED}` is the shipped universal model with contrast restoration turned off"
-        + (f"; `{SEARCHED}` is the shipped universal model with each photograph's FOV diameter searched (`--model auto`), "
-           f"`NAME, {SEARCHED}` another model so" if args.auto else "")
-        + ".", "",
+        "`m2unet segment` runs it. Best per row in bold. " + shipped_columns(models, args.auto), "",
         *table(f1, names), "",
         "Models: " + "; ".join(f"`{n}` = {shown(w)}" for n, w in models.items()) + ".",
     ]

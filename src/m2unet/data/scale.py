@@ -19,9 +19,11 @@ their mean (:func:`back_max_from`). Whoever drew a low-resolution camera's label
 however much thinner than the pixel the vessel is (DRIVE's labels cover 12.7 % of the FOV, CHASE_DB1's and HRF's
 9.6 % and 9.3 %), and the mean dilutes such a vessel below the threshold: the model trained without DRIVE (its labels
 drawn at most 1.07× coarser than its 1024-px grid) scores 0.741 on DRIVE's test split (1.9×) with the mean and 0.786
-with the maximum (results/scale/back_resize_loo_drive.md). A model that learnt DRIVE's labels draws its vessels as
-widened already, and the maximum would widen them twice (the shipped universal model on DRIVE's held-out training
-images, and on CHASE_DB1 photographs shrunk to half: results/scale/back_resize.md, tests/test_pretrained.py).
+with the maximum (results/scale/back_resize_loo_drive.md). A model that learnt DRIVE's labels as they are draws its
+vessels as widened already, and the maximum would widen them twice (the ema300 universal model on DRIVE's held-out
+training images: results/scale/back_resize.md); one that compared them as pooled blocks (``pool_coarse_labels``)
+learnt them at the pooled grid, and its maps come back as it was trained, by the maximum (the shipped universal model
+on DRIVE's test split: 0.8108 against 0.8046 with the mean; results/scale/back_resize_poolz20cc.md, docs/universal.md).
 """
 
 from __future__ import annotations
