@@ -14,7 +14,18 @@ import m2unet
 from m2unet.cli import main
 from m2unet.data import estimate_fov_mask, read_binary, read_image
 from m2unet.inference.pipeline import fov_width
-from m2unet.weights import closest_dataset_model, pretrained_path, resolve_weights, searches_diameter
+from m2unet.weights import SEARCH_TIME, closest_dataset_model, pretrained_path, resolve_weights, searches_diameter
+
+
+def test_search_time_is_the_committed_latency():
+    # the help texts' "3.5–6× the time" (m2unet.weights.SEARCH_TIME) spans the ratios results/scale/latency.md measured
+    import re
+    from pathlib import Path
+
+    latency = (Path(__file__).resolve().parents[1] / "results" / "scale" / "latency.md").read_text()
+    measured = [float(r) for r in re.findall(r"; ([0-9.]+)× the universal's time\)", latency)]
+    low, high = (float(v) for v in re.match(r"([0-9.]+)–([0-9.]+)× the time", SEARCH_TIME).groups())
+    assert len(measured) == 3 and round(min(measured), 1) == low and high - 0.5 <= max(measured) <= high
 
 
 def test_auto_model_rule():

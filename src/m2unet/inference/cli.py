@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import one_line_errors
-from ..weights import PRETRAINED_NAMES
+from ..weights import PRETRAINED_NAMES, SEARCH_TIME
 from .batch import find_mask  # noqa: F401 (m2unet.measure finds masks the way segment does)
 from .tiling import MAX_TILE
 
@@ -49,7 +49,7 @@ def collect_inputs(paths, skipped: list[Path] | None = None) -> list[tuple[Path,
                    "a model that stores a contrast floor (universal) also stretches a flatter photograph up to it (m2unet.data.contrast).")
 @click.option("--search-diameter/--no-search-diameter", default=None,
               help="Universal model: try FOV diameters across its stored range, and above it up to the photograph's own, and keep each photograph's "
-                   "most self-consistent map, instead of clamping its FOV diameter into the range (3.5–6× the time; results/scale/latency.md; for cameras whose vessels are "
+                   f"most self-consistent map, instead of clamping its FOV diameter into the range ({SEARCH_TIME}; results/scale/latency.md; for cameras whose vessels are "
                    "wider or finer than their FOV diameter suggests; results/scale/consistency_diameter.md, results/scale/loo.md) "
                    "[default: with --model auto, not with a model named or --weights].")
 @click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]),
@@ -85,7 +85,7 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
     Examples:
       m2unet segment photo.jpg -o out/ --overlay
       m2unet segment photo.jpg -o out/ --tta          # flip test-time augmentation: 4× the time, higher F1
-      m2unet segment photos/ -o out/ --model universal   # auto without the diameter search: 3.5–6× faster (results/scale/latency.md)
+      m2unet segment photos/ -o out/ --model universal   # auto without the diameter search: several times faster (results/scale/latency.md)
       m2unet segment ../shared/datasets/HRF/images -o hrf-out/ --model hrf --backend openvino --precision int8
       m2unet segment photos/ -o out/ --device cuda --precision fp16   # on a GPU
       m2unet segment manifest.csv -o out/ --engine ray                # Ray Data on this machine (rerun to resume)

@@ -165,7 +165,7 @@ def segment(image, model: str = "auto", *, weights: str | os.PathLike | None = N
         restore_contrast: False keeps a flat photograph's contrast while still scaling it (for comparisons).
         search_diameter: instead of clamping the FOV diameter into the universal model's stored range, try diameters
             across it (and above it, up to the photograph's own) and keep the map that is most self-consistent
-            (:class:`m2unet.data.scale.DiameterSearch`; 3.5–6× the time, results/scale/latency.md): for cameras whose vessels are wider or
+            (:class:`m2unet.data.scale.DiameterSearch`; :data:`m2unet.weights.SEARCH_TIME`): for cameras whose vessels are wider or
             narrower than their FOV diameter suggests. Default (None): with ``model="auto"`` only
             (:func:`m2unet.weights.searches_diameter`).
     """

@@ -220,6 +220,8 @@ bearer = HTTPBearer(auto_error=False, description="Needed when the server was st
 def _add_api(app: FastAPI, settings: Settings, pool: Pool, models: Models) -> None:
     from fastapi import Depends
 
+    from ..weights import SEARCH_TIME
+
     secured = [Depends(bearer)]  # the Guard middleware checks the token before the body is read; this documents it
 
     @app.get("/healthz", dependencies=secured, summary="Liveness: the server answers and how busy it is")
@@ -237,7 +239,7 @@ def _add_api(app: FastAPI, settings: Settings, pool: Pool, models: Models) -> No
                       threshold: float | None = Form(None, ge=0.0, le=1.0, description="Binary threshold; default: the one stored with the model."),
                       tta: bool = Form(False, description="Flip test-time augmentation (4× the time)."),
                       search_diameter: bool | None = Form(None, description="Universal model: search the FOV diameter it runs at per photograph, "
-                                                          "for a camera unlike DRIVE's, CHASE_DB1's and HRF's (3.5–6× the time); default: with auto only."),
+                                                          f"for a camera unlike DRIVE's, CHASE_DB1's and HRF's ({SEARCH_TIME}); default: with auto only."),
                       overlay: bool = Form(False, description="Also return the overlay picture (overlay_png)."),
                       format: str = Query("json", pattern="^(json|png)$", description="png: answer with the binary map as a PNG.")):
         return await segment_request(pool, models, settings, image, model, threshold, tta, overlay, format, search_diameter)

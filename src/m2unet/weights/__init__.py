@@ -25,6 +25,7 @@ from .resolve import (
     AUTO_MODEL,
     CLOSEST_MODEL_LARGEST,
     CLOSEST_MODEL_LIMITS,
+    SEARCH_TIME,
     calibration_for,
     closest_dataset_model,
     resolve_weights,
@@ -46,6 +47,6 @@ __all__ = [
     "PRETRAINED_DIR", "PRETRAINED_NAMES", "authors_weights_dir", "closest_dataset_model", "build_model", "calibration_for",
     "file_digest", "fold_imagenet_normalisation", "git_commit", "load_authors_checkpoint", "load_imagenet_encoder",
     "load_pretrained", "load_weights", "map_authors_state_dict", "pretrained_path", "read_exported_metadata",
-    "read_metadata", "read_safetensors_metadata", "read_state_dict", "resolve_weights", "save_ir", "searches_diameter", "save_state", "save_weights", "shipped_onnx", "stamp_metadata",
+    "read_metadata", "read_safetensors_metadata", "read_state_dict", "resolve_weights", "save_ir", "SEARCH_TIME", "searches_diameter", "save_state", "save_weights", "shipped_onnx", "stamp_metadata",
     "threshold_of",
 ]

@@ -49,12 +49,17 @@ def closest_dataset_model(fov_width: int) -> str:
     return CLOSEST_MODEL_LARGEST
 
 
+# What the diameter search costs against the stored range alone: 3.5× on an HRF photograph, 5.1-5.9× on DRIVE's and
+# CHASE_DB1's (results/scale/latency.md). Every help text that states it reads it here.
+SEARCH_TIME = "3.5–6× the time"
+
+
 def searches_diameter(model: str = "auto", weights: str | os.PathLike | None = None, asked: bool | None = None) -> bool:
     """Whether a run searches each photograph's FOV diameter: as ``asked`` (``--search-diameter`` /
     ``--no-search-diameter``), else only with ``--model auto`` and no weights file: on cameras left out of training the
     search (m2unet.data.scale.DiameterSearch) does as well as the stored range or better, most on the high-resolution
-    one (results/scale/loo.md), and in domain too (README); ``--model universal`` runs the stored range alone, 3.6–6×
-    faster (results/scale/latency.md)."""
+    one (results/scale/loo.md), and in domain too (README); ``--model universal`` runs the stored range alone, in a
+    fraction of the time (:data:`SEARCH_TIME`)."""
     if asked is not None:
         return asked
     return weights is None and model == "auto"
