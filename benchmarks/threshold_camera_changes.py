@@ -26,8 +26,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from m2unet.data import write_atomic
 from m2unet.data.datasets import DATASETS
 from m2unet.evaluation import metrics as M
@@ -71,9 +69,9 @@ def held_out_image_counts(weights: Path, cache: Path) -> dict[str, dict]:
 
 
 def committed_counts(evaluation: Path) -> dict:
-    """The pooled counts at every threshold inside the FOV of a committed evaluation (its folder)."""
-    metrics = json.loads((evaluation / "metrics.json").read_text())
-    return {key: np.asarray(value) for key, value in metrics["curves"]["fov"].items()}
+    """The pooled counts at every threshold inside the FOV of a committed evaluation (its folder), as lists: the
+    functions of m2unet.evaluation.metrics take them as they are."""
+    return json.loads((evaluation / "metrics.json").read_text())["curves"]["fov"]
 
 
 def run_thresholds(weights: Path, cache: Path) -> dict[str, float]:

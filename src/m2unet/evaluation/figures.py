@@ -76,8 +76,7 @@ def pr_figure(labels: list[str], results: list[dict], path: Path, title: str = "
     for index, (label, result) in enumerate(zip(labels, results, strict=True)):
         color = f"C{index % 10}"
         if result.get("curves"):  # absent for a second-observer-only evaluation
-            counts = {k: np.asarray(v) for k, v in result["curves"][region].items()}
-            precision, recall, _ = M.pr_curve(counts)
+            precision, recall, _ = M.pr_curve(result["curves"][region])  # lists, as metrics.json keeps them
             pooled = result["pooled"][region]
             axis.plot(recall, precision, color=color, lw=1.5, label=f"{label} ({result['dataset']}): F1 best {pooled['best']['f1']:.4f}, a-priori {pooled['a_priori']['f1']:.4f}")
             for protocol, marker in (("a_priori", "o"), ("best", "*")):
