@@ -83,8 +83,8 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
                             "mostly on the rule)",
             **{f"{run}-search": f"no new training: the {run} run's weights run with `--search-diameter`"
                for run in ("zoom15-s1", "zoom15-s2", "zoom20-s1", "zoom20-s2", "pool-s1", "poolz20-s1", "poolz20cc-s2")},
-            **{f"{run}-search-tta": f"no new training: the {run} run's weights run with `--search-diameter --tta` (the search, then "
-                                    "the mean over the chosen view and its 3 flips: `segment --tta`)"
+            **{f"{run}-search-tta": f"no new training: the {run} run's weights run with `--search-diameter --tta` (each diameter the "
+                                    "search tries run as the mean over the scaled view and its 3 flips, as `segment --tta` runs it)"
                for run in ("ema300", "zoom15", "zoom15-s1", "zoom15-s2", "zoom20-s1", "zoom20-s2", "pool-s1", "poolz20-s1",
                            "poolz20cc-s2")}}
 CALIBRATED_RUNS = ("zoom15-s1", "zoom15-s2")  # held-out runs calibrated to the held-out camera (zoom15's recipe)
