@@ -49,8 +49,8 @@ def closest_dataset_model(fov_width: int) -> str:
     return CLOSEST_MODEL_LARGEST
 
 
-# What the diameter search costs against the stored range alone: 3.5× on an HRF photograph, 5.1-5.9× on DRIVE's and
-# CHASE_DB1's (results/scale/latency.md). Every help text that states it reads it here.
+# What the diameter search costs against the stored range alone: the span of the ratios results/scale/latency.md
+# measured (a test checks it still spans them). Every help text that states it reads it here.
 SEARCH_TIME = "3.5–6× the time"
 
 
