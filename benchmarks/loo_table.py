@@ -154,8 +154,9 @@ def variant_rows() -> list[str]:
             "| held out | variant | first run | variant |", "|---|---|---|---|", *rows]
 
 
+@functools.cache
 def loo_metrics(name: str) -> dict | None:
-    """results/ours/loo/<name>/metrics.json (None: not evaluated)."""
+    """results/ours/loo/<name>/metrics.json, read once (None: not evaluated); the tables ask for most several times."""
     path = REPO / "results" / "ours" / "loo" / name / "metrics.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -242,12 +243,12 @@ def seed_rows(recipe: str) -> list[str]:
     mean over the seeds run (a result one seed happened to reach is not the recipe's)."""
     rows, seeds = [], RECIPES[recipe]
     for held_out in DATASETS:
-        runs = {run: [recipe_f1(held_out, run, way) for way in WAYS] for run in seeds}
-        runs = {run: values for run, values in runs.items() if values[0] is not None or values[1] is not None}
+        every = {run: [recipe_f1(held_out, run, way) for way in WAYS] for run in seeds}
+        runs = {run: values for run, values in every.items() if values[0] is not None or values[1] is not None}
         for run, values in runs.items():
             rows.append(f"| {held_out} | {seeds[run]} | " + " | ".join("–" if v is None else marked(v) for v in values) + " |")
-        if len(runs) > 1:
-            columns = [seed_values(held_out, way, recipe=recipe) for way in WAYS]
+        if len(runs) > 1:  # the mean of each way over the seeds evaluated so (seed_values, from the values read above)
+            columns = [[values[i] for values in every.values() if values[i] is not None] for i in range(len(WAYS))]
             rows.append(f"| {held_out} | mean | " + " | ".join(
                 f"{sum(c) / len(c):.4f} (range {max(c) - min(c):.4f}, {len(c)} seeds)" if len(c) > 1 else "–" for c in columns) + " |")
     if len(rows) < 2:
