@@ -22,6 +22,7 @@ from pathlib import Path
 from m2unet.data.datasets import FOV_DIAMETER
 from m2unet.data.scale import describe_scale, model_scale
 from m2unet.evaluation import metrics as M
+from m2unet.evaluation.evaluate import TTA_RECORD
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "scale" / "loo.md"
@@ -81,12 +82,14 @@ VARIANTS = {"lowres": "a lower-resolution camera augmentation (area down by 1–
                             "(`--threshold-rule camera-changes`; results/scale/threshold_camera_changes.md), on a 2-core CPU, with the rule "
                             "stored: the shipped recipe's second seed (CHASE_DB1 left out first, where seed 1's gain rested "
                             "mostly on the rule)",
+            "poolz20cc-s3": "the shipped recipe (poolz20cc-s2's) with `--seed 3`, CHASE_DB1 left out, on this project's 2-core "
+                            "Xeon (bf16): seed 1's weights without CHASE_DB1 were not kept, so a third seed gives the searched-with-"
+                            "flips column a second run evaluated as `segment --tta` runs it now",
             **{f"{run}-search": f"no new training: the {run} run's weights run with `--search-diameter`"
-               for run in ("zoom15-s1", "zoom15-s2", "zoom20-s1", "zoom20-s2", "pool-s1", "poolz20-s1", "poolz20cc-s2")},
-            **{f"{run}-search-tta": f"no new training: the {run} run's weights run with `--search-diameter --tta` (each diameter the "
-                                    "search tries run as the mean over the scaled view and its 3 flips, as `segment --tta` runs it)"
+               for run in ("zoom15-s1", "zoom15-s2", "zoom20-s1", "zoom20-s2", "pool-s1", "poolz20-s1", "poolz20cc-s2", "poolz20cc-s3")},
+            **{f"{run}-search-tta": f"no new training: the {run} run's weights run with `--search-diameter --tta`"
                for run in ("ema300", "zoom15", "zoom15-s1", "zoom15-s2", "zoom20-s1", "zoom20-s2", "pool-s1", "poolz20-s1",
-                           "poolz20cc-s2")}}
+                           "poolz20cc-s2", "poolz20cc-s3")}}
 CALIBRATED_RUNS = ("zoom15-s1", "zoom15-s2")  # held-out runs calibrated to the held-out camera (zoom15's recipe)
 CALIBRATED = ("-calibrated", "-calibrated-tta")  # a held-out run's weights calibrated on the held-out dataset's training split
 VARIANTS.update({f"{run}{way}": f"no new training: the {run} run's weights calibrated to the held-out camera on its dataset's training split "
@@ -98,7 +101,7 @@ VARIANTS["poolz20cc"] = ("zoom15's recipe with zooms up to 2.0× instead of 1.5�
                          "camera changes (`--threshold-rule camera-changes`; results/scale/threshold_camera_changes.md)")
 # recipes trained with several seeds: {recipe: {run (results/ours/loo/<held-out>-<run>): its --seed}}
 RECIPES = {"zoom15": {"zoom15": 42, "zoom15-s1": 1, "zoom15-s2": 2},
-           "poolz20cc": {"poolz20-s1": 1, "poolz20cc-s2": 2}}
+           "poolz20cc": {"poolz20-s1": 1, "poolz20cc-s2": 2, "poolz20cc-s3": 3}}
 # how each recipe's seeds were trained and chosen (a seed that chose the recipe on these test splits is not a fresh draw)
 RECIPE_NOTES = {
     "zoom15": ("seed 42: the runs of variant zoom15; 1 and 2 trained on one NVIDIA H200 by `scripts/gpu_session.sh zoom15`, bf16 mixed "
@@ -108,8 +111,12 @@ RECIPE_NOTES = {
     "poolz20cc": ("seed 1: the runs of variant poolz20-s1, trained before `--threshold-rule` existed. The rule changes only the "
                   "stored threshold, never the weights (m2unet.training.engine), so their evaluations are read at the threshold it "
                   "chose for them (results/scale/threshold_camera_changes.json) from the pooled counts at every threshold that each "
-                  "metrics.json keeps; seed 2: poolz20cc-s2, trained with the rule, as stored. Both on 2-core CPUs. Seed 1's runs "
-                  "chose the recipe and the rule among the variants on these test splits, seed 2's carries none of that choice"),
+                  "metrics.json keeps; seed 2: poolz20cc-s2, trained with the rule, as stored; seed 3 (CHASE_DB1 left out): poolz20cc-s3, "
+                  "the same. All on 2-core CPUs. Seed 1's runs chose the recipe and the rule among the variants on these test "
+                  "splits, seeds 2 and 3 carry none of that choice. The flip TTA column counts only evaluations whose flips are "
+                  "of the view the search keeps, as `segment --tta` runs them now (the tries scored on plain maps); seed 1's "
+                  "weights without CHASE_DB1 were not kept, so its row there, flipped at every diameter tried, is among the "
+                  "variants only"),
 }
 SHIPPED = "poolz20cc"  # the recipe of the shipped universal model
 RULE_READ = {"poolz20-s1"}  # runs of a camera-changes recipe trained before the rule: read at the rule's threshold
@@ -127,6 +134,16 @@ def closest(held_out: str) -> str:
     return min(others, key=lambda d: abs(math.log(FOV_DIAMETER[d] / FOV_DIAMETER[held_out])))
 
 
+def flips_note(variant: str, metrics: dict) -> str:
+    """How a search-and-flips evaluation flipped (:func:`flips_kept_view`), in words after its variant's description."""
+    if not variant.endswith("-search-tta"):
+        return ""
+    if flips_kept_view(metrics):
+        return " (the search scores plain maps, then the view it keeps is averaged with its 3 flips, as `segment --tta` runs it)"
+    return (" (each diameter the search tried run as the mean over the scaled view and its 3 flips, as `segment --tta` ran it "
+            "before the flips were of the kept view only)")
+
+
 def variant_rows() -> list[str]:
     """A table of recipe variants (results/ours/loo/<held-out>-<variant>/, e.g. ``drive-lowres``) beside the first run."""
     rows = []
@@ -135,8 +152,8 @@ def variant_rows() -> list[str]:
         first = REPO / "results" / "ours" / "loo" / held_out / "metrics.json"
         if held_out not in DATASETS or not first.is_file():
             continue
-        cells = []
-        for metrics in (json.loads(first.read_text()), json.loads(path.read_text())):
+        cells, variant_metrics = [], json.loads(path.read_text())
+        for metrics in (json.loads(first.read_text()), variant_metrics):
             fov = metrics["pooled"]["fov"]
             cells.append(f"{fov['a_priori']['f1']:.4f} at {fov['a_priori']['threshold']:.3f} (best {fov['best']['f1']:.4f} at {fov['best']['threshold']:.3f})")
         trained = f"loo-{held_out}-{variant}"  # the run whose weights were evaluated
@@ -144,7 +161,8 @@ def variant_rows() -> list[str]:
             trained = trained.removesuffix(suffix)
         summary = REPO / "results" / "train" / trained / "summary.json"
         commit = json.loads(summary.read_text()).get("git_commit", "?") if summary.is_file() else "?"
-        rows.append(f"| {held_out} | {variant}: {VARIANTS.get(variant, '')} (results/train/{trained}/, commit {commit}) | {cells[0]} | {cells[1]} |")
+        rows.append(f"| {held_out} | {variant}: {VARIANTS.get(variant, '')}{flips_note(variant, variant_metrics)} (results/train/{trained}/, "
+                    f"commit {commit}) | {cells[0]} | {cells[1]} |")
     if not rows:
         return []
     return ["", "## Recipe variants", "",
@@ -220,11 +238,19 @@ def rule_threshold(held_out: str, run: str) -> float | None:
     return rule_thresholds()[f"loo-{held_out}-{run}"]["changed"] if run in RULE_READ else None
 
 
-def recipe_f1(held_out: str, run: str, way: str, key: str = "a_priori") -> float | None:
+def flips_kept_view(metrics: dict) -> bool:
+    """Whether an evaluation with --tta flipped only the view it kept, as segment --tta runs now (evaluate's TTA_RECORD);
+    older ones flipped every diameter the search tried."""
+    return metrics.get("test_time_augmentation") == TTA_RECORD
+
+
+def recipe_f1(held_out: str, run: str, way: str, key: str = "a_priori", older_flips: bool = False) -> float | None:
     """F1 inside the FOV of a recipe's held-out ``run`` evaluated ``way``, at its a-priori threshold (for a run of
-    :data:`RULE_READ` the rule's, read off the pooled counts) or its best (``key`` "best"); None: not evaluated."""
+    :data:`RULE_READ` the rule's, read off the pooled counts) or its best (``key`` "best"); None: not evaluated, or
+    with flips the way segment no longer runs them (:func:`flips_kept_view`) unless ``older_flips`` (a former recipe's
+    table, read as it was)."""
     metrics = loo_metrics(f"{held_out}-{run}{way}")
-    if metrics is None:
+    if metrics is None or (way.endswith("-tta") and not older_flips and not flips_kept_view(metrics)):
         return None
     threshold = rule_threshold(held_out, run) if key == "a_priori" else None
     if threshold is None:
@@ -243,7 +269,7 @@ def seed_rows(recipe: str) -> list[str]:
     mean over the seeds run (a result one seed happened to reach is not the recipe's)."""
     rows, seeds = [], RECIPES[recipe]
     for held_out in DATASETS:
-        every = {run: [recipe_f1(held_out, run, way) for way in WAYS] for run in seeds}
+        every = {run: [recipe_f1(held_out, run, way, older_flips=recipe != SHIPPED) for way in WAYS] for run in seeds}
         runs = {run: values for run, values in every.items() if values[0] is not None or values[1] is not None}
         for run, values in runs.items():
             rows.append(f"| {held_out} | {seeds[run]} | " + " | ".join("–" if v is None else marked(v) for v in values) + " |")
@@ -253,8 +279,10 @@ def seed_rows(recipe: str) -> list[str]:
                 f"{sum(c) / len(c):.4f} (range {max(c) - min(c):.4f}, {len(c)} seeds)" if len(c) > 1 else "–" for c in columns) + " |")
     if len(rows) < 2:
         return []
+    flips = "" if recipe == SHIPPED else (" Its flip TTA column flipped every diameter the search tried, as `segment --tta` ran "
+                                          "it until the flips were of the kept view only.")
     return ["", f"## {recipe}'s recipe over seeds", "",
-            f"The same recipe and data, `--seed` alone changed ({RECIPE_NOTES[recipe]}). F1 inside the FOV at the a-priori threshold.", "",
+            f"The same recipe and data, `--seed` alone changed ({RECIPE_NOTES[recipe]}). F1 inside the FOV at the a-priori threshold.{flips}", "",
             "| held out | seed | as stored | diameter searched | searched, flip TTA |", "|---|---|---:|---:|---:|", *rows]
 
 

@@ -317,12 +317,16 @@ def test_search_applies_only_to_a_scale_normalised_models_diameters():
     assert "most self-consistent" in describe_scale(search)
 
 
-def test_evaluate_tta_flips_the_scaled_view_so_a_search_runs_one_diameter_per_image():
+def test_evaluate_tta_searches_on_plain_maps_and_flips_only_the_kept_view():
     from m2unet.evaluation.predictor import ScaledPredictor
 
     image, mask = striped_photograph()
     views = []
-    flipped = ScaledPredictor(stripe_model(1536, views), DiameterSearch.within((1024, 1792), 0.5), None, 1.5).with_flips()
+    plain = ScaledPredictor(stripe_model(1536, []), DiameterSearch.within((1024, 1792), 0.5), None, 1.5)
+    flipped = ScaledPredictor(stripe_model(1536, views), plain.scale, None, 1.5).with_flips()
     probability = flipped(image)
     assert flipped.ran_at == 1536 and probability.shape == mask.shape
-    assert len(views) == 4 * 4 and len(set(views[:4])) == 1  # 1024, 1280, 1536, 1792 tried, each as four flips of one view
+    # 1024, 1280, 1536, 1792 tried once each, unflipped; then the kept 1536 view's three flips (its plain map reused)
+    assert len(views) == 4 + 3 and len(set(views[:4])) == 4 and views[4:] == [views[2]] * 3
+    # the stripes are mirror-symmetric, so each flipped map, flipped back, is the plain one
+    np.testing.assert_allclose(probability, plain(image), atol=1e-6)

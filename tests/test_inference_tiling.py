@@ -51,3 +51,20 @@ def test_flip_average_undoes_each_flip():
     averaged = flip_average(lambda view: columns + 10 * rows, image)
     expected = (columns + columns[:, ::-1]) / 2 + 10 * (rows + rows[::-1]) / 2
     np.testing.assert_allclose(averaged, expected, rtol=1e-6)
+
+
+def test_flip_average_reuses_the_plain_map_it_is_given():
+    """A diameter search has the kept view's plain map already: the flips add three runs, and the mean is the same."""
+    from m2unet.inference.tiling import flip_average
+
+    image = np.random.default_rng(1).random((6, 9, 3)).astype(np.float32)
+    calls = []
+
+    def predict(view):
+        calls.append(view.shape)
+        return view[..., 0] + np.arange(9, dtype=np.float32)[None, :]
+
+    expected = flip_average(predict, image)
+    calls.clear()
+    np.testing.assert_allclose(flip_average(predict, image, first=predict(image)), expected, rtol=1e-6)
+    assert len(calls) == 1 + 3

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scale import WidthRule, run_scaled, scale_frame
+from .scale import WidthRule, as_predicted, run_scaled, scale_frame
 
 MEASURE_DIAMETER = 512  # FOV diameter (px) the contrast is measured at
 BACKGROUND_SIGMA = 16  # px at MEASURE_DIAMETER (3 % of the FOV): wider than any vessel, narrower than the illumination
@@ -80,13 +80,14 @@ def restoring(predict, image: np.ndarray, mask: np.ndarray | None, floor: float 
 
 
 def run_as_trained(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | WidthRule | None,
-                   floor: float | None, max_from: float | None = None) -> tuple[np.ndarray, int | None, float]:
+                   floor: float | None, max_from: float | None = None, final=as_predicted) -> tuple[np.ndarray, int | None, float]:
     """(probability, FOV diameter it ran at, contrast gain) of ``predict`` run on ``image`` as a model was trained: its
     contrast restored up to ``floor`` (:func:`restoring`), then at its ``scale`` (:func:`m2unet.data.scale.run_scaled`).
     The one way ``segment``, ``evaluate`` and the benchmarks run a photograph; ``max_from``: the model's
-    :func:`m2unet.data.scale.back_max_from`."""
+    :func:`m2unet.data.scale.back_max_from`; ``final``: :func:`m2unet.data.scale.run_scaled`'s (test-time flips; the
+    stretch is per pixel, so it commutes with them)."""
     restored, gain = restoring(predict, image, mask, floor)
-    probability, diameter = run_scaled(restored, image, mask, scale, max_from)
+    probability, diameter = run_scaled(restored, image, mask, scale, max_from, final)
     return probability, diameter, gain
 
 

@@ -255,7 +255,13 @@ class WidthRule:
 SEARCH_STEP = 256  # px between the FOV diameters a search tries within the stored range (results/scale/consistency_diameter.md)
 SEARCH_RATIO = 1.25  # between the diameters it tries above the range, where F1 changes slowly near its peak
 PROBE_WINDOW = 0.5  # of the FOV diameter: the side of the central square a tried diameter above the range is scored on
-SEARCH_VERSION = "above range: window 0.5, x1.25"  # changes what a search outputs: a batch folder of another does not resume
+SEARCH_VERSION = "above range: window 0.5, x1.25; flips of the kept map"  # changes what a search outputs: a batch folder of another does not resume
+
+
+def as_predicted(predict, view: np.ndarray, first: np.ndarray | None = None) -> np.ndarray:
+    """The map of the view a photograph is kept at, as ``predict`` gives it (``first``: already run): the default
+    ``final`` of :func:`run_scaled`; test-time flips pass :func:`m2unet.inference.tiling.flip_average` instead."""
+    return predict(view) if first is None else first
 
 
 def window_frame(mask: np.ndarray, diameter: int, fraction: float = PROBE_WINDOW) -> ScaleFrame:
@@ -287,7 +293,8 @@ class DiameterSearch:
     so the stored range (``start``: clamp(d, low, high)) runs a high-resolution 30° photograph too large. The search
     starts at the candidate nearest that choice and climbs to a neighbour while its map is more self-consistent
     (:func:`self_consistency` at ``threshold``, inside the FOV); no label of the new camera is needed. Each step is one
-    more run of the model.
+    more run of the model. The tries are plain maps; ``final`` (:func:`run_scaled`: test-time flips) runs only at the
+    chosen diameter, so flips cost three runs on top of the search instead of four times it.
 
     A photograph whose own FOV is wider than the range also has diameters above it, each :data:`SEARCH_RATIO` times
     the last, and its own (:meth:`candidates_for`): the range's upper end was chosen on the training cameras'
@@ -331,8 +338,10 @@ class DiameterSearch:
                 return candidates[here]
             here = best
 
-    def run(self, predict, image: np.ndarray, mask: np.ndarray, max_from: float | None = None) -> tuple[np.ndarray, int]:
-        """(probability on the whole photograph, FOV diameter it ran at); ``max_from``: :meth:`ScaleFrame.to_image`."""
+    def run(self, predict, image: np.ndarray, mask: np.ndarray, max_from: float | None = None,
+            final=as_predicted) -> tuple[np.ndarray, int]:
+        """(probability on the whole photograph, FOV diameter it ran at); ``max_from``: :meth:`ScaleFrame.to_image`;
+        ``final``: :func:`run_scaled`'s, at the chosen diameter only."""
         fov = fov_diameter(mask)
         windowed = fov > self.candidates[-1]  # tries up to its own diameter: scored on the central square (class docstring)
         scores: dict[int, float] = {}
@@ -351,8 +360,10 @@ class DiameterSearch:
         diameter = self.choose(fov, score)
         if windowed:
             frame = scale_frame(mask, diameter)
-            return frame.to_image(predict(frame.to_model(image)), max_from), diameter
+            return frame.to_image(final(predict, frame.to_model(image)), max_from), diameter
         _, frame, probability = surest  # the climb moves only to a strictly surer map, so it stops at this one
+        if final is not as_predicted:
+            probability = final(predict, frame.to_model(image), probability)
         return frame.to_image(probability, max_from), diameter
 
 
@@ -415,29 +426,34 @@ def run_frame(mask: np.ndarray, scale: tuple[int, int]) -> ScaleFrame:
 
 
 def predict_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | WidthRule | DiameterSearch | None,
-                   max_from: float | None = None) -> np.ndarray:
+                   max_from: float | None = None, final=as_predicted) -> np.ndarray:
     """``predict`` (H×W×3 image → H×W probability) run at a model's scale (:func:`model_scale`), mapped back."""
-    return run_scaled(predict, image, mask, scale, max_from)[0]
+    return run_scaled(predict, image, mask, scale, max_from, final)[0]
 
 
 def run_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple[int, int] | WidthRule | DiameterSearch | None,
-               max_from: float | None = None) -> tuple[np.ndarray, int | None]:
+               max_from: float | None = None, final=as_predicted) -> tuple[np.ndarray, int | None]:
     """(probability, FOV diameter in px the photograph ran at; None: as it is) of ``predict`` run at ``scale``.
 
     ``mask``: the photograph's FOV (given or estimated; its box and diameter set the frame); without one, or
     without a scale, ``predict`` runs on the photograph as it is. A :class:`WidthRule` runs it twice, unless the
     second diameter is within :data:`SCALE_TOLERANCE` of the first (then the first map is the answer); a
     :class:`DiameterSearch` runs it at each diameter it tries. ``max_from``: the model's :func:`back_max_from`.
+    ``final(predict, view, first)`` runs the view that is kept (``first``: its plain map when a probe or a search has
+    it already; :func:`as_predicted`, or test-time flips): the scale is chosen on plain maps, the flips are of the kept
+    one only.
     """
     if scale is None or mask is None or not mask.any():
-        return predict(image), None
+        return final(predict, image), None
     if isinstance(scale, DiameterSearch):
-        return scale.run(predict, image, mask, max_from)
+        return scale.run(predict, image, mask, max_from, final)
     if isinstance(scale, WidthRule):
         width, measured_at, frame, probability = scale.probe_map(predict, image, mask)
         target = scale.diameter_for(width, measured_at)
         if abs(target / measured_at - 1.0) <= SCALE_TOLERANCE:
+            if final is not as_predicted:
+                probability = final(predict, frame.to_model(image), probability)
             return frame.to_image(probability, max_from), int(round(measured_at))
         scale = (target, target)
     frame = run_frame(mask, scale)
-    return frame.to_image(predict(frame.to_model(image)), max_from), int(round(fov_diameter(mask) * frame.scale))
+    return frame.to_image(final(predict, frame.to_model(image)), max_from), int(round(fov_diameter(mask) * frame.scale))

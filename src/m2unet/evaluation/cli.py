@@ -79,7 +79,7 @@ def _default_out(dataset: str, split: str, what: str, tta: bool, search: bool, r
 @click.option("--bootstrap", default=2000, show_default=True, type=click.IntRange(100, 100000), help="Bootstrap resamples over images.")
 @click.option("--label", help="Name of this model in tables and plots.")
 @click.option("--second-observer-only", is_flag=True, help="No model: only score the second human observer against the first.")
-@click.option("--tta", is_flag=True, help="Test-time augmentation: mean probability over the image and its 3 flips (4× the time).")
+@click.option("--tta", is_flag=True, help="Test-time augmentation: mean probability over the view each image runs at and its 3 flips, as segment --tta runs it.")
 @click.option("--rescale/--no-rescale", default=True, show_default=True,
               help="Run each image at the FOV diameter and contrast floor its model works at, as segment does (m2unet.data.scale, m2unet.data.contrast; no effect on a per-dataset model's own dataset).")
 @click.option("--search-diameter/--no-search-diameter", default=None,

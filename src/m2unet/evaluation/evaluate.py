@@ -43,6 +43,9 @@ PROTOCOLS = {
     "best": "best pooled F1 over thresholds on this split (the paper's protocol; optimistic)",
 }
 # The training split whose best threshold is the honest a-priori choice, per evaluated split.
+# metrics.json's record of --tta. Since this wording, a diameter search scores its tries on plain maps and flips only the
+# view it keeps; records that say "flips (mean of 4 views)" flip-averaged every diameter tried.
+TTA_RECORD = "flips (mean of 4 views of the view kept; a diameter search scores plain maps)"
 TRAINING_SPLIT = {"test": "train", "test_01_10": "train_11_14", "train_11_14": "test_01_10"}
 
 
@@ -338,7 +341,7 @@ def evaluate(
         "failed": failures,
         "weights": weights_info,
         "threshold_source": threshold_source,
-        "test_time_augmentation": "flips (mean of 4 views)" if tta else None,
+        "test_time_augmentation": TTA_RECORD if tta else None,
         "regions": REGIONS,
         "protocols": PROTOCOLS,
         **summarise(per_image, a_priori, bootstrap=bootstrap),

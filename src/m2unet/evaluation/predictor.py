@@ -47,10 +47,14 @@ def model_predictor(path: Path, runtime: str | None, precision: str, device: str
 class ScaledPredictor:
     """``image → probability`` of ``predict`` run at ``scale`` and ``contrast_floor`` on each image's estimated FOV (as
     ``segment`` does); :attr:`ran_at` is the FOV diameter the last image ran at (a search picks it per image);
-    ``max_from``: the model's :func:`m2unet.data.scale.back_max_from`."""
+    ``max_from``: the model's :func:`m2unet.data.scale.back_max_from`; ``final``: how the kept view runs
+    (:func:`m2unet.data.scale.run_scaled`; :meth:`with_flips`)."""
 
-    def __init__(self, predict, scale, contrast_floor, max_from: float):
+    def __init__(self, predict, scale, contrast_floor, max_from: float, final=None):
+        from ..data.scale import as_predicted
+
         self.predict, self.scale, self.contrast_floor, self.max_from = predict, scale, contrast_floor, max_from
+        self.final = final or as_predicted
         self.ran_at: int | None = None
 
     def __call__(self, image: np.ndarray, fov: np.ndarray | None = None) -> np.ndarray:
@@ -59,15 +63,16 @@ class ScaledPredictor:
         from ..data.fov import estimate_fov_mask
 
         fov = estimate_fov_mask(image) if fov is None else fov
-        probability, self.ran_at, _ = run_as_trained(self.predict, image, fov, self.scale, self.contrast_floor, self.max_from)
+        probability, self.ran_at, _ = run_as_trained(self.predict, image, fov, self.scale, self.contrast_floor, self.max_from,
+                                                     self.final)
         return probability
 
     def with_flips(self) -> ScaledPredictor:
-        """The same with test-time flips of the scaled view, as ``segment --tta`` runs them: one FOV estimate and one
-        diameter per image (a search would otherwise pick one per flip)."""
+        """The same with test-time flips of the scaled view it keeps, as ``segment --tta`` runs them: one FOV estimate
+        and one diameter per image, searched on plain maps (:func:`m2unet.data.scale.run_scaled`)."""
         from ..inference.tiling import flip_average
 
-        return ScaledPredictor(lambda view: flip_average(self.predict, view), self.scale, self.contrast_floor, self.max_from)
+        return ScaledPredictor(self.predict, self.scale, self.contrast_floor, self.max_from, flip_average)
 
 
 def _scaled(predict, scale, contrast_floor, max_from: float):

@@ -10,7 +10,7 @@ import click
 from ..errors import one_line_errors
 from ..weights import PRETRAINED_NAMES, SEARCH_TIME
 from .batch import find_mask  # noqa: F401 (m2unet.measure finds masks the way segment does)
-from .tiling import MAX_TILE
+from .tiling import MAX_TILE, TTA_TIME
 
 
 def collect_inputs(paths, skipped: list[Path] | None = None) -> list[tuple[Path, Path]]:
@@ -43,7 +43,7 @@ def collect_inputs(paths, skipped: list[Path] | None = None) -> list[tuple[Path,
               help="Estimate the field-of-view mask from each image and set the probability to 0 outside it.")
 @click.option("--mask", "mask_option", default=None, help="FOV mask FILE, or DIR holding NAME.* / NAME_mask.* per image (instead of the estimate).")
 @click.option("--tile", "max_tile", default=MAX_TILE, show_default=True, type=click.IntRange(512, 16384), help="Largest tile side for big images (bounds memory).")
-@click.option("--tta", is_flag=True, help="Test-time augmentation: mean over the image and its 3 flips (4× the time; results/ours/tta).")
+@click.option("--tta", is_flag=True, help=f"Test-time augmentation: mean over the view the photograph runs at and its 3 flips ({TTA_TIME}; results/ours/tta).")
 @click.option("--rescale/--no-rescale", default=True, show_default=True,
               help="Run each photograph at the FOV diameter its model works at (universal: into the FOV diameter range stored with it; per-dataset models: their training diameter, shrink only) and map back; "
                    "a model that stores a contrast floor (universal) also stretches a flatter photograph up to it (m2unet.data.contrast).")
@@ -84,7 +84,7 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
     \b
     Examples:
       m2unet segment photo.jpg -o out/ --overlay
-      m2unet segment photo.jpg -o out/ --tta          # flip test-time augmentation: 4× the time, higher F1
+      m2unet segment photo.jpg -o out/ --tta          # flip test-time augmentation: higher F1, more time (see --tta)
       m2unet segment photos/ -o out/ --model universal   # auto without the diameter search: several times faster (results/scale/latency.md)
       m2unet segment ../shared/datasets/HRF/images -o hrf-out/ --model hrf --backend openvino --precision int8
       m2unet segment photos/ -o out/ --device cuda --precision fp16   # on a GPU

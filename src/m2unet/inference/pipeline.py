@@ -94,11 +94,11 @@ class Segmenter:
         """The probability, with the FOV diameter the photograph ran at and the contrast gain it ran with.
 
         ``tta`` and ``search_diameter`` override the segmenter's own settings for this call (the service shares one
-        compiled model between requests with and without them); the flips are of the scaled, restored view, so the FOV
-        and the contrast are measured once."""
+        compiled model between requests with and without them); the flips are of the scaled, restored view the
+        photograph is kept at, so the FOV, the contrast and the diameter (searched on plain maps) are measured once."""
         from ..data.contrast import run_as_trained
         from ..data.fov import estimate_fov_mask
-        from ..data.scale import model_scale
+        from ..data.scale import as_predicted, model_scale
 
         flips = self.tta if tta is None else tta
         scale = self.scale if search_diameter is None or not self.rescale else model_scale(self.metadata, search=search_diameter)
@@ -106,13 +106,11 @@ class Segmenter:
         def predict(view: np.ndarray) -> np.ndarray:
             return predict_tiled(self.backend, view, self.max_tile, self.overlap)
 
-        def predict_view(view: np.ndarray) -> np.ndarray:
-            return flip_average(predict, view) if flips else predict(view)
-
         # without a mask (--no-fov-mask) the scale and the contrast still need the FOV: estimated, used for them only
         needs_fov = scale is not None or self.contrast_floor is not None
         frame_mask = mask if mask is not None or not needs_fov else estimate_fov_mask(image)
-        probability, diameter, gain = run_as_trained(predict_view, image, frame_mask, scale, self.contrast_floor, self.max_from)
+        probability, diameter, gain = run_as_trained(predict, image, frame_mask, scale, self.contrast_floor, self.max_from,
+                                                     flip_average if flips else as_predicted)
         if mask is not None:
             probability[~mask] = 0.0
         return Segmented(probability, diameter, gain)
@@ -158,7 +156,8 @@ def segment(image, model: str = "auto", *, weights: str | os.PathLike | None = N
         precision: ``auto``, ``fp32``, ``fp16`` (GPU), ``bf16`` or ``int8`` (CPU) (ignored when ``backend`` is a full name).
         device: ``cpu`` or ``cuda`` (PyTorch on the GPU).
         fov_mask: True (estimate it from the image, probability 0 outside), False (no mask) or a bool H×W array.
-        tta: average over the image and its three flips (:func:`m2unet.inference.tiling.flip_average`; 4× the time).
+        tta: average over the view the photograph runs at and its three flips (:func:`m2unet.inference.tiling.flip_average`;
+            :data:`m2unet.inference.tiling.TTA_TIME`).
         rescale: run the photograph at the FOV diameter the model works at (:func:`m2unet.data.scale.model_scale`) and,
             when it is flatter than the model's training photographs, with its contrast restored
             (:mod:`m2unet.data.contrast`); False runs it as it is.

@@ -76,18 +76,22 @@ def predict_tiled(backend, image: np.ndarray, max_tile: int = MAX_TILE, overlap:
 
 
 FLIPS = ((), (1,), (0,), (0, 1))  # identity, horizontal, vertical, both (axes of an H×W×3 image)
+# What flip TTA costs (help texts read it here): the kept view runs 4 times; a diameter search's tries run once each
+# and only the diameter it keeps is flipped (m2unet.data.scale.run_scaled), its plain map reused.
+TTA_TIME = "4× the time; after a diameter search, 3 runs more"
 
 
-def flip_average(predict, image: np.ndarray) -> np.ndarray:
+def flip_average(predict, image: np.ndarray, first: np.ndarray | None = None) -> np.ndarray:
     """Test-time augmentation: the mean probability over the image and its horizontal, vertical and double flip.
 
-    ``predict`` maps an H×W×3 image to an H×W probability (any backend, tiled or not); 4× its cost. Vessel
-    maps have no preferred orientation, and the paper trains with both flips, so each view is equally valid.
+    ``predict`` maps an H×W×3 image to an H×W probability (any backend, tiled or not); 4× its cost, 3× when ``first``
+    (``predict(image)``, already run: a diameter search's kept map) is given. Vessel maps have no preferred
+    orientation, and the paper trains with both flips, so each view is equally valid.
     """
     total = None
     for axes in FLIPS:
         view = np.ascontiguousarray(np.flip(image, axis=axes)) if axes else image
-        probability = predict(view)
+        probability = first if not axes and first is not None else predict(view)
         probability = np.flip(probability, axis=axes) if axes else probability
         total = probability.astype(np.float32, copy=True) if total is None else total + probability
     return total / len(FLIPS)

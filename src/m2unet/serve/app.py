@@ -220,6 +220,7 @@ bearer = HTTPBearer(auto_error=False, description="Needed when the server was st
 def _add_api(app: FastAPI, settings: Settings, pool: Pool, models: Models) -> None:
     from fastapi import Depends
 
+    from ..inference.tiling import TTA_TIME
     from ..weights import SEARCH_TIME
 
     secured = [Depends(bearer)]  # the Guard middleware checks the token before the body is read; this documents it
@@ -237,7 +238,7 @@ def _add_api(app: FastAPI, settings: Settings, pool: Pool, models: Models) -> No
     async def segment(image: UploadFile = File(..., description="The fundus photograph (JPEG, PNG, TIFF 8/16-bit, GIF, BMP, WebP …)."),
                       model: str = Form(settings.model, description=f"auto (the universal model), {', '.join(models.choices[1:])}."),
                       threshold: float | None = Form(None, ge=0.0, le=1.0, description="Binary threshold; default: the one stored with the model."),
-                      tta: bool = Form(False, description="Flip test-time augmentation (4× the time)."),
+                      tta: bool = Form(False, description=f"Flip test-time augmentation ({TTA_TIME})."),
                       search_diameter: bool | None = Form(None, description="Universal model: search the FOV diameter it runs at per photograph, "
                                                           f"for a camera unlike DRIVE's, CHASE_DB1's and HRF's ({SEARCH_TIME}); default: with auto only."),
                       overlay: bool = Form(False, description="Also return the overlay picture (overlay_png)."),
