@@ -14,7 +14,7 @@ import m2unet
 from m2unet.cli import main
 from m2unet.data import estimate_fov_mask, read_binary, read_image
 from m2unet.inference.pipeline import fov_width
-from m2unet.weights import SEARCH_TIME, closest_dataset_model, pretrained_path, resolve_weights, searches_diameter
+from m2unet.weights import SEARCH_TIME, averages_flips, closest_dataset_model, pretrained_path, resolve_weights, searches_diameter
 
 
 def test_search_time_is_the_committed_latency():
@@ -35,6 +35,9 @@ def test_auto_model_rule():
     assert searches_diameter("auto") and not searches_diameter("universal") and not searches_diameter("drive")
     assert not searches_diameter("auto", "my.safetensors")  # a weights file runs as asked, whatever --model says
     assert not searches_diameter("auto", asked=False) and searches_diameter("universal", asked=True)
+    # and with flips of the map it keeps, by the same rule (m2unet.weights.averages_flips)
+    assert averages_flips("auto") and not averages_flips("universal") and not averages_flips("auto", "my.safetensors")
+    assert not averages_flips("auto", asked=False) and averages_flips("drive", asked=True)
     assert closest_dataset_model(540) == "drive"
     assert closest_dataset_model(700) == "drive"
     assert closest_dataset_model(701) == "chase_db1"
@@ -89,11 +92,14 @@ def test_binary_map_api_and_the_default_model(drive_rgb, export_cache):
 
     options = dict(backend="openvino", precision="fp32")
     probability = m2unet.segment(drive_rgb, **options)  # no model named: auto, as on the command line
-    # auto: the universal model with the photograph's diameter searched (m2unet.weights.searches_diameter)
-    assert np.array_equal(probability, m2unet.segment(drive_rgb, model="universal", search_diameter=True, **options))
+    # auto: the universal model with the photograph's diameter searched and the kept view's flips averaged
+    # (m2unet.weights.searches_diameter, averages_flips)
+    assert np.array_equal(probability, m2unet.segment(drive_rgb, model="universal", search_diameter=True, tta=True, **options))
+    searched = m2unet.segment(drive_rgb, model="universal", search_diameter=True, **options)
+    assert 0 < np.abs(probability - searched).mean() < 0.02  # the flips move the map a little
     unsearched = m2unet.segment(drive_rgb, model="universal", **options)
     assert not np.array_equal(probability, unsearched)
-    assert np.array_equal(m2unet.segment(drive_rgb, search_diameter=False, **options), unsearched)
+    assert np.array_equal(m2unet.segment(drive_rgb, search_diameter=False, tta=False, **options), unsearched)
     assert not np.array_equal(probability, m2unet.segment(drive_rgb, model="drive", **options))
     stored = threshold_of(read_metadata(pretrained_path("universal")))
     binary = m2unet.vessels(drive_rgb, **options)

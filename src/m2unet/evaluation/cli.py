@@ -79,7 +79,8 @@ def _default_out(dataset: str, split: str, what: str, tta: bool, search: bool, r
 @click.option("--bootstrap", default=2000, show_default=True, type=click.IntRange(100, 100000), help="Bootstrap resamples over images.")
 @click.option("--label", help="Name of this model in tables and plots.")
 @click.option("--second-observer-only", is_flag=True, help="No model: only score the second human observer against the first.")
-@click.option("--tta", is_flag=True, help="Test-time augmentation: mean probability over the view each image runs at and its 3 flips, as segment --tta runs it.")
+@click.option("--tta/--no-tta", default=None,
+              help="Test-time augmentation: mean probability over the view each image runs at and its 3 flips, as segment --tta runs it [default: with --model auto only].")
 @click.option("--rescale/--no-rescale", default=True, show_default=True,
               help="Run each image at the FOV diameter and contrast floor its model works at, as segment does (m2unet.data.scale, m2unet.data.contrast; no effect on a per-dataset model's own dataset).")
 @click.option("--search-diameter/--no-search-diameter", default=None,
@@ -124,7 +125,7 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
     """
     from ..data import load_dataset
     from ..system import peak_rss_mb
-    from ..weights import resolve_weights, searches_diameter
+    from ..weights import averages_flips, resolve_weights, searches_diameter
     from .evaluate import a_priori_threshold, default_model, format_table
     from .evaluate import evaluate as run_evaluation
     from .predictor import model_predictor, weights_info
@@ -139,6 +140,7 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
         model_name = default_model(dataset_name)
         click.echo(f"no --weights or --model given: using the pretrained '{model_name}' model", err=True)
     search_diameter = searches_diameter(model_name, weights, search_diameter)
+    tta = averages_flips(model_name, weights, tta)
     path = resolve_weights(model_name, weights)  # auto: the universal model; a missing file is one line
     dataset = load_dataset(dataset_name, split, root=datasets_root)
     if len(dataset) == 0:

@@ -43,7 +43,9 @@ def collect_inputs(paths, skipped: list[Path] | None = None) -> list[tuple[Path,
               help="Estimate the field-of-view mask from each image and set the probability to 0 outside it.")
 @click.option("--mask", "mask_option", default=None, help="FOV mask FILE, or DIR holding NAME.* / NAME_mask.* per image (instead of the estimate).")
 @click.option("--tile", "max_tile", default=MAX_TILE, show_default=True, type=click.IntRange(512, 16384), help="Largest tile side for big images (bounds memory).")
-@click.option("--tta", is_flag=True, help=f"Test-time augmentation: mean over the view the photograph runs at and its 3 flips ({TTA_TIME}; results/ours/tta).")
+@click.option("--tta/--no-tta", default=None,
+              help=f"Test-time augmentation: mean over the view the photograph runs at and its 3 flips ({TTA_TIME}; results/ours/tta, results/scale/loo.md) "
+                   "[default: with --model auto, not with a model named or --weights].")
 @click.option("--rescale/--no-rescale", default=True, show_default=True,
               help="Run each photograph at the FOV diameter its model works at (universal: into the FOV diameter range stored with it; per-dataset models: their training diameter, shrink only) and map back; "
                    "a model that stores a contrast floor (universal) also stretches a flatter photograph up to it (m2unet.data.contrast).")
@@ -91,7 +93,7 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
       m2unet segment manifest.csv -o out/ --engine ray                # Ray Data on this machine (rerun to resume)
       m2unet segment photos/ -o out/ --engine ray --address auto      # on a running Ray cluster
     """
-    from ..weights import calibration_for, resolve_weights, searches_diameter
+    from ..weights import averages_flips, calibration_for, resolve_weights, searches_diameter
     from .backends import backend_name
     from .batch import Options, summary_line
     from .collection import run_collection
@@ -99,6 +101,7 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
 
     backend = backend_name(runtime or default_runtime(device, weights), precision, device, weights)
     search_diameter = searches_diameter(model_name, weights, search_diameter)
+    tta = averages_flips(model_name, weights, tta)
     if device == "cuda" and engine == "local":  # with ray the GPUs are on the workers, not necessarily here
         from .backends import require_cuda
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import M2UNetError
-from ..weights import calibration_for, resolve_weights, searches_diameter
+from ..weights import averages_flips, calibration_for, resolve_weights, searches_diameter
 from .tiling import MAX_TILE, MULTIPLE, TILE_OVERLAP, flip_average, predict_tiled
 
 
@@ -140,7 +140,7 @@ def get_segmenter(weights: str | os.PathLike, backend: str, **options) -> Segmen
 
 def segment(image, model: str = "auto", *, weights: str | os.PathLike | None = None, backend: str | None = None,
             precision: str = "auto", device: str = "cpu", fov_mask: bool | np.ndarray = True, max_tile: int = MAX_TILE,
-            overlap: int = TILE_OVERLAP, tta: bool = False, rescale: bool = True, restore_contrast: bool = True,
+            overlap: int = TILE_OVERLAP, tta: bool | None = None, rescale: bool = True, restore_contrast: bool = True,
             search_diameter: bool | None = None) -> np.ndarray:
     """Vessel probability map (float32 H×W in [0, 1]) of a fundus photograph.
 
@@ -157,7 +157,8 @@ def segment(image, model: str = "auto", *, weights: str | os.PathLike | None = N
         device: ``cpu`` or ``cuda`` (PyTorch on the GPU).
         fov_mask: True (estimate it from the image, probability 0 outside), False (no mask) or a bool H×W array.
         tta: average over the view the photograph runs at and its three flips (:func:`m2unet.inference.tiling.flip_average`;
-            :data:`m2unet.inference.tiling.TTA_TIME`).
+            :data:`m2unet.inference.tiling.TTA_TIME`). Default (None): with ``model="auto"`` only
+            (:func:`m2unet.weights.averages_flips`).
         rescale: run the photograph at the FOV diameter the model works at (:func:`m2unet.data.scale.model_scale`) and,
             when it is flatter than the model's training photographs, with its contrast restored
             (:mod:`m2unet.data.contrast`); False runs it as it is.
@@ -220,6 +221,7 @@ def _cached_segmenter(model: str, weights, backend: str | None, precision: str, 
     path = resolve_weights(model, weights)
     name = named_backend(backend or default_runtime(device, weights), precision, device, weights)
     run_options["search_diameter"] = searches_diameter(model, weights, run_options.get("search_diameter"))  # auto: searched
+    run_options["tta"] = averages_flips(model, weights, run_options.get("tta"))  # auto: flipped
     return get_segmenter(path, name, calibration=calibration_for(path), **run_options)
 
 

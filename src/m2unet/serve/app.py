@@ -238,7 +238,7 @@ def _add_api(app: FastAPI, settings: Settings, pool: Pool, models: Models) -> No
     async def segment(image: UploadFile = File(..., description="The fundus photograph (JPEG, PNG, TIFF 8/16-bit, GIF, BMP, WebP …)."),
                       model: str = Form(settings.model, description=f"auto (the universal model), {', '.join(models.choices[1:])}."),
                       threshold: float | None = Form(None, ge=0.0, le=1.0, description="Binary threshold; default: the one stored with the model."),
-                      tta: bool = Form(False, description=f"Flip test-time augmentation ({TTA_TIME})."),
+                      tta: bool | None = Form(None, description=f"Flip test-time augmentation ({TTA_TIME}); default: with auto only."),
                       search_diameter: bool | None = Form(None, description="Universal model: search the FOV diameter it runs at per photograph, "
                                                           f"for a camera unlike DRIVE's, CHASE_DB1's and HRF's ({SEARCH_TIME}); default: with auto only."),
                       overlay: bool = Form(False, description="Also return the overlay picture (overlay_png)."),
@@ -273,10 +273,11 @@ def describe_models(settings: Settings, models: Models) -> dict:
 
 async def segment_request(pool: Pool, models: Models, settings: Settings, image: UploadFile, model, threshold, tta, overlay, format,
                           search_diameter: bool | None = None):
-    from ..weights import searches_diameter
+    from ..weights import averages_flips, searches_diameter
 
     models.check(model)
     search_diameter = searches_diameter(model, models.weights_of(model), search_diameter)
+    tta = averages_flips(model, models.weights_of(model), tta)
     data = await image.read()
     job = functools.partial(segment_upload, data, display_name(image.filename), models, model, threshold, tta, settings.max_pixels,
                             search_diameter)
@@ -292,7 +293,7 @@ async def segment_request(pool: Pool, models: Models, settings: Settings, image:
 
 
 async def measure_request(pool: Pool, models: Models, settings: Settings, image, vessels, fov, model, threshold, pixel_size_um):
-    from ..weights import searches_diameter
+    from ..weights import averages_flips, searches_diameter
 
     models.check(model)
     function = measure_function()
@@ -304,8 +305,8 @@ async def measure_request(pool: Pool, models: Models, settings: Settings, image,
         data, name = await image.read(), display_name(image.filename)
 
         def from_photo():
-            result = segment_upload(data, name, models, model, threshold, False, settings.max_pixels,
-                                    searches_diameter(model, models.weights_of(model)))
+            result = segment_upload(data, name, models, model, threshold, averages_flips(model, models.weights_of(model)),
+                                    settings.max_pixels, searches_diameter(model, models.weights_of(model)))
             answer = measure_maps(result.vessels, result.mask, pixel_size_um, result.name)
             return dict(answer, image=result.name, model=result.model, threshold=round(result.threshold, 6))
 

@@ -26,6 +26,7 @@ from .resolve import (
     CLOSEST_MODEL_LARGEST,
     CLOSEST_MODEL_LIMITS,
     SEARCH_TIME,
+    averages_flips,
     calibration_for,
     closest_dataset_model,
     resolve_weights,
@@ -44,7 +45,7 @@ def __getattr__(name):
 
 __all__ = [
     "AUTHORS_FILES", "AUTO_MODEL", "CLOSEST_MODEL_LARGEST", "CLOSEST_MODEL_LIMITS", "DEFAULT_THRESHOLD", "EXPORTED_SUFFIXES", "METADATA_KEY",
-    "PRETRAINED_DIR", "PRETRAINED_NAMES", "authors_weights_dir", "closest_dataset_model", "build_model", "calibration_for",
+    "PRETRAINED_DIR", "PRETRAINED_NAMES", "authors_weights_dir", "averages_flips", "closest_dataset_model", "build_model", "calibration_for",
     "file_digest", "fold_imagenet_normalisation", "git_commit", "load_authors_checkpoint", "load_imagenet_encoder",
     "load_pretrained", "load_weights", "map_authors_state_dict", "pretrained_path", "read_exported_metadata",
     "read_metadata", "read_safetensors_metadata", "read_state_dict", "resolve_weights", "save_ir", "SEARCH_TIME", "searches_diameter", "save_state", "save_weights", "shipped_onnx", "stamp_metadata",

@@ -60,6 +60,19 @@ def searches_diameter(model: str = "auto", weights: str | os.PathLike | None = N
     search (m2unet.data.scale.DiameterSearch) does as well as the stored range or better, most on the high-resolution
     one (results/scale/loo.md), and in domain too (README); ``--model universal`` runs the stored range alone, in a
     fraction of the time (:data:`SEARCH_TIME`)."""
+    return _as_auto(model, weights, asked)
+
+
+def averages_flips(model: str = "auto", weights: str | os.PathLike | None = None, asked: bool | None = None) -> bool:
+    """Whether a run averages test-time flips of the view each photograph is kept at: as ``asked`` (``--tta`` /
+    ``--no-tta``), else only with ``--model auto`` and no weights file: on every camera left out of training the flips
+    raise the searched map's F1, and they take held-out CHASE_DB1 past the issue's 0.785 (results/scale/loo.md).
+    ``--model universal`` runs without them, in a fraction of the time (m2unet.inference.tiling.TTA_TIME)."""
+    return _as_auto(model, weights, asked)
+
+
+def _as_auto(model: str, weights: str | os.PathLike | None, asked: bool | None) -> bool:
+    """``asked`` when given, else whether the run is ``--model auto`` with no weights file: what auto adds by default."""
     if asked is not None:
         return asked
     return weights is None and model == "auto"
