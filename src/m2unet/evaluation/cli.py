@@ -68,7 +68,7 @@ def _default_out(dataset: str, split: str, what: str, tta: bool, search: bool, r
 @click.option("--split", default="test", show_default=True, help="Split to evaluate (CHASE_DB1 also: test_01_10, train_11_14).")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Weights: our .safetensors, an authors' .pth, or a file from `m2unet export` (.onnx / .xml).")
 @click.option("--model", "model_name", help="Pretrained model instead of --weights: drive, chase_db1, hrf, universal, or auto (universal with each image's "
-              "FOV diameter searched, as segment --model auto runs) [default: the dataset's].")
+              "FOV diameter searched and flips averaged, as segment --model auto runs) [default: the dataset's].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder [default: evaluation/DATASET-SPLIT-WEIGHTS].")
 @click.option("--threshold", type=float, help="A-priori threshold [default: stored with the weights, else chosen on the training split].")
 @click.option("--threshold-split", help="Split on which to choose the a-priori threshold [default: the training split].")
@@ -115,7 +115,7 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
       m2unet evaluate --dataset chase_db1 --split test --second-observer-only --out eval/chase_observer
       m2unet evaluate --dataset my_fundus_folder --weights run/best.safetensors --threshold 0.5
       m2unet evaluate --dataset drive --model drive --tta --out eval/drive-tta
-      m2unet evaluate --dataset hrf --model auto --no-maps         # as segment runs by default: universal, diameter searched
+      m2unet evaluate --dataset hrf --model auto --no-maps         # as segment runs by default: universal, searched, flips
       m2unet evaluate --dataset drive --model drive --backend openvino --precision int8   # what a deployment runs
       m2unet evaluate --dataset drive --weights m2unet-drive-int8.onnx                   # a file from m2unet export
       m2unet evaluate --dataset drive --model universal --out eval/drive --overwrite     # replace what eval/drive holds
