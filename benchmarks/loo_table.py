@@ -22,7 +22,7 @@ from pathlib import Path
 from m2unet.data.datasets import FOV_DIAMETER
 from m2unet.data.scale import describe_scale, model_scale
 from m2unet.evaluation import metrics as M
-from m2unet.evaluation.evaluate import TTA_RECORD
+from m2unet.evaluation.evaluate import TTA_RECORD, TTA_RECORD_PLAIN_TRIES
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "scale" / "loo.md"
@@ -139,7 +139,10 @@ def flips_note(variant: str, metrics: dict) -> str:
     if not variant.endswith("-search-tta"):
         return ""
     if flips_kept_view(metrics):
-        return " (the search scores plain maps, then the view it keeps is averaged with its 3 flips, as `segment --tta` runs it)"
+        return (" (the search scores whole FOVs on plain maps and central squares flip-averaged, then the view it keeps is "
+                "averaged with its 3 flips, as `segment --tta` runs it)")
+    if metrics.get("test_time_augmentation") == TTA_RECORD_PLAIN_TRIES:
+        return " (every try of the search scored on its plain map, then the kept view averaged with its 3 flips, as at 5a38bd9)"
     return (" (each diameter the search tried run as the mean over the scaled view and its 3 flips, as `segment --tta` ran it "
             "before the flips were of the kept view only)")
 
@@ -204,7 +207,7 @@ def search_rows() -> list[str]:
     if not pairs:
         return []
     rows = [f"| {held_out} | {run} | {plain:.4f} | {searched:.4f} |" for (held_out, run), (plain, searched) in sorted(pairs.items())]
-    lines = ["", "## With the diameter search: what `--model auto` runs", "",
+    lines = ["", "## With the diameter search: what `--model auto` runs before its flips", "",
              "Each held-out run's weights evaluated again with `m2unet evaluate --search-diameter` (m2unet.data.scale.DiameterSearch;",
              "its metrics.json records the command and commit); F1 a priori inside the FOV. These were searched as the search was at",
              "their commit: every 256 px, each on the whole FOV. Since 62de4bc a photograph wider than the run's range is scored",
@@ -239,9 +242,12 @@ def rule_threshold(held_out: str, run: str) -> float | None:
 
 
 def flips_kept_view(metrics: dict) -> bool:
-    """Whether an evaluation with --tta flipped only the view it kept, as segment --tta runs now (evaluate's TTA_RECORD);
-    older ones flipped every diameter the search tried."""
-    return metrics.get("test_time_augmentation") == TTA_RECORD
+    """Whether an evaluation with --tta ran as segment --tta runs now (evaluate's TTA_RECORD): the kept view flipped,
+    whole-FOV tries plain, central-square tries flipped. Records of 5a38bd9 (every try plain) count for photographs
+    within the stored range, where the two are the same code path: DRIVE's and CHASE_DB1's (FOV ≤ 1792 px); older
+    ones flipped every diameter the search tried."""
+    record = metrics.get("test_time_augmentation")
+    return record == TTA_RECORD or (record == TTA_RECORD_PLAIN_TRIES and metrics["dataset"] != "hrf")
 
 
 def recipe_f1(held_out: str, run: str, way: str, key: str = "a_priori", older_flips: bool = False) -> float | None:
@@ -359,15 +365,16 @@ def shipped_rows(cross: dict) -> list[str]:
                                        str(TARGET)]) + " |")
     mean = ["–" if None in values else f"{sum(values) / 3:.4f}" for values in zip(*means, strict=True)]
     bob = [sum(values) / 3 for values in zip(*BOB.values(), strict=True)]
-    header = ["held out", "(a) one model trained on the other two, as stored", "(a) diameter searched (what `auto` runs)",
-              "(a) searched, flip TTA (`--search-diameter --tta`: `segment --tta`)",
+    header = ["held out", "(a) one model trained on the other two, as stored", "(a) diameter searched (`auto --no-tta`)",
+              "(a) searched, then the kept view's flips averaged (what `auto` runs: `--search-diameter --tta`)",
               "(a) searched, at the held-out set's best threshold (optimistic)", "(b) `auto` among the other two per-dataset models, rescaled",
               "bob.ip.binseg M2U-Net / U-Net", "second human observer against the first", "target"]
     mean_row = ["mean", *mean[:-1], "", mean[-1], f"{bob[0]:.3f} / {bob[1]:.3f}", "", ""]
     return ["## The shipped recipe", "",
             f"`m2unet train --dataset A,B` with the shipped `universal` model's recipe, {SHIPPED}: {VARIANTS[SHIPPED]};",
-            "evaluated as stored (`m2unet evaluate`), with each photograph's diameter searched (`--search-diameter`, what",
-            "`--model auto` runs) and with flip TTA on top. Each cell is the mean over the seeds the recipe was trained with on",
+            "evaluated as stored (`m2unet evaluate`), with each photograph's diameter searched (`--search-diameter`) and with",
+            "the kept view's flips averaged on top (`--tta`: what `--model auto` runs since 496e909, the search scored on plain",
+            "maps since 5a38bd9). Each cell is the mean over the seeds the recipe was trained with on",
             f"that split (section \"{SHIPPED}'s recipe over seeds\": {RECIPE_NOTES[SHIPPED]}).",
             "The second human observer's labels (DRIVE's and CHASE_DB1's",
             "test splits; HRF has none) scored against the first like a model's binary map: how far two people who drew the",

@@ -294,6 +294,13 @@ def test_above_its_range_the_search_scores_central_windows_then_runs_the_chosen_
     assert [round(w / d, 2) for w, d in zip(widths[:3], (512, 256, 561), strict=True)] == [0.5, 0.5, 0.5]
     assert len(widths) == 4 and widths[3] > 512  # ... then only the chosen 512 on the whole FOV box (with its margin)
     assert probability[mask].max() > 0.9 and probability[mask].min() < 0.1
+    # with test-time flips each square is scored flip-averaged, as the kept view then runs: 4 runs per try and 4 at the end
+    from m2unet.inference.tiling import flip_average
+
+    widths.clear()
+    flipped, diameter = search.run(stripe_model(512, widths), image, mask, final=flip_average)
+    assert diameter == 512 and widths == [w for w in (widths[0], widths[4], widths[8], widths[12]) for _ in range(4)]
+    np.testing.assert_allclose(flipped, probability, atol=1e-6)  # mirror-symmetric stripes: the flips change nothing
 
 
 def test_the_window_is_the_fovs_central_square_cut_by_the_frame():

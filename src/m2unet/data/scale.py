@@ -293,8 +293,10 @@ class DiameterSearch:
     so the stored range (``start``: clamp(d, low, high)) runs a high-resolution 30° photograph too large. The search
     starts at the candidate nearest that choice and climbs to a neighbour while its map is more self-consistent
     (:func:`self_consistency` at ``threshold``, inside the FOV); no label of the new camera is needed. Each step is one
-    more run of the model. The tries are plain maps; ``final`` (:func:`run_scaled`: test-time flips) runs only at the
-    chosen diameter, so flips cost three runs on top of the search instead of four times it.
+    more run of the model. Tries on the whole FOV are plain maps and ``final`` (:func:`run_scaled`: test-time flips) runs
+    only at the chosen diameter, its plain map reused: flips cost three runs on top of the search, not four times it.
+    Tries on the central square (below) run as ``final`` runs the kept view: flip-averaged squares are scored more
+    steadily than plain ones, which stopped held-out HRF's climb early (results/scale/loo.md; docs/universal.md).
 
     A photograph whose own FOV is wider than the range also has diameters above it, each :data:`SEARCH_RATIO` times
     the last, and its own (:meth:`candidates_for`): the range's upper end was chosen on the training cameras'
@@ -351,7 +353,10 @@ class DiameterSearch:
             nonlocal surest
             if diameter not in scores:
                 frame = window_frame(mask, diameter) if windowed else scale_frame(mask, diameter)
-                probability = predict(frame.to_model(image))
+                view = frame.to_model(image)
+                # a central square, a fraction of a whole run, is scored as the kept view runs (flip-averaged with
+                # --tta), a whole FOV on its plain map: the flips steady a square's score (class docstring)
+                probability = final(predict, view) if windowed else predict(view)
                 scores[diameter] = self_consistency(probability[frame.fov_to_model(mask)], self.threshold)
                 if not windowed and (surest is None or scores[diameter] > scores[surest[0]]):
                     surest = (diameter, frame, probability)

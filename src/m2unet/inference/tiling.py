@@ -76,9 +76,10 @@ def predict_tiled(backend, image: np.ndarray, max_tile: int = MAX_TILE, overlap:
 
 
 FLIPS = ((), (1,), (0,), (0, 1))  # identity, horizontal, vertical, both (axes of an H×W×3 image)
-# What flip TTA costs (help texts read it here): the kept view runs 4 times; a diameter search's tries run once each
-# and only the diameter it keeps is flipped (m2unet.data.scale.run_scaled), its plain map reused.
-TTA_TIME = "4× the time; after a diameter search, 3 runs more"
+# What flip TTA costs (help texts read it here): the kept view runs 4 times; a diameter search's tries on the whole FOV
+# run once each and only the diameter it keeps is flipped, its plain map reused; tries on a larger photograph's central
+# square are flipped too (m2unet.data.scale.DiameterSearch.run).
+TTA_TIME = "up to 4× the time; 3 runs more after a diameter search within the stored range"
 
 
 def flip_average(predict, image: np.ndarray, first: np.ndarray | None = None) -> np.ndarray:
