@@ -111,10 +111,10 @@ RECIPE_NOTES = {
     "poolz20cc": ("seed 1: the runs of variant poolz20-s1, trained before `--threshold-rule` existed. The rule changes only the "
                   "stored threshold, never the weights (m2unet.training.engine), so their evaluations are read at the threshold it "
                   "chose for them (results/scale/threshold_camera_changes.json) from the pooled counts at every threshold that each "
-                  "metrics.json keeps; seed 2: poolz20cc-s2, trained with the rule, as stored; seed 3 (CHASE_DB1 left out): poolz20cc-s3, "
+                  "metrics.json keeps; seed 2: poolz20cc-s2, trained with the rule, as stored; seed 3 (CHASE_DB1 left out; a row once trained and evaluated): poolz20cc-s3, "
                   "the same. All on 2-core CPUs. Seed 1's runs chose the recipe and the rule among the variants on these test "
                   "splits, seeds 2 and 3 carry none of that choice. The flip TTA column counts only evaluations whose flips are "
-                  "of the view the search keeps, as `segment --tta` runs them now (the tries scored on plain maps); seed 1's "
+                  "of the view the search keeps, as `segment --tta` runs them now (flips_kept_view); seed 1's "
                   "weights without CHASE_DB1 were not kept, so its row there, flipped at every diameter tried, is among the "
                   "variants only"),
 }
@@ -373,8 +373,9 @@ def shipped_rows(cross: dict) -> list[str]:
     return ["## The shipped recipe", "",
             f"`m2unet train --dataset A,B` with the shipped `universal` model's recipe, {SHIPPED}: {VARIANTS[SHIPPED]};",
             "evaluated as stored (`m2unet evaluate`), with each photograph's diameter searched (`--search-diameter`) and with",
-            "the kept view's flips averaged on top (`--tta`: what `--model auto` runs since 496e909, the search scored on plain",
-            "maps since 5a38bd9). Each cell is the mean over the seeds the recipe was trained with on",
+            "the kept view's flips averaged on top (`--tta`: what `--model auto` runs since 496e909; whole-FOV tries scored on",
+            "plain maps since 5a38bd9, central squares flip-averaged since 8f0417e). Each cell is the mean over the seeds the",
+            "recipe was trained with on",
             f"that split (section \"{SHIPPED}'s recipe over seeds\": {RECIPE_NOTES[SHIPPED]}).",
             "The second human observer's labels (DRIVE's and CHASE_DB1's",
             "test splits; HRF has none) scored against the first like a model's binary map: how far two people who drew the",

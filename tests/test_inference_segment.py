@@ -18,7 +18,7 @@ from m2unet.weights import SEARCH_TIME, averages_flips, closest_dataset_model, p
 
 
 def test_search_time_is_the_committed_latency():
-    # the help texts' "3.6–5.5× the time" (m2unet.weights.SEARCH_TIME) spans the ratios results/scale/latency.md measured
+    # the help texts' "3.6–6× the time" (m2unet.weights.SEARCH_TIME) spans the ratios results/scale/latency.md measured
     import re
     from pathlib import Path
 

@@ -86,8 +86,8 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
     \b
     Examples:
       m2unet segment photo.jpg -o out/ --overlay
-      m2unet segment photo.jpg -o out/ --no-tta       # auto without its flips: 1.8–2.6× faster, lower F1 (see --tta)
-      m2unet segment photos/ -o out/ --model universal   # auto without search and flips: about 10× faster (results/scale/latency.md)
+      m2unet segment photo.jpg -o out/ --no-tta       # auto without its flips: 1.7–3.8× faster, lower F1 (see --tta)
+      m2unet segment photos/ -o out/ --model universal   # auto without search and flips: 9–14× faster (results/scale/latency.md)
       m2unet segment ../shared/datasets/HRF/images -o hrf-out/ --model hrf --backend openvino --precision int8
       m2unet segment photos/ -o out/ --device cuda --precision fp16   # on a GPU
       m2unet segment manifest.csv -o out/ --engine ray                # Ray Data on this machine (rerun to resume)
