@@ -161,6 +161,13 @@ def test_search_diameter_on_the_command_line_records_where_each_photograph_ran(t
     searched = Options(out="x", backend="openvino", search_diameter=True).fingerprint()
     first_search = hashlib.sha1(json.dumps({**settings, "search_diameter": True}, sort_keys=True).encode()).hexdigest()[:12]
     assert searched not in (plain.fingerprint(), first_search)  # nor does a folder of the search before it went above the range
+    from m2unet.data.scale import SEARCH_VERSION
+
+    flipped = Options(out="x", backend="openvino", search_diameter=True, tta=True).fingerprint()
+    older_flips = hashlib.sha1(json.dumps({**settings, "tta": True, "search_diameter": SEARCH_VERSION}, sort_keys=True).encode()).hexdigest()[:12]
+    assert flipped not in (searched, older_flips)  # searched and flipped before the flips were of the kept view: no resume
+    flips_alone = hashlib.sha1(json.dumps({**settings, "tta": True}, sort_keys=True).encode()).hexdigest()[:12]
+    assert Options(out="x", backend="openvino", tta=True).fingerprint() == flips_alone  # flips without a search: as before, resumes
 
 def test_settings_that_only_change_how_a_model_runs_share_one_compiled_model(drive_rgb, export_cache):
     from m2unet.inference.pipeline import get_segmenter

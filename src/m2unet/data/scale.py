@@ -255,13 +255,21 @@ class WidthRule:
 SEARCH_STEP = 256  # px between the FOV diameters a search tries within the stored range (results/scale/consistency_diameter.md)
 SEARCH_RATIO = 1.25  # between the diameters it tries above the range, where F1 changes slowly near its peak
 PROBE_WINDOW = 0.5  # of the FOV diameter: the side of the central square a tried diameter above the range is scored on
-SEARCH_VERSION = "above range: window 0.5, x1.25; flips of the kept map"  # changes what a search outputs: a batch folder of another does not resume
+SEARCH_VERSION = "above range: window 0.5, x1.25"  # changes what a search outputs: a batch folder of another does not resume
+# changes what a search with test-time flips outputs (DiameterSearch.run; a search without flips is unchanged by it)
+SEARCH_FLIPS_VERSION = "whole FOVs plain, central squares flipped, the kept view flipped"
 
 
 def as_predicted(predict, view: np.ndarray, first: np.ndarray | None = None) -> np.ndarray:
     """The map of the view a photograph is kept at, as ``predict`` gives it (``first``: already run): the default
     ``final`` of :func:`run_scaled`; test-time flips pass :func:`m2unet.inference.tiling.flip_average` instead."""
     return predict(view) if first is None else first
+
+
+def kept_map(final, predict, frame: ScaleFrame, image: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """``final``'s map of the view ``frame`` cuts from ``image``, whose plain map ``first`` a probe or a search has
+    already: the view is resized again only when ``final`` runs more than the plain map (test-time flips)."""
+    return first if final is as_predicted else final(predict, frame.to_model(image), first)
 
 
 def window_frame(mask: np.ndarray, diameter: int, fraction: float = PROBE_WINDOW) -> ScaleFrame:
@@ -367,9 +375,7 @@ class DiameterSearch:
             frame = scale_frame(mask, diameter)
             return frame.to_image(final(predict, frame.to_model(image)), max_from), diameter
         _, frame, probability = surest  # the climb moves only to a strictly surer map, so it stops at this one
-        if final is not as_predicted:
-            probability = final(predict, frame.to_model(image), probability)
-        return frame.to_image(probability, max_from), diameter
+        return frame.to_image(kept_map(final, predict, frame, image, probability), max_from), diameter
 
 
 def scale_record(scale: tuple[int, int] | WidthRule | DiameterSearch | None) -> list | dict | None:
@@ -456,9 +462,7 @@ def run_scaled(predict, image: np.ndarray, mask: np.ndarray | None, scale: tuple
         width, measured_at, frame, probability = scale.probe_map(predict, image, mask)
         target = scale.diameter_for(width, measured_at)
         if abs(target / measured_at - 1.0) <= SCALE_TOLERANCE:
-            if final is not as_predicted:
-                probability = final(predict, frame.to_model(image), probability)
-            return frame.to_image(probability, max_from), int(round(measured_at))
+            return frame.to_image(kept_map(final, predict, frame, image, probability), max_from), int(round(measured_at))
         scale = (target, target)
     frame = run_frame(mask, scale)
     return frame.to_image(final(predict, frame.to_model(image)), max_from), int(round(fov_diameter(mask) * frame.scale))

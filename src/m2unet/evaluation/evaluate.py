@@ -45,9 +45,8 @@ PROTOCOLS = {
 # The training split whose best threshold is the honest a-priori choice, per evaluated split.
 # metrics.json's record of --tta. Since this wording a diameter search scores whole FOVs on plain maps, central squares
 # (photographs larger than the stored range) flip-averaged, and flips the view it keeps; "flips (mean of 4 views)":
-# every diameter tried flip-averaged; TTA_RECORD_PLAIN_TRIES (5a38bd9): every try plain, the same as now within the range.
+# every diameter tried flip-averaged (benchmarks/loo_table.py reads the records of each).
 TTA_RECORD = "flips (mean of 4 views of the view kept; a search scores whole FOVs plain, central squares flipped)"
-TTA_RECORD_PLAIN_TRIES = "flips (mean of 4 views of the view kept; a diameter search scores plain maps)"
 TRAINING_SPLIT = {"test": "train", "test_01_10": "train_11_14", "train_11_14": "test_01_10"}
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.scale import SEARCH_VERSION
+from ..data.scale import SEARCH_FLIPS_VERSION, SEARCH_VERSION
 from ..errors import M2UNetError
 from .tiling import MAX_TILE
 
@@ -91,6 +91,8 @@ class Options:
             del settings["search_diameter"]  # added later: folders written without it resume as before
         else:
             settings["search_diameter"] = SEARCH_VERSION  # a folder of an earlier search does not resume
+            if settings["tta"]:
+                settings["tta"] = SEARCH_FLIPS_VERSION  # nor one flipped after a search as an earlier version flipped
         if settings["weights"]:
             settings["weights"] = os.path.abspath(settings["weights"])
         return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
