@@ -5,7 +5,8 @@ m2unet.evaluation.camera_shift (another resolution, defocus, low contrast, JPEG,
 `m2unet segment` runs it (FOV estimated from the changed photograph, scaled as its weights say, OpenVINO fp32) and its
 map at the weights' stored threshold is scored against the changed manual label inside the changed FOV: F1 pooled
 over the photographs. Models: the per-dataset model closest in scale (the former `--model auto`), the shipped
-`universal` with and without contrast restoration (m2unet.data.contrast), and any --weights NAME=FILE. The photographs are test photographs of the datasets the universal model
+`universal` with and without contrast restoration (m2unet.data.contrast), and any --weights NAME=FILE; with --auto,
+`universal` and each --weights model also as `--model auto` runs it (diameter searched, then flipped) and searched only. The photographs are test photographs of the datasets the universal model
 was trained on; only the changes are new to it, so this measures robustness to camera changes, not to new eyes.
 
     .venv/bin/python benchmarks/camera_shift.py [--images 4] [--auto] [--weights NAME=FILE ...] [--weights-only]
@@ -33,7 +34,10 @@ OUT = REPO / "results" / "scale"
 DATASETS = ("drive", "chase_db1", "hrf")
 CLOSEST = "closest per-dataset"
 UNRESTORED = "universal, contrast kept"  # the shipped universal model without contrast restoration (m2unet.data.contrast)
-SEARCHED = "auto"  # with --auto: the shipped universal model with each photograph's diameter searched, as `--model auto` runs
+SEARCHED = "auto"  # with --auto: the shipped universal model as `--model auto` runs it: diameter searched, kept view flipped
+SEARCH_ONLY = "auto --no-tta"  # the same without the flips: what the search alone does
+# with --auto, each searched column's name suffix and how it runs (m2unet.vessels's search_diameter and tta)
+AUTO_WAYS = {SEARCH_ONLY: {"search_diameter": True, "tta": False}, SEARCHED: {"search_diameter": True, "tta": True}}
 
 
 def shown(weights: Path | None) -> str:
@@ -44,16 +48,16 @@ def shown(weights: Path | None) -> str:
     return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(weights)
 
 
-def vessels(image: np.ndarray, weights: Path, restore_contrast: bool = True, search: bool = False) -> np.ndarray:
+def vessels(image: np.ndarray, weights: Path, restore_contrast: bool = True, **ways) -> np.ndarray:
     """The binary map `m2unet segment` writes for this photograph (its FOV estimated, scaled as the weights say; with
-    ``restore_contrast`` False, a flat photograph keeps its contrast; with ``search``, its FOV diameter searched)."""
+    ``restore_contrast`` False, a flat photograph keeps its contrast; ``ways``: one of :data:`AUTO_WAYS`)."""
     return m2unet.vessels(image, weights=weights, backend="openvino", precision="fp32", restore_contrast=restore_contrast,
-                          search_diameter=search)
+                          **ways)
 
 
-def counts_of(models: dict[str, Path | None], dataset: str, images: int, searched: set[str]) -> dict[str, dict[str, np.ndarray]]:
+def counts_of(models: dict[str, Path | None], dataset: str, images: int, ways: dict[str, dict]) -> dict[str, dict[str, np.ndarray]]:
     """{change: {model: summed [tp, fp, fn]}} over the first ``images`` test photographs of ``dataset``; the models
-    named in ``searched`` run with each photograph's diameter searched."""
+    named in ``ways`` run that way (searched, flipped)."""
     totals = {change: {model: np.zeros(3, dtype=np.int64) for model in models} for change in CAMERA_CHANGES}
     for index, sample in enumerate(load_dataset(dataset, "test")):
         if index == images:
@@ -62,7 +66,7 @@ def counts_of(models: dict[str, Path | None], dataset: str, images: int, searche
             image, label, mask = change(sample.image, sample.label, sample.mask)
             for model, weights in models.items():
                 chosen = weights or pretrained_path(closest_dataset_model(fov_width(estimate_fov_mask(image), image.shape[1])))
-                c = binary_counts(vessels(image, chosen, restore_contrast=model != UNRESTORED, search=model in searched), label, mask)
+                c = binary_counts(vessels(image, chosen, restore_contrast=model != UNRESTORED, **ways.get(model, {})), label, mask)
                 totals[change_name][model] += (c["tp"], c["fp"], c["fn"])
         print(f"{dataset} {sample.name}: {len(CAMERA_CHANGES)} changes × {len(models)} models", flush=True)
     return totals
@@ -89,9 +93,11 @@ def shipped_columns(models: dict, auto: bool) -> str:
     if UNRESTORED in models:
         said.append(f"`{UNRESTORED}` is the shipped universal model with contrast restoration turned off")
     if SEARCHED in models:
-        said.append(f"`{SEARCHED}` is the shipped universal model with each photograph's FOV diameter searched (`--model auto`)")
+        said.append(f"`{SEARCHED}` is the shipped universal model as `--model auto` runs it, each photograph's FOV diameter "
+                    f"searched and the kept view's flips averaged; `{SEARCH_ONLY}` the search alone")
     if auto and any(name.endswith(f", {SEARCHED}") for name in models):
-        said.append(f"`NAME, {SEARCHED}` is the --weights model NAME with each photograph's FOV diameter searched, as `--model auto` would run it")
+        said.append(f"`NAME, {SEARCHED}` is the --weights model NAME as `--model auto` would run it were it the shipped "
+                    f"universal model (searched, then flipped), `NAME, {SEARCH_ONLY}` searched only")
     return "; ".join(said) + "." if said else ""
 
 
@@ -101,7 +107,8 @@ def main() -> int:
     parser.add_argument("--weights", action="append", default=[], metavar="NAME=FILE", help="another model to compare")
     parser.add_argument("--out", type=Path, default=OUT / "camera_shift.md")
     parser.add_argument("--auto", action="store_true",
-                        help="also the universal model, and each --weights model, with its diameter searched, as --model auto runs it")
+                        help="also the universal model, and each --weights model, as --model auto runs it (searched, then "
+                             "flipped) and searched only")
     parser.add_argument("--weights-only", action="store_true",
                         help="only the --weights models: a candidate measured beside a committed table of the shipped ones")
     args = parser.parse_args()
@@ -109,17 +116,18 @@ def main() -> int:
         parser.error("--weights-only needs at least one --weights NAME=FILE")
     models: dict[str, Path | None] = {} if args.weights_only else {
         CLOSEST: None, "universal": pretrained_path("universal"), UNRESTORED: pretrained_path("universal")}
+    ways = {}
     if args.auto and not args.weights_only:
-        models[SEARCHED] = pretrained_path("universal")
-    searched = {SEARCHED}
+        models |= {way: pretrained_path("universal") for way in AUTO_WAYS}
+        ways |= AUTO_WAYS
     for item in args.weights:
         name, _, file = item.partition("=")
         models[name] = Path(file)
-        if args.auto:  # the same file searched, as `--model auto` would run it were it the shipped universal model
-            models[f"{name}, {SEARCHED}"] = Path(file)
-            searched.add(f"{name}, {SEARCHED}")
+        if args.auto:  # the same file as `--model auto` would run it were it the shipped universal model
+            models |= {f"{name}, {way}": Path(file) for way in AUTO_WAYS}
+            ways |= {f"{name}, {way}": run for way, run in AUTO_WAYS.items()}
     start = time.perf_counter()
-    per_dataset = {d: counts_of(models, d, args.images, searched) for d in DATASETS}
+    per_dataset = {d: counts_of(models, d, args.images, ways) for d in DATASETS}
     f1 = {c: {d: {m: float(f1_score(*per_dataset[d][c][m])) for m in models} for d in DATASETS} for c in CAMERA_CHANGES}
     names = list(models)
     lines = [

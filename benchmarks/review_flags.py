@@ -7,11 +7,12 @@ segment --model NAME` runs it (FOV estimated, default backend). For each map: F1
 changed FOV, and the review's two label-free measures: the fraction of the estimated FOV drawn as vessel and the map's
 self-consistency. Each model's limits are chosen on the training photographs alone — the lowest value of each
 measure over its maps with F1 ≥ 0.7 — and then counted on the test photographs: failed maps (F1 < 0.6) flagged, good
-maps (F1 ≥ 0.7) flagged. `auto` (the universal model with each photograph's diameter searched, segment's default) is
-counted on the test photographs with the universal model's limits. tests/test_inference_review.py checks that
+maps (F1 ≥ 0.7) flagged. `auto` (segment's default: the universal model with each photograph's diameter searched,
+then the kept view's flips averaged) is counted on the test photographs with the universal model's limits. tests/test_inference_review.py checks that
 m2unet.inference.review.LIMITS are the limits these rows give.
 
     .venv/bin/python benchmarks/review_flags.py [--images 4] [--model universal --model drive ...]
+    .venv/bin/python benchmarks/review_flags.py --model auto --keep   # rerun one model, keep the others' rows
 """
 
 from __future__ import annotations
@@ -107,37 +108,65 @@ def model_section(model: str, training: list[dict], test: list[dict], limits: tu
     return lines
 
 
+MODELS = ("universal", "auto", "drive", "chase_db1", "hrf")
+
+
+def kept_record(path: Path, rerun: list[str]) -> tuple[list[dict], list[dict]]:
+    """The runs and rows of the .json at path for the models not rerun (``--keep``); nothing when there is none."""
+    if not path.exists():
+        return [], []
+    record = json.loads(path.read_text())
+    runs = [{**run, "models": [m for m in run["models"] if m not in rerun]} for run in record["runs"]]
+    return [run for run in runs if run["models"]], [row for row in record["rows"] if row["model"] not in rerun]
+
+
+def limits_from(rows: list[dict], model: str) -> tuple[float, float]:
+    """A model's limits, chosen on its training rows; auto has none of its own (the model it runs lends them)."""
+    if model == "auto":
+        return limits_from(rows, review.AUTO_LIMITS_FROM) if any(r["model"] == review.AUTO_LIMITS_FROM for r in rows) \
+            else review.LIMITS[review.AUTO_LIMITS_FROM]
+    return review.chosen_limits([r for r in rows if r["model"] == model and r["split"] == "train"])
+
+
+def section(model: str, rows: list[dict]) -> list[str]:
+    mine = [r for r in rows if r["model"] == model]
+    training, test = ([r for r in mine if r["split"] == split] for split in ("train", "test"))
+    return model_section(model, training, test, limits_from(rows, model))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=4, help="photographs per dataset and split")
-    parser.add_argument("--model", action="append", help="shipped models (default: universal, auto, drive, chase_db1, hrf)")
+    parser.add_argument("--model", action="append", help=f"shipped models (default: {', '.join(MODELS)})")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the other models' rows from the .json beside --out (their runs stay named in the header)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    models = args.model or ["universal", "auto", "drive", "chase_db1", "hrf"]
+    models = args.model or list(MODELS)
+    runs, rows = kept_record(args.out.with_suffix(".json"), models) if args.keep else ([], [])
     start = time.perf_counter()
-    rows, sections, chosen = [], [], {}
     for model in models:
-        training = [] if model == "auto" else measured("train", args.images, model)
-        test = measured("test", args.images, model)
-        if model == "auto":
-            limits = chosen.get(review.AUTO_LIMITS_FROM) or review.LIMITS[review.AUTO_LIMITS_FROM]  # chosen above when measured
-        else:
-            limits = chosen[model] = review.chosen_limits(training)
-        rows += training + test
-        sections += model_section(model, training, test, limits)
-    command = f"python benchmarks/review_flags.py --images {args.images}" + "".join(f" --model {m}" for m in args.model or [])
+        if model != "auto":
+            rows += measured("train", args.images, model)
+        rows += measured("test", args.images, model)
+    command = (f"python benchmarks/review_flags.py --images {args.images}" + "".join(f" --model {m}" for m in args.model or [])
+               + (" --keep" if args.keep else ""))
+    runs.append({"command": command, "seconds": round(time.perf_counter() - start), "cpu": cpu_model(), "models": models})
+    present = [m for m in MODELS if any(r["model"] == m for r in rows)]
+    generated = "; ".join(f"`{run['command']}` ({run['seconds']} s, {run['cpu']}: {', '.join(run['models'])})" for run in runs)
     lines = [
         "# Which maps `segment` flags for review", "",
-        f"Generated by `{command}` ({time.perf_counter() - start:.0f} s, {cpu_model()}). "
+        f"Generated by {generated}. "
         f"The first {args.images} photographs of each dataset's training and test splits, as they are and changed "
         f"({len(CHANGES)} ways: m2unet.evaluation.camera_shift's CAMERA_CHANGES and POOR_PHOTOGRAPHS), each run as "
         "`m2unet segment --model NAME` runs it; F1 at the model's stored threshold inside the changed FOV; the review's "
         "measures (m2unet.inference.review) inside the estimated FOV. A map is flagged when its vessel fraction or its "
         "self-consistency is below the model's limit, chosen on the training photographs.", "",
-        *sections,
+        *(line for model in present for line in section(model, rows)),
     ]
+    record = {"runs": runs, "rows": rows}
     write_atomic(args.out, lambda tmp: Path(tmp).write_text("\n".join(lines)))
-    write_atomic(args.out.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=1, ensure_ascii=False)))
+    write_atomic(args.out.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1, ensure_ascii=False)))
     print(f"wrote {args.out}")
     return 0
 
