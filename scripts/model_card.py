@@ -52,7 +52,7 @@ FORMER_UNIVERSAL = (
 
 def universal_rows() -> list[tuple[str, str, str]]:
     """(folder under results/ours, row label, note) of the shipped universal model (as it runs, with TTA, with its
-    diameter searched), of the ones shipped before it and of runs measured and not shipped.
+    diameter searched, searched and flipped), of the ones shipped before it and of runs measured and not shipped.
 
     The shipped model's folder is where its own metadata says it was evaluated (scripts/ship_pretrained.py).
     """
@@ -61,7 +61,9 @@ def universal_rows() -> list[tuple[str, str, str]]:
     shipped = Path(next(iter(evaluations.values()))).parent.parent.name if evaluations else "universal"
     rows = [(shipped, "ours: `universal` (all three datasets in one model)", "one model for any camera"),
             (f"{shipped}-tta", "ours: `universal` + flip TTA", "4× the inference time; `--tta`"),
-            (f"{shipped}-search", "ours: `universal`, diameter searched (`--model auto`)", "`--search-diameter`")]
+            (f"{shipped}-search", "ours: `universal`, diameter searched (`--model auto --no-tta`)", "`--search-diameter`"),
+            (f"{shipped}-search-tta", "ours: `universal`, searched, then the kept view's flips (`--model auto`)",
+             "`--search-diameter --tta`; its time: results/scale/latency.md")]
     rows += [(folder, f"ours: former `universal` ({folder})", note) for folder, note in FORMER_UNIVERSAL if folder != shipped]
     listed = {folder for folder, _, _ in rows}
     others = sorted(p.name for p in OURS.glob("universal-*") if p.is_dir() and p.name not in listed
