@@ -7,7 +7,7 @@ runs it at full resolution in tiles. Timed in one process after a warm-up call (
 --repeats, with FOV estimation, scaling (both passes of a width rule) and tiling included (decoding the file is not:
 the image is already in memory). The table names the diameter each photograph ran at; the last columns run the
 universal model with its diameter searched per photograph (`segment --search-diameter`, m2unet.data.scale.DiameterSearch),
-then with flips of the diameter kept on top, which is what `--model auto` runs (m2unet.weights.averages_flips).
+then with flips of the diameter kept on top, which is what `--model auto` runs (m2unet.weights.auto_run).
 
     .venv/bin/python benchmarks/bench_universal.py --universal FILE     # writes results/scale/latency.md
 """

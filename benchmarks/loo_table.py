@@ -196,7 +196,7 @@ def a_priori_f1(name: str) -> float | None:
 
 def search_rows() -> list[str]:
     """Each held-out run evaluated with and without the diameter search (``<run>-search`` beside ``<run>``): the
-    evidence for `--model auto` = the universal model with its diameter searched (m2unet.weights.searches_diameter)."""
+    evidence for `--model auto` = the universal model with its diameter searched (m2unet.weights.auto_run)."""
     pairs = {}  # (held-out, run) → (without, with)
     for path in sorted((REPO / "results" / "ours" / "loo").glob("*-search/metrics.json")):
         run = path.parent.name.removesuffix("-search")

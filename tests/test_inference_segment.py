@@ -14,7 +14,7 @@ import m2unet
 from m2unet.cli import main
 from m2unet.data import estimate_fov_mask, read_binary, read_image
 from m2unet.inference.pipeline import fov_width
-from m2unet.weights import SEARCH_TIME, averages_flips, closest_dataset_model, pretrained_path, resolve_weights, searches_diameter
+from m2unet.weights import SEARCH_TIME, auto_run, closest_dataset_model, pretrained_path, resolve_weights
 
 
 def test_search_time_is_the_committed_latency():
@@ -32,12 +32,12 @@ def test_auto_model_rule():
     # --model auto is the universal model with its diameter searched (results/scale/loo.md); the per-dataset rule it
     # replaced stays as the baseline: native FOV widths (results/fov_iou.md): DRIVE 540, CHASE_DB1 922, HRF 3262
     assert resolve_weights("auto") == pretrained_path("universal")
-    assert searches_diameter("auto") and not searches_diameter("universal") and not searches_diameter("drive")
-    assert not searches_diameter("auto", "my.safetensors")  # a weights file runs as asked, whatever --model says
-    assert not searches_diameter("auto", asked=False) and searches_diameter("universal", asked=True)
-    # and with flips of the map it keeps, by the same rule (m2unet.weights.averages_flips)
-    assert averages_flips("auto") and not averages_flips("universal") and not averages_flips("auto", "my.safetensors")
-    assert not averages_flips("auto", asked=False) and averages_flips("drive", asked=True)
+    assert auto_run("auto").search_diameter and not auto_run("universal").search_diameter and not auto_run("drive").search_diameter
+    assert not auto_run("auto", "my.safetensors").search_diameter  # a weights file runs as asked, whatever --model says
+    assert not auto_run("auto", search_diameter=False).search_diameter and auto_run("universal", search_diameter=True).search_diameter
+    # and with flips of the map it keeps, by the same rule (m2unet.weights.auto_run)
+    assert auto_run("auto").tta and not auto_run("universal").tta and not auto_run("auto", "my.safetensors").tta
+    assert not auto_run("auto", tta=False).tta and auto_run("drive", tta=True).tta
     assert closest_dataset_model(540) == "drive"
     assert closest_dataset_model(700) == "drive"
     assert closest_dataset_model(701) == "chase_db1"
@@ -93,7 +93,7 @@ def test_binary_map_api_and_the_default_model(drive_rgb, export_cache):
     options = dict(backend="openvino", precision="fp32")
     probability = m2unet.segment(drive_rgb, **options)  # no model named: auto, as on the command line
     # auto: the universal model with the photograph's diameter searched and the kept view's flips averaged
-    # (m2unet.weights.searches_diameter, averages_flips)
+    # (m2unet.weights.auto_run)
     assert np.array_equal(probability, m2unet.segment(drive_rgb, model="universal", search_diameter=True, tta=True, **options))
     searched = m2unet.segment(drive_rgb, model="universal", search_diameter=True, **options)
     assert 0 < np.abs(probability - searched).mean() < 0.02  # the flips move the map a little

@@ -66,7 +66,7 @@ def test_good_photo(client):
     body = answer.json()
     assert (body["image"], body["width"], body["height"], body["model"], body["backend"]) == ("chase_db1_Image_11L.jpg", 999, 960, "universal", "onnxruntime")
     assert body["threshold"] == pytest.approx(read_metadata(pretrained_path("universal"))["threshold"])  # its stored a-priori threshold
-    assert 880 < body["fov_width"] < 960 and body["tta"] is True  # auto: flips of the kept view (m2unet.weights.averages_flips)
+    assert 880 < body["fov_width"] < 960 and body["tta"] is True  # auto: flips of the kept view (m2unet.weights.auto_run)
     from m2unet.data.scale import model_scale
 
     search = model_scale(read_metadata(pretrained_path("universal")), search=True)  # auto: the diameter searched

@@ -125,7 +125,7 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
     """
     from ..data import load_dataset
     from ..system import peak_rss_mb
-    from ..weights import averages_flips, resolve_weights, searches_diameter
+    from ..weights import auto_run, resolve_weights
     from .evaluate import a_priori_threshold, default_model, format_table
     from .evaluate import evaluate as run_evaluation
     from .predictor import model_predictor, weights_info
@@ -139,8 +139,7 @@ def evaluate(dataset_name, split, weights, model_name, out_dir, threshold, thres
     if not weights and not model_name:  # the pretrained model of that dataset (drive for a folder of one's own)
         model_name = default_model(dataset_name)
         click.echo(f"no --weights or --model given: using the pretrained '{model_name}' model", err=True)
-    search_diameter = searches_diameter(model_name, weights, search_diameter)
-    tta = averages_flips(model_name, weights, tta)
+    search_diameter, tta = auto_run(model_name, weights, search_diameter, tta)
     path = resolve_weights(model_name, weights)  # auto: the universal model; a missing file is one line
     dataset = load_dataset(dataset_name, split, root=datasets_root)
     if len(dataset) == 0:

@@ -93,15 +93,14 @@ def segment(inputs, out_dir, model_name, weights, runtime, precision, device, ca
       m2unet segment manifest.csv -o out/ --engine ray                # Ray Data on this machine (rerun to resume)
       m2unet segment photos/ -o out/ --engine ray --address auto      # on a running Ray cluster
     """
-    from ..weights import averages_flips, calibration_for, resolve_weights, searches_diameter
+    from ..weights import auto_run, calibration_for, resolve_weights
     from .backends import backend_name
     from .batch import Options, summary_line
     from .collection import run_collection
     from .pipeline import default_runtime, get_segmenter
 
     backend = backend_name(runtime or default_runtime(device, weights), precision, device, weights)
-    search_diameter = searches_diameter(model_name, weights, search_diameter)
-    tta = averages_flips(model_name, weights, tta)
+    search_diameter, tta = auto_run(model_name, weights, search_diameter, tta)
     if device == "cuda" and engine == "local":  # with ray the GPUs are on the workers, not necessarily here
         from .backends import require_cuda
 

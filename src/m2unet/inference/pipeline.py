@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import M2UNetError
-from ..weights import averages_flips, calibration_for, resolve_weights, searches_diameter
+from ..weights import auto_run, calibration_for, resolve_weights
 from .tiling import MAX_TILE, MULTIPLE, TILE_OVERLAP, flip_average, predict_tiled
 
 
@@ -158,7 +158,7 @@ def segment(image, model: str = "auto", *, weights: str | os.PathLike | None = N
         fov_mask: True (estimate it from the image, probability 0 outside), False (no mask) or a bool H×W array.
         tta: average over the view the photograph runs at and its three flips (:func:`m2unet.inference.tiling.flip_average`;
             :data:`m2unet.inference.tiling.TTA_TIME`). Default (None): with ``model="auto"`` only
-            (:func:`m2unet.weights.averages_flips`).
+            (:func:`m2unet.weights.auto_run`).
         rescale: run the photograph at the FOV diameter the model works at (:func:`m2unet.data.scale.model_scale`) and,
             when it is flatter than the model's training photographs, with its contrast restored
             (:mod:`m2unet.data.contrast`); False runs it as it is.
@@ -167,7 +167,7 @@ def segment(image, model: str = "auto", *, weights: str | os.PathLike | None = N
             across it (and above it, up to the photograph's own) and keep the map that is most self-consistent
             (:class:`m2unet.data.scale.DiameterSearch`; :data:`m2unet.weights.SEARCH_TIME`): for cameras whose vessels are wider or
             narrower than their FOV diameter suggests. Default (None): with ``model="auto"`` only
-            (:func:`m2unet.weights.searches_diameter`).
+            (:func:`m2unet.weights.auto_run`).
     """
     rgb, mask = _photograph_and_mask(image, fov_mask)
     segmenter = _cached_segmenter(model, weights, backend, precision, device, max_tile=max_tile, overlap=overlap, tta=tta,
@@ -220,8 +220,7 @@ def _cached_segmenter(model: str, weights, backend: str | None, precision: str, 
 
     path = resolve_weights(model, weights)
     name = named_backend(backend or default_runtime(device, weights), precision, device, weights)
-    run_options["search_diameter"] = searches_diameter(model, weights, run_options.get("search_diameter"))  # auto: searched
-    run_options["tta"] = averages_flips(model, weights, run_options.get("tta"))  # auto: flipped
+    run_options.update(auto_run(model, weights, run_options.get("search_diameter"), run_options.get("tta"))._asdict())  # auto: searched, flipped
     return get_segmenter(path, name, calibration=calibration_for(path), **run_options)
 
 

@@ -273,11 +273,10 @@ def describe_models(settings: Settings, models: Models) -> dict:
 
 async def segment_request(pool: Pool, models: Models, settings: Settings, image: UploadFile, model, threshold, tta, overlay, format,
                           search_diameter: bool | None = None):
-    from ..weights import averages_flips, searches_diameter
+    from ..weights import auto_run
 
     models.check(model)
-    search_diameter = searches_diameter(model, models.weights_of(model), search_diameter)
-    tta = averages_flips(model, models.weights_of(model), tta)
+    search_diameter, tta = auto_run(model, models.weights_of(model), search_diameter, tta)
     data = await image.read()
     job = functools.partial(segment_upload, data, display_name(image.filename), models, model, threshold, tta, settings.max_pixels,
                             search_diameter)
@@ -293,9 +292,10 @@ async def segment_request(pool: Pool, models: Models, settings: Settings, image:
 
 
 async def measure_request(pool: Pool, models: Models, settings: Settings, image, vessels, fov, model, threshold, pixel_size_um):
-    from ..weights import averages_flips, searches_diameter
+    from ..weights import auto_run
 
     models.check(model)
+    search_diameter, tta = auto_run(model, models.weights_of(model))  # as segment runs the model by default
     function = measure_function()
     if isinstance(function, str):
         raise RequestError(501, function)
@@ -305,8 +305,7 @@ async def measure_request(pool: Pool, models: Models, settings: Settings, image,
         data, name = await image.read(), display_name(image.filename)
 
         def from_photo():
-            result = segment_upload(data, name, models, model, threshold, averages_flips(model, models.weights_of(model)),
-                                    settings.max_pixels, searches_diameter(model, models.weights_of(model)))
+            result = segment_upload(data, name, models, model, threshold, tta, settings.max_pixels, search_diameter)
             answer = measure_maps(result.vessels, result.mask, pixel_size_um, result.name)
             return dict(answer, image=result.name, model=result.model, threshold=round(result.threshold, 6))
 

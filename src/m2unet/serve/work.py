@@ -223,7 +223,7 @@ class Segmentation:
 def segment_upload(data: bytes, name: str, models: Models, model: str, threshold: float | None, tta: bool, max_pixels: int,
                    search_diameter: bool = False) -> Segmentation:
     """Decode, estimate the FOV, choose the model (``auto``: the universal model) and segment one uploaded photograph
-    (``search_diameter``: as ``segment --search-diameter``; the request decides it, m2unet.weights.searches_diameter)."""
+    (``search_diameter``: as ``segment --search-diameter``; the request decides it, m2unet.weights.auto_run)."""
     from ..data.fov import estimate_fov_mask
     from ..weights import AUTO_MODEL, threshold_of
 

@@ -26,11 +26,11 @@ from .resolve import (
     CLOSEST_MODEL_LARGEST,
     CLOSEST_MODEL_LIMITS,
     SEARCH_TIME,
-    averages_flips,
+    AutoRun,
+    auto_run,
     calibration_for,
     closest_dataset_model,
     resolve_weights,
-    searches_diameter,
 )
 from .shipped import PRETRAINED_DIR, PRETRAINED_NAMES, load_pretrained, pretrained_path, shipped_onnx
 
@@ -45,9 +45,9 @@ def __getattr__(name):
 
 __all__ = [
     "AUTHORS_FILES", "AUTO_MODEL", "CLOSEST_MODEL_LARGEST", "CLOSEST_MODEL_LIMITS", "DEFAULT_THRESHOLD", "EXPORTED_SUFFIXES", "METADATA_KEY",
-    "PRETRAINED_DIR", "PRETRAINED_NAMES", "authors_weights_dir", "averages_flips", "closest_dataset_model", "build_model", "calibration_for",
+    "PRETRAINED_DIR", "PRETRAINED_NAMES", "authors_weights_dir", "AutoRun", "auto_run", "closest_dataset_model", "build_model", "calibration_for",
     "file_digest", "fold_imagenet_normalisation", "git_commit", "load_authors_checkpoint", "load_imagenet_encoder",
     "load_pretrained", "load_weights", "map_authors_state_dict", "pretrained_path", "read_exported_metadata",
-    "read_metadata", "read_safetensors_metadata", "read_state_dict", "resolve_weights", "save_ir", "SEARCH_TIME", "searches_diameter", "save_state", "save_weights", "shipped_onnx", "stamp_metadata",
+    "read_metadata", "read_safetensors_metadata", "read_state_dict", "resolve_weights", "save_ir", "SEARCH_TIME", "save_state", "save_weights", "shipped_onnx", "stamp_metadata",
     "threshold_of",
 ]

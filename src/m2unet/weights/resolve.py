@@ -6,6 +6,7 @@ import math
 import os
 from itertools import pairwise
 from pathlib import Path
+from typing import NamedTuple
 
 from ..data.datasets import DATASETS
 from ..errors import M2UNetError
@@ -54,28 +55,23 @@ def closest_dataset_model(fov_width: int) -> str:
 SEARCH_TIME = "3.6–6× the time"
 
 
-def searches_diameter(model: str = "auto", weights: str | os.PathLike | None = None, asked: bool | None = None) -> bool:
-    """Whether a run searches each photograph's FOV diameter: as ``asked`` (``--search-diameter`` /
-    ``--no-search-diameter``), else only with ``--model auto`` and no weights file: on cameras left out of training the
-    search (m2unet.data.scale.DiameterSearch) does as well as the stored range or better, most on the high-resolution
-    one (results/scale/loo.md), and in domain too (README); ``--model universal`` runs the stored range alone, in a
-    fraction of the time (:data:`SEARCH_TIME`)."""
-    return _as_auto(model, weights, asked)
+class AutoRun(NamedTuple):
+    """What a run does beyond its model's stored scale (:func:`auto_run`)."""
+
+    search_diameter: bool  # each photograph's FOV diameter searched (m2unet.data.scale.DiameterSearch)
+    tta: bool  # the view it is kept at averaged with its three flips (m2unet.inference.tiling.flip_average)
 
 
-def averages_flips(model: str = "auto", weights: str | os.PathLike | None = None, asked: bool | None = None) -> bool:
-    """Whether a run averages test-time flips of the view each photograph is kept at: as ``asked`` (``--tta`` /
-    ``--no-tta``), else only with ``--model auto`` and no weights file: on every camera left out of training the flips
-    raise the searched map's F1, and they take held-out CHASE_DB1 past the issue's 0.785 (results/scale/loo.md).
-    ``--model universal`` runs without them, in a fraction of the time (m2unet.inference.tiling.TTA_TIME)."""
-    return _as_auto(model, weights, asked)
-
-
-def _as_auto(model: str, weights: str | os.PathLike | None, asked: bool | None) -> bool:
-    """``asked`` when given, else whether the run is ``--model auto`` with no weights file: what auto adds by default."""
-    if asked is not None:
-        return asked
-    return weights is None and model == "auto"
+def auto_run(model: str = "auto", weights: str | os.PathLike | None = None, search_diameter: bool | None = None,
+             tta: bool | None = None) -> AutoRun:
+    """Whether a run searches each photograph's FOV diameter and averages the kept view's flips: each as asked
+    (``--search-diameter`` / ``--tta`` and their ``--no-`` forms), else only with ``--model auto`` and no weights file.
+    On cameras left out of training the search does as well as the stored range or better, most on the
+    high-resolution one, and the flips raise the searched map's F1 on every one, taking held-out CHASE_DB1 past the
+    issue's 0.785 (results/scale/loo.md; in domain: README). ``--model universal`` runs neither, in a fraction of the
+    time (:data:`SEARCH_TIME`, m2unet.inference.tiling.TTA_TIME)."""
+    default = weights is None and model == "auto"
+    return AutoRun(default if search_diameter is None else search_diameter, default if tta is None else tta)
 
 
 def resolve_weights(model: str = "auto", weights: str | os.PathLike | None = None) -> Path:
